@@ -1,0 +1,1 @@
+"""Trusted, host-side verifiers: one module per problem family. Frozen during a run."""

@@ -1,0 +1,195 @@
+"""Configuration: typed schemas registered with hydra, composed from `configs/`.
+
+The dataclasses below are the single list of fields. Hydra merges the YAML
+files of `configs/` and the command-line `key=value` overrides onto them, so a
+misspelt or unknown key is an error that names the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from evolve.paths import CONFIGS
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message says what to fix."""
+
+
+@dataclass
+class ProblemConfig:
+    name: str = "???"
+    description: str = ""
+    seed_program: str = "???"  # path to the seed program (relative to the project root or absolute)
+    prompt: str = ""  # path to the problem statement shown to the proposer
+    cases: str = "???"  # path to the cases file: {"search": [...], "heldout": [...]}
+    verifier: str = "???"  # path to the host-side verifier module
+    entry: str = "main"  # function the runner calls with each case's inputs
+    objective: str = "maximize"  # or "minimize"
+    case_timeout: float = 10.0  # seconds per case, measured outside the candidate
+    settings: dict[str, Any] = field(default_factory=dict)  # passed to the verifier
+
+
+@dataclass
+class LLMConfig:
+    kind: str = "offline"  # offline | openai
+    # Offline mutation operator: how often each kind of change is tried.
+    numeric_rate: float = 0.6
+    line_rate: float = 0.25
+    crossover_rate: float = 0.15
+
+
+@dataclass
+class SandboxConfig:
+    backend: str = "process"  # process | bwrap | docker | auto
+    memory_mb: int = 1024
+    max_procs: int = 64
+    cpus: float = 1.0
+    max_output_bytes: int = 4 << 20
+    max_log_bytes: int = 64 << 10
+    python: Optional[str] = None  # interpreter for the process backend (default: the engine's)
+
+
+@dataclass
+class SearchConfig:
+    islands: int = 4
+    proposers: int = 2  # P: proposal tasks in flight
+    evaluators: int = 2  # E: sandboxes running at once
+    queue_size: int = 4  # bound between proposers and evaluators (back pressure)
+    archive_size: int = 64  # clusters kept per island for selection
+    selection_pressure: float = 1.5  # rank weight exponent: weight = (rank + 1) ** -pressure
+    explore_rate: float = 0.1  # chance of a uniform pick among clusters
+    inspirations: int = 2
+    migration_interval: int = 50  # evaluations between ring migrations (0: never)
+    reset_interval: int = 200  # evaluations between resets of the weakest islands (0: never)
+    reset_fraction: float = 0.25
+
+
+@dataclass
+class DatabaseConfig:
+    url: Optional[str] = None  # default: sqlite:///<run dir>/evolve.db
+
+
+@dataclass
+class BudgetConfig:
+    evaluations: int = 200
+    wall_time: Optional[float] = None  # seconds, summed over resumes
+    llm_cost: Optional[float] = None  # in the price table's currency
+    target_score: Optional[float] = None  # stop once the best reaches it
+
+
+@dataclass
+class RunConfig:
+    dir: Optional[str] = None  # default: runs/<problem>-<timestamp>
+    progress: bool = True  # live display when stdout is a terminal
+
+
+@dataclass
+class Config:
+    problem: ProblemConfig = field(default_factory=ProblemConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    seed: int = 0
+
+
+ConfigStore.instance().store(name="evolve_schema", node=Config)
+
+# Overrides `evolve resume` accepts: budgets and how the run is shown, nothing
+# that would change what the search means.
+RESUMABLE_PREFIXES = ("budget.", "run.progress", "search.proposers", "search.evaluators")
+
+
+def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Compose `configs/config.yaml` with command-line style overrides."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=list(overrides))
+        # `+key=value` can add keys hydra's struct mode lets through; the schema cannot.
+        cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.to_container(cfg))
+    except MissingConfigException as error:
+        raise ConfigError(_missing_option(error)) from None
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(_describe(error)) from None
+    finally:
+        GlobalHydra.instance().clear()
+    OmegaConf.set_struct(cfg, True)
+    validate(cfg)
+    return cfg
+
+
+def load_saved(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """The resolved config a run saved, with resumable overrides applied."""
+    for item in overrides:
+        key = item.lstrip("+~").split("=", 1)[0]
+        if not key.startswith(RESUMABLE_PREFIXES):
+            raise ConfigError(
+                f"'{key}' cannot be changed on resume; only budgets (budget.*), run.progress, "
+                "search.proposers and search.evaluators can"
+            )
+    try:
+        saved = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
+        cfg = OmegaConf.merge(saved, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{path}: {_describe(error)}") from None
+    OmegaConf.set_struct(cfg, True)
+    validate(cfg)
+    return cfg
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Value checks the schema's types cannot express."""
+    checks = [
+        (cfg.problem.objective in ("maximize", "minimize"), "problem.objective must be 'maximize' or 'minimize'"),
+        (cfg.search.islands >= 1, "search.islands must be at least 1"),
+        (cfg.search.proposers >= 1, "search.proposers must be at least 1"),
+        (cfg.search.evaluators >= 1, "search.evaluators must be at least 1"),
+        (cfg.search.queue_size >= 1, "search.queue_size must be at least 1"),
+        (cfg.search.archive_size >= 1, "search.archive_size must be at least 1"),
+        (cfg.budget.evaluations >= 0, "budget.evaluations must not be negative"),
+        (cfg.problem.case_timeout > 0, "problem.case_timeout must be positive"),
+        (cfg.sandbox.backend in ("process", "bwrap", "docker", "auto"),
+         "sandbox.backend must be one of process, bwrap, docker, auto"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def _describe(error: Exception) -> str:
+    """One line naming the offending key, from hydra's or omegaconf's error."""
+    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
+    if isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None)
+        first = str(cause).strip().splitlines()[0]
+        if "not in" in first and key:
+            return f"unknown config key '{key}' (check the spelling; see `evolve run --help`)"
+        return f"{key}: {first}" if key else first
+    return str(error).strip().splitlines()[0]
+
+
+def _missing_option(error: MissingConfigException) -> str:
+    """'problem=nope' -> which names exist in that group."""
+    text = str(error)
+    group = (error.missing_cfg_file or "").split("/")[0] if hasattr(error, "missing_cfg_file") else ""
+    options = error.options or [] if hasattr(error, "options") else []
+    if group and options:
+        return f"unknown {group} '{error.missing_cfg_file.split('/', 1)[-1]}'; available: {', '.join(sorted(options))}"
+    return text.strip().splitlines()[0]

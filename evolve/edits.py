@@ -1,0 +1,140 @@
+"""Edits to programs, and the EVOLVE-BLOCK rule that bounds them.
+
+Only the text between `EVOLVE-BLOCK-START` and `EVOLVE-BLOCK-END` comment
+lines may change. An edit is applied to the parent, then the result's text
+outside the blocks is compared with the parent's: any difference, a missing or
+extra marker, a SEARCH text that does not match, or a result identical to the
+parent raises EditRejected with the reason. Nothing is ever silently dropped.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import re
+import tokenize
+from dataclasses import dataclass
+
+START = "EVOLVE-BLOCK-START"
+END = "EVOLVE-BLOCK-END"
+_MARKER = re.compile(rf"^[ \t]*#[ \t]*({START}|{END})[ \t]*$", re.MULTILINE)
+
+
+class EditRejected(ValueError):
+    """The edit was not applied; str(error) is the reason recorded."""
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A whole new program."""
+
+    code: str
+    kind: str = "rewrite"
+
+
+@dataclass(frozen=True)
+class SearchReplace:
+    """Exact SEARCH texts, each replaced once by its REPLACE text, in order."""
+
+    pairs: tuple[tuple[str, str], ...]
+    kind: str = "diff"
+
+
+Edit = Rewrite | SearchReplace
+
+
+def split_blocks(code: str) -> tuple[list[str], list[str]]:
+    """(fixed parts, block bodies): fixed[0] block[0] fixed[1] block[1] ... fixed[-1].
+
+    Marker lines belong to the fixed parts, so they cannot be moved or removed.
+    """
+    markers = list(_MARKER.finditer(code))
+    if not markers:
+        raise EditRejected(f"the program has no '# {START}' / '# {END}' markers")
+    kinds = [m.group(1) for m in markers]
+    if kinds != [START, END] * (len(kinds) // 2) or len(kinds) % 2:
+        raise EditRejected(f"the '# {START}' / '# {END}' markers are missing, unpaired or nested")
+    fixed, blocks, position = [], [], 0
+    for start, end in zip(markers[::2], markers[1::2]):
+        start_line_end = code.index("\n", start.end()) + 1 if "\n" in code[start.end():] else len(code)
+        fixed.append(code[position:start_line_end])
+        blocks.append(code[start_line_end:end.start()])
+        position = end.start()
+    fixed.append(code[position:])
+    return fixed, blocks
+
+
+def join_blocks(fixed: list[str], blocks: list[str]) -> str:
+    parts = [fixed[0]]
+    for body, tail in zip(blocks, fixed[1:]):
+        parts += [body if body.endswith("\n") or not body else body + "\n", tail]
+    return "".join(parts)
+
+
+def apply_edit(parent: str, edit: Edit) -> str:
+    """The child program, or EditRejected saying why the edit cannot be used."""
+    if isinstance(edit, Rewrite):
+        child = edit.code
+    elif isinstance(edit, SearchReplace):
+        child = _apply_pairs(parent, edit.pairs)
+    else:  # pragma: no cover - type checkers catch this
+        raise EditRejected(f"unknown edit type {type(edit).__name__}")
+    check_fixed_parts(parent, child)
+    if child == parent:
+        raise EditRejected("the edit leaves the program unchanged")
+    return child
+
+
+def _apply_pairs(parent: str, pairs: tuple[tuple[str, str], ...]) -> str:
+    if not pairs:
+        raise EditRejected("the diff has no SEARCH/REPLACE blocks")
+    child = parent
+    for number, (search, replace) in enumerate(pairs, 1):
+        if not search.strip():
+            raise EditRejected(f"SEARCH block {number} is empty")
+        if search not in child:
+            raise EditRejected(f"SEARCH block {number} does not match the program exactly: {search[:80]!r}")
+        child = child.replace(search, replace, 1)
+    return child
+
+
+def check_fixed_parts(parent: str, child: str) -> None:
+    parent_fixed, parent_blocks = split_blocks(parent)
+    try:
+        child_fixed, child_blocks = split_blocks(child)
+    except EditRejected as error:
+        raise EditRejected(f"the edit breaks the EVOLVE-BLOCK markers: {error}") from None
+    if len(child_blocks) != len(parent_blocks):
+        raise EditRejected(f"the edit changes the number of EVOLVE-BLOCKs ({len(parent_blocks)} -> {len(child_blocks)})")
+    for index, (before, after) in enumerate(zip(parent_fixed, child_fixed)):
+        if before.strip() != after.strip():
+            raise EditRejected(f"the edit changes code outside the EVOLVE-BLOCKs (fixed part {index + 1}): "
+                               f"{_first_difference(before, after)}")
+
+
+def _first_difference(before: str, after: str) -> str:
+    for line_before, line_after in zip(before.splitlines(), after.splitlines()):
+        if line_before != line_after:
+            return f"{line_before.strip()[:60]!r} became {line_after.strip()[:60]!r}"
+    return "lines were added or removed"
+
+
+def normalized_hash(code: str) -> str:
+    """Same hash for programs that differ only in comments, blank lines or spacing."""
+    try:
+        canonical = ast.dump(ast.parse(code), annotate_fields=False)
+    except (SyntaxError, ValueError):
+        canonical = _strip_comments(code)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _strip_comments(code: str) -> str:
+    try:
+        tokens = [
+            t.string for t in tokenize.generate_tokens(io.StringIO(code).readline)
+            if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE)
+        ]
+        return " ".join(tokens)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return " ".join(code.split())

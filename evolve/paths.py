@@ -1,0 +1,25 @@
+"""Where the bundled folders (configs, problems, evaluators, sandbox) live.
+
+In a source checkout (or an editable install) they sit beside the package; a
+wheel carries copies under `evolve/_bundled`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+_BUNDLED = _PACKAGE / "_bundled"
+
+ROOT = _BUNDLED if (_BUNDLED / "configs").is_dir() else _PACKAGE.parent
+CONFIGS = ROOT / "configs"
+PROBLEMS = ROOT / "problems"
+EVALUATORS = ROOT / "evaluators"
+SANDBOX = ROOT / "sandbox"
+RUNNER = SANDBOX / "runner.py"
+
+
+def resolve(path: str | Path, base: Path = ROOT) -> Path:
+    """An absolute path: relative paths are taken from `base` (the project root)."""
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else (base / candidate).resolve()

@@ -1,0 +1,143 @@
+"""A problem: seed program, statement, cases by split, and its host-side verifier.
+
+The verifier is a Python file with one required function:
+
+    def verify(case: Case, run: CaseRun, settings: dict) -> Verdict
+
+and, optionally, `aggregate(verdicts: list[Verdict], settings: dict) -> float`
+(default: the mean of the case scores). `verify` sees the candidate's output
+for one case, exactly as it came back from the sandbox (JSON data, untrusted),
+and the case's private data (labels, references) that never enter a sandbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from evolve.paths import resolve
+
+SEARCH = "search"
+HELDOUT = "heldout"
+
+
+class ProblemError(ValueError):
+    """A problem definition that cannot be loaded; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    split: str
+    inputs: dict[str, Any]  # sent to the candidate
+    private: dict[str, Any] = field(default_factory=dict)  # seen by the verifier only
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verifier's judgement of one case. Invalid answers disqualify the program."""
+
+    valid: bool
+    score: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    feedback: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    name: str
+    seed_code: str
+    statement: str
+    entry: str
+    maximize: bool
+    case_timeout: float
+    cases: tuple[Case, ...]
+    settings: dict[str, Any]
+    verify: Callable[..., Verdict]
+    aggregate: Callable[..., float] | None
+    verifier_path: Path
+    files: tuple[Path, ...]  # everything the evaluator identity covers
+
+    def split(self, name: str) -> tuple[Case, ...]:
+        return tuple(case for case in self.cases if case.split == name)
+
+    def fitness(self, score: float) -> float:
+        """Larger is better, whatever the objective."""
+        return score if self.maximize else -score
+
+    def identity(self, extra: str = "") -> str:
+        """Hash over verifier source, case data and settings (plus e.g. the sandbox image)."""
+        digest = hashlib.sha256()
+        for path in self.files:
+            digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        digest.update(json.dumps(self.settings, sort_keys=True).encode())
+        digest.update(f"{self.entry}|{self.maximize}|{self.case_timeout}|{extra}".encode())
+        return digest.hexdigest()[:16]
+
+
+def load_problem(cfg: DictConfig) -> Problem:
+    """Load the problem a config names; every missing or malformed part is a ProblemError."""
+    p = cfg.problem
+    seed_path, cases_path, verifier_path = (resolve(p.seed_program), resolve(p.cases), resolve(p.verifier))
+    for label, path in (("seed_program", seed_path), ("cases", cases_path), ("verifier", verifier_path)):
+        if not path.is_file():
+            raise ProblemError(f"problem '{p.name}': {label} file not found: {path}")
+    statement = resolve(p.prompt).read_text() if p.prompt else p.description
+    module = _load_verifier(verifier_path)
+    return Problem(
+        name=p.name,
+        seed_code=seed_path.read_text(),
+        statement=statement,
+        entry=p.entry,
+        maximize=p.objective == "maximize",
+        case_timeout=float(p.case_timeout),
+        cases=_load_cases(cases_path),
+        settings=OmegaConf.to_container(p.settings, resolve=True),  # type: ignore[arg-type]
+        verify=module.verify,
+        aggregate=getattr(module, "aggregate", None),
+        verifier_path=verifier_path,
+        files=(verifier_path, cases_path),
+    )
+
+
+def _load_verifier(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"evolve_verifier_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ProblemError(f"verifier {path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # noqa: BLE001 - report any import failure the same way
+        raise ProblemError(f"verifier {path} failed to import: {type(error).__name__}: {error}") from None
+    if not callable(getattr(module, "verify", None)):
+        raise ProblemError(f"verifier {path} has no verify(case, run, settings) function")
+    return module
+
+
+def _load_cases(path: Path) -> tuple[Case, ...]:
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as error:
+        raise ProblemError(f"cases file {path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict) or not data.get(SEARCH):
+        raise ProblemError(f"cases file {path} must be an object with a non-empty 'search' list")
+    unknown = set(data) - {SEARCH, HELDOUT}
+    if unknown:
+        raise ProblemError(f"cases file {path}: unknown split(s) {sorted(unknown)}; use 'search' and 'heldout'")
+    cases, seen = [], set()
+    for split in (SEARCH, HELDOUT):
+        for item in data.get(split, []):
+            if not isinstance(item, dict) or "id" not in item or not isinstance(item.get("inputs"), dict):
+                raise ProblemError(f"cases file {path}: each case needs an 'id' and an 'inputs' object")
+            if item["id"] in seen:
+                raise ProblemError(f"cases file {path}: duplicate case id {item['id']!r}")
+            seen.add(item["id"])
+            cases.append(Case(str(item["id"]), split, item["inputs"], item.get("private", {})))
+    return tuple(cases)

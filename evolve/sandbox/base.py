@@ -1,0 +1,116 @@
+"""The sandbox seam: what goes into a sandbox and what comes back out.
+
+A backend (process, bubblewrap, Docker) starts `sandbox/runner.py` somewhere
+isolated, feeds it a job on stdin and reads one result line from its stdout.
+Everything a backend returns is untrusted data: the verifier on the host checks
+it. Backends differ only in how well they fence the candidate in.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+
+
+CaseStatus = Literal["ok", "error", "timeout", "crashed", "oversize", "protocol", "sandbox"]
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    case_timeout: float = 10.0
+    memory_mb: int = 1024
+    max_procs: int = 64
+    max_output_bytes: int = 4 << 20
+    max_log_bytes: int = 64 << 10
+    cpus: float = 1.0
+
+
+@dataclass(frozen=True)
+class SandboxJob:
+    """A candidate program and the case inputs it must answer."""
+
+    code: str
+    entry: str
+    cases: tuple[tuple[str, dict[str, Any]], ...]  # (case id, keyword inputs)
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+
+    def deadline(self) -> float:
+        """Host-side wall-clock bound: every case may time out, plus start-up slack."""
+        return (len(self.cases) + 1) * self.limits.case_timeout + 10.0
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """What one case produced inside the sandbox, timed from outside the candidate."""
+
+    case_id: str
+    status: CaseStatus
+    output: Any
+    seconds: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    runs: tuple[CaseRun, ...]
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+    failure: str = ""  # non-empty when the sandbox itself failed (no trustworthy runs)
+
+
+class Sandbox(Protocol):
+    """Runs candidates. Implementations must be safe to call concurrently."""
+
+    name: str
+
+    async def run(self, job: SandboxJob) -> SandboxResult: ...
+
+    async def close(self) -> None: ...
+
+
+def encode_job(job: SandboxJob) -> tuple[str, bytes]:
+    """The runner's stdin and the nonce its result line must start with."""
+    nonce = secrets.token_hex(16)
+    limits = job.limits
+    payload = {
+        "nonce": nonce,
+        "code": job.code,
+        "entry": job.entry,
+        "cases": [{"id": case_id, "inputs": inputs} for case_id, inputs in job.cases],
+        "case_timeout": limits.case_timeout,
+        "max_output_bytes": limits.max_output_bytes,
+        "max_log_bytes": limits.max_log_bytes,
+        "memory_bytes": limits.memory_mb << 20,
+        "max_procs": limits.max_procs,
+    }
+    return nonce, json.dumps(payload).encode()
+
+
+def decode_result(job: SandboxJob, nonce: str, stdout: bytes, seconds: float) -> SandboxResult:
+    """Parse the runner's result line; anything unexpected is a sandbox failure."""
+    line = stdout.strip().rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+    if not line.startswith(nonce + " "):
+        return failed(job, "the sandbox runner returned no result (it was killed or tampered with)", seconds)
+    try:
+        data = json.loads(line[len(nonce) + 1 :])
+        runs = tuple(
+            CaseRun(str(r["id"]), r["status"], r.get("output"), float(r["seconds"]), str(r.get("message", "")))
+            for r in data["cases"]
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        return failed(job, f"the sandbox runner's result was malformed: {error}", seconds)
+    expected = [case_id for case_id, _ in job.cases]
+    if [run.case_id for run in runs] != expected:
+        return failed(job, "the sandbox runner's result did not match the cases sent", seconds)
+    return SandboxResult(runs, str(data.get("stdout", "")), str(data.get("stderr", "")), seconds)
+
+
+def failed(job: SandboxJob, reason: str, seconds: float = 0.0) -> SandboxResult:
+    """A result in which every case failed for a sandbox-level reason."""
+    runs = tuple(CaseRun(case_id, "sandbox", None, 0.0, reason) for case_id, _ in job.cases)
+    return SandboxResult(runs, seconds=seconds, failure=reason)

@@ -1,0 +1,210 @@
+"""The `process` backend: the runner as a plain child process of the engine.
+
+The weakest tier, for machines with neither Docker nor bubblewrap. It limits
+time, memory, processes and output, scrubs the environment, gives each job a
+fresh scratch directory and kills everything the job started. It does NOT hide
+the file system or the network from the candidate: that takes `bwrap` or
+`docker`.
+
+Process-count limits: RLIMIT_NPROC, which the kernel ignores for root; when
+running as root, each job gets its own pids cgroup instead (cgroup v1 or v2),
+which also lets us find every process the job left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from evolve.paths import RUNNER
+from evolve.sandbox.base import SandboxJob, SandboxResult, decode_result, encode_job, failed
+
+JOB_MARKER = "EVOLVE_SANDBOX_JOB"
+
+
+class ProcessSandbox:
+    name = "process"
+    isolates_filesystem = False
+    isolates_network = False
+
+    def __init__(self, python: str | None = None) -> None:
+        self.python = python or sys.executable
+        self.cgroups = _PidsCgroups.find() if os.geteuid() == 0 else None
+
+    async def run(self, job: SandboxJob) -> SandboxResult:
+        job_id = uuid.uuid4().hex
+        scratch = Path(tempfile.mkdtemp(prefix="evolve-job-"))
+        cgroup = self.cgroups.create(job_id, job.limits.max_procs) if self.cgroups else None
+        nonce, stdin = encode_job(job)
+        started = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            self.python, "-I", str(RUNNER),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            cwd=scratch,
+            env=_clean_env(scratch, job_id),
+            start_new_session=True,
+            preexec_fn=lambda: _enter(cgroup, job.limits.memory_mb << 20),
+        )
+        try:
+            stdout = await asyncio.wait_for(
+                _communicate(process, stdin, job.limits.max_output_bytes * (len(job.cases) + 1)),
+                timeout=job.deadline(),
+            )
+            return decode_result(job, nonce, stdout, time.monotonic() - started)
+        except asyncio.TimeoutError:
+            return failed(job, f"the sandbox exceeded its {job.deadline():g} s deadline", time.monotonic() - started)
+        except OutputTooLarge:
+            return failed(job, "the sandbox runner wrote more output than allowed", time.monotonic() - started)
+        finally:
+            await asyncio.to_thread(_cleanup, process.pid, job_id, cgroup, scratch)
+            if process.returncode is None:
+                await process.wait()
+
+    async def close(self) -> None:
+        return None
+
+
+class OutputTooLarge(Exception):
+    pass
+
+
+async def _communicate(process: asyncio.subprocess.Process, stdin: bytes, cap: int) -> bytes:
+    assert process.stdin and process.stdout
+    process.stdin.write(stdin)
+    try:
+        await process.stdin.drain()
+        process.stdin.close()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    chunks, size = [], 0
+    while chunk := await process.stdout.read(1 << 16):
+        size += len(chunk)
+        if size > cap:
+            raise OutputTooLarge
+        chunks.append(chunk)
+    await process.wait()
+    return b"".join(chunks)
+
+
+def _clean_env(scratch: Path, job_id: str) -> dict[str, str]:
+    """Only what Python needs: no secrets (API keys) leak into the candidate."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch),
+        "LANG": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        JOB_MARKER: job_id,
+    }
+
+
+def _enter(cgroup: Path | None, memory_bytes: int) -> None:
+    """Runs in the forked runner before exec: join the job's cgroup, set limits."""
+    if cgroup is not None:
+        (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # The runner's own bound; the candidate's child gets the configured limit.
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes + (512 << 20),) * 2)
+
+
+def _cleanup(runner_pid: int, job_id: str, cgroup: Path | None, scratch: Path) -> None:
+    """Kill whatever the job left running, then remove its cgroup and scratch."""
+    try:
+        os.killpg(runner_pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for _ in range(100):
+        pids = _PidsCgroups.members(cgroup) if cgroup else _marked_processes(job_id)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
+    if cgroup is not None:
+        _PidsCgroups.remove(cgroup)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _marked_processes(job_id: str) -> list[int]:
+    """Processes whose start-up environment carries this job's marker."""
+    marker = f"{JOB_MARKER}={job_id}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/environ", "rb") as handle:
+                    if marker in handle.read().split(b"\0"):
+                        found.append(int(name))
+            except OSError:
+                continue
+    return found
+
+
+class _PidsCgroups:
+    """Per-job pids cgroups under an `evolve` parent group."""
+
+    def __init__(self, parent: Path, version: int) -> None:
+        self.parent = parent
+        self.version = version
+
+    @classmethod
+    def find(cls) -> "_PidsCgroups | None":
+        for root, version in ((Path("/sys/fs/cgroup/pids"), 1), (Path("/sys/fs/cgroup"), 2)):
+            if version == 2 and not (root / "cgroup.controllers").exists():
+                continue
+            if version == 1 and not (root / "tasks").exists():
+                continue
+            parent = root / "evolve"
+            try:
+                parent.mkdir(exist_ok=True)
+                if version == 2:
+                    (parent / "cgroup.subtree_control").write_text("+pids")
+                probe = parent / f"probe-{os.getpid()}"
+                probe.mkdir(exist_ok=True)
+                probe.rmdir()
+                return cls(parent, version)
+            except OSError:
+                continue
+        return None
+
+    def create(self, job_id: str, max_procs: int) -> Path | None:
+        group = self.parent / job_id
+        try:
+            group.mkdir()
+            (group / "pids.max").write_text(str(max_procs))
+            return group
+        except OSError:
+            return None
+
+    @staticmethod
+    def members(group: Path) -> list[int]:
+        try:
+            return [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
+        except OSError:
+            return []
+
+    @staticmethod
+    def remove(group: Path) -> None:
+        for _ in range(50):
+            try:
+                group.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)

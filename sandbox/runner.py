@@ -1,0 +1,311 @@
+"""In-sandbox runner: runs an untrusted candidate on a list of cases.
+
+This file is copied into every sandbox (process, bubblewrap, Docker). It uses
+only the standard library so it runs on any Python >= 3.9.
+
+Protocol
+    stdin   one JSON job: {"nonce", "code", "entry", "cases": [{"id", "inputs"}],
+            "case_timeout", "max_output_bytes", "max_log_bytes",
+            "memory_bytes", "max_procs"}
+    stdout  one line: "<nonce> <JSON result>"; nothing else is ever written there.
+
+Trust boundary
+    The candidate never runs in this process. A child interpreter imports it and
+    answers one case at a time over a private pipe; this process times each case
+    from the outside, kills the child (and everything it spawned) on a deadline,
+    and is the only writer of the result line. The runner makes itself
+    non-dumpable so the candidate (same uid) cannot open /proc/<runner>/fd/1 or
+    read its memory to learn the nonce. Outputs are data only: the host-side
+    verifier validates and scores them; nothing here produces a score.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+MESSAGE_LIMIT = 2000  # characters of error text kept per case
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+# --------------------------------------------------------------------------- child
+
+
+def _to_jsonable(value):
+    """JSON encoder hook: numpy arrays and scalars become lists and numbers."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist) and type(value).__module__.startswith("numpy"):
+        return tolist()
+    raise TypeError(f"object of type {type(value).__name__} is not JSON-serialisable")
+
+
+def child_main(reply_fd: int) -> None:
+    """Import the candidate and answer case requests read from stdin on `reply_fd`."""
+    reply = os.fdopen(reply_fd, "w", encoding="utf-8")
+    requests = sys.stdin
+
+    def send(message: dict) -> None:
+        reply.write(json.dumps(message, default=_to_jsonable) + "\n")
+        reply.flush()
+
+    try:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("candidate", "candidate.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["candidate"] = module
+        spec.loader.exec_module(module)
+        entry = getattr(module, requests.readline().strip())
+    except BaseException as error:  # noqa: BLE001 - anything the candidate raises
+        _flush_logs()
+        send({"ready": False, "message": _format_error(error)})
+        return
+    send({"ready": True})
+    for line in requests:
+        case = json.loads(line)
+        try:
+            output = entry(**case["inputs"])
+            text = json.dumps({"status": "ok", "output": output}, default=_to_jsonable)
+        except BaseException as error:  # noqa: BLE001
+            text = json.dumps({"status": "error", "message": _format_error(error)})
+        _flush_logs()
+        reply.write(text + "\n")
+        reply.flush()
+
+
+def _flush_logs() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001 - the candidate may have replaced them
+            pass
+
+
+def _format_error(error: BaseException) -> str:
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return text[-MESSAGE_LIMIT:]
+
+
+# --------------------------------------------------------------------------- parent
+
+
+class Child:
+    """One candidate interpreter, talked to over two pipes."""
+
+    def __init__(self, job: dict) -> None:
+        reply_read, reply_write = os.pipe()
+        self.log_out = open("candidate.out", "wb")
+        self.log_err = open("candidate.err", "wb")
+        limits = (job.get("memory_bytes"), job.get("max_procs"), job["max_log_bytes"])
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", os.path.abspath(__file__), "--child", str(reply_write)],
+            stdin=subprocess.PIPE,
+            stdout=self.log_out,
+            stderr=self.log_err,
+            pass_fds=(reply_write,),
+            start_new_session=True,
+            preexec_fn=lambda: _child_limits(*limits, reply_write),
+        )
+        os.close(reply_write)
+        self.reply = reply_read
+        self.buffer = b""
+        self.max_output = int(job["max_output_bytes"])
+        self.process.stdin.write((job["entry"] + "\n").encode())
+        self.process.stdin.flush()
+
+    def request(self, case: dict) -> None:
+        try:
+            self.process.stdin.write((json.dumps({"inputs": case["inputs"]}) + "\n").encode())
+            self.process.stdin.flush()
+        except OSError:
+            pass  # the child is gone; receive() reports it as crashed
+
+    def receive(self, deadline: float) -> tuple[str, object]:
+        """Read one reply line: ("ok", message) or ("timeout"|"crashed"|"oversize", text)."""
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout", None
+            ready, _, _ = select.select([self.reply], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(self.reply, 1 << 16)
+            if not chunk:
+                return "crashed", None
+            self.buffer += chunk
+            if len(self.buffer) > self.max_output:
+                return "oversize", None
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        if self.buffer or (_readable(self.reply) and os.read(self.reply, 1)):
+            # A reply nobody asked for: the candidate wrote to the channel itself.
+            return "protocol", None
+        try:
+            return "ok", json.loads(line)
+        except ValueError:
+            return "protocol", None
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.kill()
+        self.process.wait()
+        os.close(self.reply)
+        for handle in (self.process.stdin, self.log_out, self.log_err):
+            try:
+                handle.close()
+            except OSError:
+                pass
+        kill_descendants()
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def _child_limits(memory: int | None, procs: int | None, log_bytes: int, keep_fd: int) -> None:
+    import resource
+
+    os.set_inheritable(keep_fd, True)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (log_bytes, log_bytes))
+    if memory:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    if procs:
+        resource.setrlimit(resource.RLIMIT_NPROC, (procs, procs))
+
+
+def kill_descendants() -> None:
+    """Kill every process left under this runner (orphans are reparented to us)."""
+    me = os.getpid()
+    for _ in range(200):
+        found = False
+        for pid in _children_of(me):
+            found = True
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        # Reap whatever died, including children of ours we never waited for.
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                pid = 0
+            if pid == 0:
+                break
+        if not found:
+            return
+        time.sleep(0.01)
+
+
+def _children_of(parent: int) -> list[int]:
+    children = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if int(fields[1]) == parent:
+            children.append(int(name))
+    return children
+
+
+def _tail(path: str, limit: int) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit)
+    except OSError:
+        return ""
+    return data.decode("utf-8", "replace")
+
+
+def run_job(job: dict) -> dict:
+    with open("candidate.py", "w", encoding="utf-8") as handle:
+        handle.write(job["code"])
+    timeout = float(job["case_timeout"])
+    results = []
+    child = None
+    for index, case in enumerate(job["cases"]):
+        started = time.monotonic()
+        if child is None:
+            child = Child(job)
+            status, ready = child.receive(started + timeout)
+            if status != "ok" or not ready.get("ready"):
+                # Loading is deterministic: every remaining case fails the same way.
+                detail = ready.get("message", "") if isinstance(ready, dict) else status
+                message = f"the candidate failed to load: {detail}"
+                seconds = time.monotonic() - started
+                results += [_case(c, "error", None, seconds, message) for c in job["cases"][index:]]
+                child.kill()
+                child = None
+                break
+            started = time.monotonic()
+        child.request(case)
+        status, reply = child.receive(started + timeout)
+        seconds = time.monotonic() - started
+        if status == "ok":
+            results.append(_case(case, reply.get("status", "error"), reply.get("output"),
+                                 seconds, str(reply.get("message", ""))[:MESSAGE_LIMIT]))
+            continue
+        child.kill()
+        child = None
+        message = {
+            "timeout": f"exceeded the {timeout:g} s time limit",
+            "crashed": "the candidate process died (killed, out of memory, or exited)",
+            "oversize": f"output larger than {job['max_output_bytes']} bytes",
+            "protocol": "the candidate wrote to the result channel itself",
+        }[status]
+        results.append(_case(case, status, None, seconds, message))
+    if child is not None:
+        child.kill()
+    kill_descendants()
+    limit = int(job["max_log_bytes"])
+    return {
+        "cases": results,
+        "stdout": _tail("candidate.out", limit),
+        "stderr": _tail("candidate.err", limit),
+    }
+
+
+def _case(case: dict, status: str, output: object, seconds: float, message: str) -> dict:
+    return {"id": case["id"], "status": status, "output": output,
+            "seconds": round(seconds, 6), "message": message}
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        child_main(int(sys.argv[2]))
+        return
+    _prctl(PR_SET_DUMPABLE, 0)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    job = json.loads(sys.stdin.read())
+    nonce = job.pop("nonce")
+    result = run_job(job)
+    sys.stdout.write(nonce + " " + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
