@@ -1,0 +1,16 @@
+"""Builds the proposer a config names."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from evolve.proposers.base import Proposer
+
+
+def make_proposer(cfg: DictConfig) -> Proposer:
+    kind = cfg.llm.kind
+    if kind == "offline":
+        from evolve.proposers.offline import OfflineProposer
+
+        return OfflineProposer(cfg.llm)
+    raise ValueError(f"llm.kind '{kind}' is not known; use 'offline' or 'openai'")
