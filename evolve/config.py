@@ -40,12 +40,41 @@ class ProblemConfig:
 
 
 @dataclass
+class LLMModelConfig:
+    """One model the `openai` proposer may ask; prices are per million tokens."""
+
+    name: str = "???"
+    weight: float = 1.0  # share of proposals under selection=weights
+    price_in: float = 0.0  # prompt tokens
+    price_out: float = 0.0  # completion tokens
+    base_url: Optional[str] = None  # default: llm.base_url
+    api_key_env: Optional[str] = None  # default: llm.api_key_env
+
+
+@dataclass
 class LLMConfig:
     kind: str = "offline"  # offline | openai
     # Offline mutation operator: how often each kind of change is tried.
     numeric_rate: float = 0.6
     line_rate: float = 0.25
     crossover_rate: float = 0.15
+    # OpenAI-compatible endpoint. The key is read from the environment variable
+    # named here and is never stored; "" means the server needs no key.
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    models: list[LLMModelConfig] = field(default_factory=lambda: [LLMModelConfig(name="gpt-4o-mini")])
+    selection: str = "weights"  # weights | ucb (bandit rewarded by verified improvement)
+    ucb_exploration: float = 1.0
+    timeout: float = 120.0  # seconds per HTTP request
+    max_concurrency: int = 8  # requests in flight per endpoint
+    max_retries: int = 4  # extra attempts on 429 / 5xx / timeouts / dropped connections
+    backoff_base: float = 1.0  # seconds; doubles per attempt (with jitter) unless retry-after says otherwise
+    backoff_max: float = 60.0  # cap on any wait, retry-after included
+    diff_probability: float = 0.7  # SEARCH/REPLACE diff; otherwise a full rewrite
+    max_tokens: int = 4096
+    temperature: float = 0.8
+    feedback_chars: int = 1500  # parent feedback shown in the prompt
+    templates: Optional[str] = None  # folder of prompt templates (default: <problem>/templates, then built-in)
 
 
 @dataclass
