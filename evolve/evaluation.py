@@ -72,6 +72,10 @@ class Evaluator:
             stderr=result.stderr,
         )
 
+    def fault(self, split: str, reason: str) -> Evaluation:
+        """An invalid result for a program the verifier could not score."""
+        return Evaluation(split, False, None, {}, reason, 0.0, self.evaluator_hash)
+
     def _score(self, split: str, cases: tuple[Case, ...], runs: tuple[CaseRun, ...]):
         verdicts = {case.id: self._verify(case, run) for case, run in zip(cases, runs)}
         valid = all(v.valid for v in verdicts.values())

@@ -72,14 +72,26 @@ class Problem:
         """Larger is better, whatever the objective."""
         return score if self.maximize else -score
 
-    def identity(self, extra: str = "") -> str:
-        """Hash over verifier source, case data and settings (plus e.g. the sandbox image)."""
-        digest = hashlib.sha256()
-        for path in self.files:
-            digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-        digest.update(json.dumps(self.settings, sort_keys=True).encode())
-        digest.update(f"{self.entry}|{self.maximize}|{self.case_timeout}|{extra}".encode())
-        return digest.hexdigest()[:16]
+    def identity_parts(self, sandbox: str = "") -> dict[str, str]:
+        """What the evaluator identity covers, part by part, so a change can be named."""
+        parts = {str(path): hashlib.sha256(path.read_bytes()).hexdigest()[:16] for path in self.files}
+        settings = json.dumps({"settings": self.settings, "entry": self.entry, "maximize": self.maximize,
+                               "case_timeout": self.case_timeout}, sort_keys=True)
+        parts["evaluator settings"] = hashlib.sha256(settings.encode()).hexdigest()[:16]
+        parts["sandbox"] = sandbox
+        return parts
+
+
+def identity_hash(parts: dict[str, str]) -> str:
+    """One hash over the parts: stored on the run and on every evaluation."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def describe_changes(old: dict[str, str], new: dict[str, str]) -> str:
+    """'verifier.py: 1a2b -> 3c4d; ...' for the parts that differ."""
+    changes = [f"{key}: {old.get(key, 'absent')} -> {new.get(key, 'absent')}"
+               for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    return "; ".join(changes)
 
 
 def load_problem(cfg: DictConfig) -> Problem:

@@ -1,0 +1,138 @@
+"""Database tables (sqlmodel): portable across SQLite and PostgreSQL.
+
+`programs` and `evaluations` are history: written once, never changed.
+`island_members` is the selection archive (what each island holds now), so a
+resumed run rebuilds its islands from it without scanning the history.
+`runs` carries everything else resume needs: counters, RNG state, spend.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Meta(SQLModel, table=True):
+    __tablename__ = "evolve_meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    problem: str
+    created: datetime = Field(default_factory=_now)
+    config_yaml: str = Field(sa_column=Column(Text))
+    evaluator_hash: str
+    evaluator_parts: str = Field(default="{}", sa_column=Column(Text))  # JSON: part -> hash
+    status: str = "running"  # running | finished | interrupted | failed
+    seed_program_id: Optional[int] = None
+    seed_score: Optional[float] = None
+    best_program_id: Optional[int] = None
+    best_score: Optional[float] = None
+    evaluations: int = 0  # candidate evaluations on the search split (the budget's unit)
+    proposals: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    failures: int = 0
+    wall_seconds: float = 0.0  # summed over every session of the run
+    llm_cost: float = 0.0
+    rng_state: str = Field(default="", sa_column=Column(Text))  # JSON
+    proposer_state: str = Field(default="{}", sa_column=Column(Text))  # JSON
+
+
+class Program(SQLModel, table=True):
+    __tablename__ = "programs"
+    __table_args__ = (Index("ix_programs_run_hash", "run_id", "code_hash"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id")
+    parent_id: Optional[int] = Field(default=None, foreign_key="programs.id")
+    island: int
+    code: str = Field(sa_column=Column(Text))
+    code_hash: str
+    edit_kind: str = ""  # seed | rewrite | diff
+    edit: str = Field(default="", sa_column=Column(Text))  # what the proposer returned
+    proposer: str = ""
+    status: str  # valid | invalid
+    score: Optional[float] = None  # search-split score (None when invalid)
+    signature: str = ""  # per-case score signature (diversity clusters)
+    created: datetime = Field(default_factory=_now)
+
+
+class Evaluation(SQLModel, table=True):
+    __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_program_split", "program_id", "split"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    program_id: int = Field(foreign_key="programs.id")
+    split: str  # search | heldout
+    valid: bool
+    score: Optional[float] = None
+    metrics: str = Field(default="{}", sa_column=Column(Text))  # JSON: per-case verdicts
+    feedback: str = Field(default="", sa_column=Column(Text))
+    seconds: float = 0.0
+    evaluator_hash: str
+    created: datetime = Field(default_factory=_now)
+
+
+class Proposal(SQLModel, table=True):
+    """Every proposal, whatever became of it: new program, duplicate, rejected edit, failure."""
+
+    __tablename__ = "proposals"
+    __table_args__ = (Index("ix_proposals_run_island", "run_id", "island"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id")
+    island: int
+    parent_id: Optional[int] = Field(default=None, foreign_key="programs.id")
+    proposer: str = ""
+    outcome: str  # new | duplicate | rejected | failed
+    reason: str = Field(default="", sa_column=Column(Text))
+    edit: str = Field(default="", sa_column=Column(Text))
+    program_id: Optional[int] = Field(default=None, foreign_key="programs.id")
+    created: datetime = Field(default_factory=_now)
+
+
+class IslandMember(SQLModel, table=True):
+    __tablename__ = "island_members"
+    __table_args__ = (Index("ix_members_run_island_active", "run_id", "island", "active", "fitness"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id")
+    island: int
+    program_id: int = Field(foreign_key="programs.id")
+    fitness: float  # larger is better, whatever the objective
+    signature: str
+    active: bool = True
+
+
+class LLMCall(SQLModel, table=True):
+    __tablename__ = "llm_calls"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    proposal_id: Optional[int] = Field(default=None, foreign_key="proposals.id")
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency: float = 0.0
+    cost: float = 0.0
+    error: str = Field(default="", sa_column=Column(Text))
+    created: datetime = Field(default_factory=_now)
+
+
+class Event(SQLModel, table=True):
+    """Migrations, resets, alarms, verifier faults, sessions started and stopped."""
+
+    __tablename__ = "events"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    kind: str
+    data: str = Field(default="{}", sa_column=Column(Text))  # JSON
+    created: datetime = Field(default_factory=_now)

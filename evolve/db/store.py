@@ -1,0 +1,216 @@
+"""The program database: every write the engine makes, each in one transaction.
+
+The engine calls these methods from a single worker thread (they block);
+each result is stored together with the run's counters and RNG state, so the
+database is consistent at every instant and `kill -9` loses nothing that was
+complete.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlalchemy import event, inspect, text, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from evolve.db.models import (
+    SCHEMA_VERSION,
+    Evaluation,
+    Event,
+    IslandMember,
+    LLMCall,
+    Meta,
+    Program,
+    Proposal,
+    Run,
+)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used; the message says why."""
+
+
+def sqlite_url(run_dir: Path) -> str:
+    return f"sqlite:///{run_dir / 'evolve.db'}"
+
+
+class Store:
+    def __init__(self, url: str, create: bool) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        if create:
+            SQLModel.metadata.create_all(self.engine)
+            with Session(self.engine) as session:
+                if session.get(Meta, "schema_version") is None:
+                    session.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+                    session.commit()
+        self._check_version()
+
+    def _check_version(self) -> None:
+        if not inspect(self.engine).has_table("evolve_meta"):
+            raise StoreError(f"{self.url} is not an evolve database (no evolve_meta table)")
+        with Session(self.engine) as session:
+            row = session.get(Meta, "schema_version")
+        if row is None or row.value != str(SCHEMA_VERSION):
+            found = row.value if row else "none"
+            raise StoreError(
+                f"database schema version {found} does not match this evolve's version {SCHEMA_VERSION}; "
+                "use the evolve release that created it"
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ runs
+
+    def create_run(self, run: Run) -> Run:
+        with Session(self.engine, expire_on_commit=False) as session:
+            session.add(run)
+            session.commit()
+            session.refresh(run)
+            return run
+
+    def load_run(self) -> Run:
+        with Session(self.engine, expire_on_commit=False) as session:
+            run = session.exec(select(Run).order_by(Run.id)).first()
+        if run is None:
+            raise StoreError(f"{self.url} holds no run")
+        return run
+
+    def save_run(self, run_id: int, **fields: Any) -> None:
+        with Session(self.engine) as session:
+            session.exec(update(Run).where(Run.id == run_id).values(**fields))  # type: ignore[call-overload]
+            session.commit()
+
+    # ------------------------------------------------------------------ results
+
+    def store_result(
+        self,
+        run_state: dict[str, Any],
+        program: Program,
+        evaluation: Evaluation,
+        proposal: Proposal | None,
+        calls: Iterable[LLMCall] = (),
+        members: Iterable[IslandMember] = (),
+    ) -> int:
+        """One evaluated program, its proposal and calls, and the run's new state, atomically."""
+        with Session(self.engine) as session:
+            session.add(program)
+            session.flush()
+            evaluation.program_id = program.id  # type: ignore[assignment]
+            session.add(evaluation)
+            if proposal is not None:
+                proposal.program_id = program.id
+                session.add(proposal)
+                session.flush()
+                for call in calls:
+                    call.proposal_id = proposal.id
+                    session.add(call)
+            for member in members:
+                member.program_id = program.id  # type: ignore[assignment]
+                session.add(member)
+            session.exec(update(Run).where(Run.id == program.run_id).values(**run_state))  # type: ignore[call-overload]
+            session.commit()
+            return program.id  # type: ignore[return-value]
+
+    def store_proposal(self, run_state: dict[str, Any], proposal: Proposal, calls: Iterable[LLMCall] = ()) -> None:
+        """A proposal that produced no new program (duplicate, rejected, failed)."""
+        with Session(self.engine) as session:
+            session.add(proposal)
+            session.flush()
+            for call in calls:
+                call.proposal_id = proposal.id
+                session.add(call)
+            session.exec(update(Run).where(Run.id == proposal.run_id).values(**run_state))  # type: ignore[call-overload]
+            session.commit()
+
+    def store_evaluation(self, evaluation: Evaluation) -> None:
+        with Session(self.engine) as session:
+            session.add(evaluation)
+            session.commit()
+
+    def add_event(self, run_id: int, kind: str, **data: Any) -> None:
+        with Session(self.engine) as session:
+            session.add(Event(run_id=run_id, kind=kind, data=json.dumps(data)))
+            session.commit()
+
+    # ------------------------------------------------------------------ islands
+
+    def add_members(self, members: list[IslandMember], event_kind: str, run_id: int, **data: Any) -> None:
+        with Session(self.engine) as session:
+            session.add_all(members)
+            session.add(Event(run_id=run_id, kind=event_kind, data=json.dumps(data)))
+            session.commit()
+
+    def reset_island(self, run_id: int, island: int, members: list[IslandMember], **data: Any) -> None:
+        """Empty an island's archive and reseed it, recording the reset."""
+        with Session(self.engine) as session:
+            session.exec(  # type: ignore[call-overload]
+                update(IslandMember)
+                .where(IslandMember.run_id == run_id, IslandMember.island == island)
+                .values(active=False)
+            )
+            session.add_all(members)
+            session.add(Event(run_id=run_id, kind="reset", data=json.dumps({"island": island, **data})))
+            session.commit()
+
+    def active_members(self, run_id: int, island: int, limit: int) -> list[tuple[IslandMember, Program]]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = session.exec(
+                select(IslandMember, Program)
+                .join(Program, Program.id == IslandMember.program_id)  # type: ignore[arg-type]
+                .where(IslandMember.run_id == run_id, IslandMember.island == island, IslandMember.active == True)  # noqa: E712
+                .order_by(IslandMember.fitness.desc())  # type: ignore[attr-defined]
+                .limit(limit)
+            ).all()
+        return [(member, program) for member, program in rows]
+
+    # ------------------------------------------------------------------ reads
+
+    def program(self, program_id: int) -> Program | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.get(Program, program_id)
+
+    def code_hashes(self, run_id: int) -> dict[str, int]:
+        with Session(self.engine) as session:
+            rows = session.exec(select(Program.code_hash, Program.id).where(Program.run_id == run_id)).all()
+        return {code_hash: program_id for code_hash, program_id in rows}
+
+    def evaluation(self, program_id: int, split: str) -> Evaluation | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.exec(
+                select(Evaluation).where(Evaluation.program_id == program_id, Evaluation.split == split)
+            ).first()
+
+    def query(self, sql: str, **params: Any) -> list[Any]:
+        """Read-only aggregate queries for reports (`evolve status`)."""
+        with self.engine.connect() as connection:
+            return list(connection.execute(text(sql), params))
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def open_store(url: str) -> Store:
+    """Open an existing run database, with a clear error if it is not one."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise StoreError(f"no database at {path}")
+    return Store(url, create=False)

@@ -1,0 +1,272 @@
+"""The run's state: counters, RNG, islands, best program, budgets; and its writes.
+
+Everything here is mirrored in the database after every change, in the same
+transaction as the result that caused it, so a resumed run (even after
+`kill -9`) continues with the same counters, RNG state and spend. Database
+calls block, so they run on one worker thread, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, NamedTuple
+
+from omegaconf import DictConfig
+
+from evolve.db import models
+from evolve.db.store import Store
+from evolve.edits import Rewrite, SearchReplace
+from evolve.evaluation import Evaluation
+from evolve.islands import PER_CLUSTER, Island, Member, ring_migration, weakest_islands
+from evolve.problem import SEARCH, Problem
+from evolve.proposers.base import Proposal
+
+BestCallback = Callable[[int, float, str], None]  # program id, score, code
+
+
+class Recorder:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        problem: Problem,
+        store: Store,
+        run: models.Run,
+        proposer_state: Callable[[], dict] = dict,
+        on_best: BestCallback | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.problem = problem
+        self.store = store
+        self.run_id: int = run.id  # type: ignore[assignment]
+        self.evaluator_hash = run.evaluator_hash
+        self.proposer_state = proposer_state
+        self.on_best = on_best
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evolve-db")
+        self.islands = [Island(i, cfg.search.archive_size) for i in range(cfg.search.islands)]
+        self.rng = random.Random(cfg.seed)
+        # Counters (the budget's units) and spend, continued from the stored run.
+        self.evaluations = run.evaluations
+        self.proposals = run.proposals
+        self.duplicates = run.duplicates
+        self.rejected = run.rejected
+        self.failures = run.failures
+        self.llm_cost = run.llm_cost
+        self.wall_before = run.wall_seconds
+        self.session_start = time.monotonic()
+        self.seed_score = run.seed_score
+        self.best_id = run.best_program_id
+        self.best_score = run.best_score
+        self.hashes: dict[str, int] = {}
+        self.seeded = run.seed_program_id is not None
+        if run.rng_state:
+            self.rng.setstate(_tuples(json.loads(run.rng_state)))
+        if self.seeded:
+            self._load_islands()
+            self.hashes = store.code_hashes(self.run_id)
+
+    def _load_islands(self) -> None:
+        for island in self.islands:
+            limit = island.archive_size * PER_CLUSTER
+            for member, program in self.store.active_members(self.run_id, island.index, limit):
+                evaluation = self.store.evaluation(program.id, SEARCH)  # type: ignore[arg-type]
+                island.add(Member(program.id, member.fitness, program.score or 0.0, member.signature,  # type: ignore[arg-type]
+                                  program.code, evaluation.feedback if evaluation else ""))
+
+    # ------------------------------------------------------------------ budgets
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.wall_before + time.monotonic() - self.session_start
+
+    def exhausted(self, reserved: int = 0) -> str:
+        """Which budget is spent ('' if none), counting `reserved` evaluations as done."""
+        budget = self.cfg.budget
+        if self.evaluations + reserved >= budget.evaluations:
+            return "evaluation budget spent"
+        if budget.wall_time is not None and self.wall_seconds >= budget.wall_time:
+            return "wall-time budget spent"
+        if budget.llm_cost is not None and self.llm_cost >= budget.llm_cost:
+            return "LLM cost budget spent"
+        if budget.target_score is not None and self.best_score is not None:
+            target = self.problem.fitness(budget.target_score)
+            if self.problem.fitness(self.best_score) >= target:
+                return "target score reached"
+        return ""
+
+    # ------------------------------------------------------------------ writes
+
+    async def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "evaluations": self.evaluations,
+            "proposals": self.proposals,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "failures": self.failures,
+            "llm_cost": self.llm_cost,
+            "wall_seconds": self.wall_seconds,
+            "rng_state": json.dumps(self.rng.getstate()),
+            "proposer_state": json.dumps(self.proposer_state()),
+            "best_program_id": self.best_id,
+            "best_score": self.best_score,
+            "seed_score": self.seed_score,
+        }
+
+    async def record_seed(self, code: str, code_hash: str, evaluation: Evaluation) -> None:
+        program = self._program(None, 0, code, code_hash, "seed", "", "seed", evaluation)
+        members = [self._member(i, evaluation) for i in range(len(self.islands))]
+        self.seed_score = self.best_score = evaluation.score
+        state = self._state() | {"status": "running"}
+        program_id = await self._write(self.store.store_result, state, program, self._evaluation(evaluation),
+                                       None, (), members)
+        await self._write(self.store.save_run, self.run_id, seed_program_id=program_id, best_program_id=program_id)
+        self.seeded = True
+        self.best_id = program_id
+        self.hashes[code_hash] = program_id
+        for island in self.islands:
+            island.add(self._as_member(program_id, code, evaluation))
+
+    async def record_program(self, island: int, parent: Member, proposal: Proposal, code: str, code_hash: str,
+                             diff: str, evaluation: Evaluation) -> "Recorded":
+        """Store an evaluated candidate and update the islands and the best."""
+        self.evaluations += 1
+        self.llm_cost += sum(call.cost for call in proposal.calls)
+        edit_kind = getattr(proposal.edit, "kind", "")
+        program = self._program(parent.program_id, island, code, code_hash, edit_kind, diff, proposal.proposer,
+                                evaluation)
+        member = self._as_member(0, code, evaluation) if evaluation.valid else None
+        accepted = member is not None and self._would_accept(island, member)
+        new_best = evaluation.valid and (
+            self.best_score is None
+            or self.problem.fitness(evaluation.score) > self.problem.fitness(self.best_score))  # type: ignore[arg-type]
+        if new_best:
+            self.best_score = evaluation.score
+        row = models.Proposal(run_id=self.run_id, island=island, parent_id=parent.program_id,
+                              proposer=proposal.proposer, outcome="new", edit=diff)
+        program_id = await self._write(
+            self.store.store_result, self._state(), program, self._evaluation(evaluation), row,
+            self._calls(proposal), [self._member(island, evaluation)] if accepted else [])
+        self.hashes[code_hash] = program_id
+        if member is not None:
+            self.islands[island].add(self._as_member(program_id, code, evaluation))
+        if new_best:
+            self.best_id = program_id
+            await self._write(self.store.save_run, self.run_id, best_program_id=program_id)
+            if self.on_best is not None:
+                self.on_best(program_id, evaluation.score, code)  # type: ignore[arg-type]
+        improvement = self.problem.fitness(evaluation.score) - parent.fitness if evaluation.valid else None  # type: ignore[arg-type]
+        return Recorded(program_id, improvement, new_best)
+
+    async def record_proposal(self, island: int, parent_id: int, proposal: Proposal, outcome: str, reason: str,
+                              program_id: int | None = None) -> None:
+        """A proposal that brought no new program: duplicate, rejected edit or failure."""
+        if outcome == "duplicate":
+            self.duplicates += 1
+        elif outcome == "rejected":
+            self.rejected += 1
+        else:
+            self.failures += 1
+        self.llm_cost += sum(call.cost for call in proposal.calls)
+        text = _edit_text(proposal.edit)
+        row = models.Proposal(run_id=self.run_id, island=island, parent_id=parent_id, proposer=proposal.proposer,
+                              outcome=outcome, reason=reason, edit=text, program_id=program_id)
+        await self._write(self.store.store_proposal, self._state(), row, self._calls(proposal))
+
+    async def record_heldout(self, program_id: int, evaluation: Evaluation) -> None:
+        await self._write(self.store.store_evaluation, self._evaluation(evaluation, program_id))
+
+    async def event(self, kind: str, **data: Any) -> None:
+        await self._write(self.store.add_event, self.run_id, kind, **data)
+
+    async def maybe_migrate_or_reset(self) -> None:
+        search = self.cfg.search
+        if search.migration_interval and self.evaluations % search.migration_interval == 0:
+            moves = ring_migration(self.islands)
+            rows = [models.IslandMember(run_id=self.run_id, island=dest, program_id=m.program_id,
+                                        fitness=m.fitness, signature=m.signature)
+                    for dest, m in moves if self.islands[dest].add(m)]
+            await self._write(self.store.add_members, rows, "migration", self.run_id,
+                              moves=[[dest, m.program_id] for dest, m in moves], at=self.evaluations)
+        if search.reset_interval and self.evaluations % search.reset_interval == 0:
+            for index in weakest_islands(self.islands, search.reset_fraction):
+                donors = [i for i in self.islands if i.index != index and i.best is not None]
+                if not donors:
+                    continue
+                donor = self.rng.choice(donors)
+                best = donor.best
+                assert best is not None
+                self.islands[index].clear()
+                self.islands[index].add(best)
+                row = models.IslandMember(run_id=self.run_id, island=index, program_id=best.program_id,
+                                          fitness=best.fitness, signature=best.signature)
+                await self._write(self.store.reset_island, self.run_id, index, [row], from_island=donor.index,
+                                  program_id=best.program_id, at=self.evaluations)
+        await self._write(self.store.save_run, self.run_id, rng_state=json.dumps(self.rng.getstate()))
+
+    async def finish(self, status: str) -> None:
+        await self._write(self.store.save_run, self.run_id, status=status, **self._state())
+        self.executor.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ rows
+
+    def _program(self, parent_id: int | None, island: int, code: str, code_hash: str, edit_kind: str, diff: str,
+                 proposer: str, evaluation: Evaluation) -> models.Program:
+        return models.Program(run_id=self.run_id, parent_id=parent_id, island=island, code=code,
+                              code_hash=code_hash, edit_kind=edit_kind, edit=diff, proposer=proposer,
+                              status="valid" if evaluation.valid else "invalid", score=evaluation.score,
+                              signature=evaluation.signature())
+
+    def _evaluation(self, evaluation: Evaluation, program_id: int = 0) -> models.Evaluation:
+        metrics = {case_id: {"valid": v.valid, "score": v.score, **v.metrics}
+                   for case_id, v in evaluation.verdicts.items()}
+        return models.Evaluation(program_id=program_id, split=evaluation.split, valid=evaluation.valid,
+                                 score=evaluation.score, metrics=json.dumps(metrics, default=str),
+                                 feedback=evaluation.feedback, seconds=evaluation.seconds,
+                                 evaluator_hash=evaluation.evaluator_hash)
+
+    def _member(self, island: int, evaluation: Evaluation) -> models.IslandMember:
+        return models.IslandMember(run_id=self.run_id, island=island, program_id=0,
+                                   fitness=self.problem.fitness(evaluation.score),  # type: ignore[arg-type]
+                                   signature=evaluation.signature())
+
+    def _as_member(self, program_id: int, code: str, evaluation: Evaluation) -> Member:
+        return Member(program_id, self.problem.fitness(evaluation.score), evaluation.score,  # type: ignore[arg-type]
+                      evaluation.signature(), code, evaluation.feedback)
+
+    def _would_accept(self, island: int, member: Member) -> bool:
+        target = self.islands[island]
+        ranked = target.ranked()
+        return (member.signature in target.clusters or len(ranked) < target.archive_size
+                or member.fitness > ranked[-1].fitness)
+
+    def _calls(self, proposal: Proposal) -> list[models.LLMCall]:
+        return [models.LLMCall(run_id=self.run_id, model=c.model, prompt_tokens=c.prompt_tokens,
+                               completion_tokens=c.completion_tokens, latency=c.latency, cost=c.cost, error=c.error)
+                for c in proposal.calls]
+
+
+class Recorded(NamedTuple):
+    program_id: int
+    improvement: float | None  # over the parent, in fitness units; None if invalid
+    new_best: bool
+
+
+def _edit_text(edit: object) -> str:
+    """The edit as the proposer gave it, for the record."""
+    if isinstance(edit, Rewrite):
+        return edit.code
+    if isinstance(edit, SearchReplace):
+        return json.dumps(edit.pairs)
+    return ""
+
+
+def _tuples(value: Any) -> Any:
+    """JSON turns the RNG state's tuples into lists; random.setstate wants tuples back."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

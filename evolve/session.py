@@ -1,0 +1,157 @@
+"""Wiring: turn a config into a running search, new or resumed.
+
+This is the one place that knows every part; each part knows only its own job.
+`start_run` refuses to reuse a run directory; `resume_run` refuses a directory
+that is not a run, a database of another version, or an evaluator that changed.
+Nothing is written before every check has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig
+
+from evolve.config import ConfigError, load_saved, to_yaml
+from evolve.db import models
+from evolve.db.store import Store, StoreError, open_store, sqlite_url
+from evolve.engine import Engine
+from evolve.evaluation import Evaluator
+from evolve.problem import describe_changes, identity_hash, load_problem
+from evolve.proposers.factory import make_proposer
+from evolve.recorder import BestCallback, Recorder
+from evolve.sandbox.factory import limits_from, make_sandbox
+
+log = logging.getLogger("evolve")
+CONFIG_FILE = "config.yaml"
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or continue; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    status: str  # finished | interrupted
+    reason: str
+    evaluations: int
+    seed_score: float | None
+    best_score: float | None
+    best_program_id: int | None
+
+
+def default_run_dir(cfg: DictConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return Path("runs") / f"{cfg.problem.name}-{stamp}"
+
+
+def database_url(cfg: DictConfig, run_dir: Path) -> str:
+    return cfg.database.url or sqlite_url(run_dir)
+
+
+async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
+                    on_progress: Callable[[Recorder], None] | None = None) -> RunResult:
+    run_dir = Path(cfg.run.dir) if cfg.run.dir else default_run_dir(cfg)
+    if (run_dir / CONFIG_FILE).exists():
+        raise RunError(f"{run_dir} already holds a run; continue it with `evolve resume {run_dir}`")
+    problem = load_problem(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.run.dir = str(run_dir)
+    (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))
+    store = Store(database_url(cfg, run_dir), create=True)
+    sandbox = make_sandbox(cfg, run_dir.name)
+    parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
+    run = store.create_run(models.Run(problem=problem.name, config_yaml=to_yaml(cfg),
+                                      evaluator_hash=identity_hash(parts), evaluator_parts=json.dumps(parts)))
+    return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress)
+
+
+async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
+                     on_best: BestCallback | None = None,
+                     on_progress: Callable[[Recorder], None] | None = None) -> RunResult:
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise RunError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); start one with `evolve run`")
+    cfg = load_saved(config_path, overrides)
+    cfg.run.dir = str(run_dir)
+    problem = load_problem(cfg)
+    try:
+        store = open_store(database_url(cfg, run_dir))
+        run = store.load_run()
+    except StoreError as error:
+        raise RunError(str(error)) from None
+    sandbox = make_sandbox(cfg, run_dir.name)
+    parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
+    if identity_hash(parts) != run.evaluator_hash:
+        await sandbox.close()
+        changed = describe_changes(json.loads(run.evaluator_parts), parts)
+        store.add_event(run.id, "drift_refused", changes=changed)  # type: ignore[arg-type]
+        raise RunError(f"the evaluator changed since this run started ({changed}); its scores would not be "
+                       "comparable. Restore the original files, or start a new run")
+    (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))  # budgets may have been raised
+    return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress)
+
+
+async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: models.Run, sandbox,
+                 on_best: BestCallback | None, on_progress: Callable[[Recorder], None] | None) -> RunResult:
+    proposer = make_proposer(cfg)
+    if run.proposer_state:
+        proposer.restore(json.loads(run.proposer_state))
+    evaluator = Evaluator(problem, sandbox, limits_from(cfg), run.evaluator_hash)
+    recorder = Recorder(cfg, problem, store, run, proposer.state, on_best)
+    engine = Engine(cfg, problem, proposer, evaluator, recorder, on_progress)
+    interrupted = _on_signals(engine)
+    await recorder.event("session_start", evaluations=recorder.evaluations)
+    status, reason = "failed", ""
+    try:
+        reason = await engine.run()
+        status = "interrupted" if interrupted() else "finished"
+        reason = "interrupted" if interrupted() else reason
+    finally:
+        _restore_signals()
+        await asyncio.gather(sandbox.close(), proposer.close(), return_exceptions=True)
+        await recorder.event("session_end", status=status, reason=reason, evaluations=recorder.evaluations)
+        await recorder.finish(status)
+        store.close()
+    return RunResult(run_dir, status, reason, recorder.evaluations, recorder.seed_score, recorder.best_score,
+                     recorder.best_id)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _on_signals(engine: Engine) -> Callable[[], bool]:
+    """Ctrl-C / SIGTERM stop the engine cleanly; what was complete is already stored."""
+    seen: list[int] = []
+
+    def handler(signum: int) -> None:
+        seen.append(signum)
+        engine.stop()
+
+    loop = asyncio.get_running_loop()
+    for signum in _SIGNALS:
+        try:
+            loop.add_signal_handler(signum, handler, signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread: the embedding application handles signals
+    return lambda: bool(seen)
+
+
+def _restore_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for signum in _SIGNALS:
+        try:
+            loop.remove_signal_handler(signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+
+__all__ = ["RunError", "RunResult", "start_run", "resume_run", "ConfigError"]
