@@ -142,13 +142,20 @@ RESUMABLE_PREFIXES = ("budget.", "run.progress", "search.proposers", "search.eva
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Compose `configs/config.yaml` with command-line style overrides."""
+    """Compose `configs/config.yaml` with command-line style overrides.
+
+    `problem=PATH/problem.yaml` runs a problem defined outside this repository;
+    relative paths inside that file are taken from its folder.
+    """
+    problem_file, problem_overrides, rest = _split_problem_path(list(overrides))
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=list(overrides))
+            cfg = compose(config_name="config", overrides=rest)
         # `+key=value` can add keys hydra's struct mode lets through; the schema cannot.
         cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.to_container(cfg))
+        if problem_file is not None:
+            cfg.problem = _problem_from_file(problem_file, problem_overrides)
     except MissingConfigException as error:
         raise ConfigError(_missing_option(error)) from None
     except (HydraException, OmegaConfBaseException) as error:
@@ -158,6 +165,32 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     OmegaConf.set_struct(cfg, True)
     validate(cfg)
     return cfg
+
+
+def _split_problem_path(overrides: list[str]) -> tuple[Path | None, list[str], list[str]]:
+    """Pull out `problem=<file>.yaml` (and the problem.* overrides that apply on top of it)."""
+    problem_file = None
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key == "problem" and value.endswith((".yaml", ".yml")):
+            problem_file = Path(value).expanduser().resolve()
+    if problem_file is None:
+        return None, [], overrides
+    if not problem_file.is_file():
+        raise ConfigError(f"problem file not found: {problem_file}")
+    on_problem = [o for o in overrides if o.startswith("problem.")]
+    rest = [o for o in overrides if not o.startswith(("problem=", "problem."))]
+    return problem_file, on_problem, rest
+
+
+def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
+    loaded = OmegaConf.load(path)
+    for key in ("seed_program", "prompt", "cases", "verifier"):
+        value = loaded.get(key)
+        if value and not Path(value).is_absolute():
+            loaded[key] = str((path.parent / value).resolve())
+    dotlist = [o.removeprefix("problem.") for o in overrides]
+    return OmegaConf.merge(OmegaConf.structured(ProblemConfig), loaded, OmegaConf.from_dotlist(dotlist))
 
 
 def load_saved(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

@@ -1,0 +1,157 @@
+"""The `evolve` command line (typer + rich).
+
+Every user error (a misspelt key, an unknown problem, a directory that is not
+a run, a database of another version) is one line on stderr and a non-zero
+exit, with nothing written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Optional, TypeVar
+
+import typer
+from rich.console import Console
+
+from evolve.config import ConfigError, compose_config
+from evolve.db.store import StoreError
+from evolve.engine import SearchStalled, SeedInvalid
+from evolve.paths import CONFIGS
+from evolve.problem import ProblemError
+from evolve.progress import LiveProgress
+from evolve.session import RunError, RunResult, resume_run, start_run
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Evolve programs with an LLM (or an offline mutator) against frozen verifiers.")
+console = Console()
+errors = Console(stderr=True)
+USER_ERRORS = (ConfigError, ProblemError, RunError, StoreError, SeedInvalid, SearchStalled)
+T = TypeVar("T")
+
+OVERRIDES = typer.Argument(None, help="config overrides, e.g. problem=circle_packing budget.evaluations=300 seed=1")
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except USER_ERRORS as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _drive(coroutine_factory: Callable[[LiveProgress], object], budget: int, progress: bool) -> RunResult:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with LiveProgress(console, budget, enabled=progress) as live:
+        return asyncio.run(coroutine_factory(live))  # type: ignore[arg-type]
+
+
+def _summary(result: RunResult) -> None:
+    console.print(
+        f"{result.status} ({result.reason}): {result.evaluations} evaluations; "
+        f"seed score {result.seed_score}, best score {result.best_score} (program {result.best_program_id})\n"
+        f"run directory: {result.run_dir}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def run(overrides: Optional[list[str]] = OVERRIDES) -> None:
+    """Start a search. Example: evolve run problem=circle_packing llm=offline budget.evaluations=300"""
+    cfg = _guarded(lambda: compose_config(overrides or []))
+    result = _guarded(lambda: _drive(lambda live: start_run(cfg, on_progress=live.update),
+                                     cfg.budget.evaluations, cfg.run.progress))
+    _summary(result)
+
+
+@app.command()
+def resume(run_dir: Path, overrides: Optional[list[str]] = OVERRIDES) -> None:
+    """Continue a stored search; only budgets (budget.*) and concurrency may be changed."""
+    from evolve.config import load_saved
+
+    def go() -> RunResult:
+        cfg = load_saved(run_dir / "config.yaml", overrides or []) if (run_dir / "config.yaml").is_file() else None
+        budget = cfg.budget.evaluations if cfg is not None else 0
+        progress = bool(cfg.run.progress) if cfg is not None else False
+        return _drive(lambda live: resume_run(run_dir, overrides or [], on_progress=live.update), budget, progress)
+
+    _summary(_guarded(go))
+
+
+@app.command()
+def status(run_dir: Path, as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Per-island size, best, valid and duplicate rates; totals; budgets spent; LLM calls."""
+    from evolve.status import render, run_status
+
+    report = _guarded(lambda: run_status(run_dir))
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    for part in render(report):
+        console.print(part)
+
+
+@app.command()
+def best(run_dir: Path, output: Optional[Path] = typer.Option(None, "-o", "--output", help="write the code here")) -> None:
+    """Print (or save) the best program of a run."""
+    from evolve.status import run_status
+    from evolve.config import load_saved
+    from evolve.db.store import open_store
+    from evolve.session import database_url
+
+    def fetch() -> str:
+        report = run_status(run_dir)
+        cfg = load_saved(run_dir / "config.yaml")
+        store = open_store(database_url(cfg, run_dir))
+        try:
+            program = store.program(report["best"]["program_id"])
+        finally:
+            store.close()
+        if program is None:
+            raise RunError(f"{run_dir} has no evaluated program yet")
+        return program.code
+
+    code = _guarded(fetch)
+    if output is None:
+        sys.stdout.write(code)
+    else:
+        output.write_text(code)
+        console.print(f"wrote {output}")
+
+
+@app.command()
+def problems() -> None:
+    """List the bundled problems."""
+    from omegaconf import OmegaConf
+
+    for path in sorted((CONFIGS / "problem").glob("*.yaml")):
+        data = OmegaConf.load(path)
+        console.print(f"[bold]{path.stem}[/]  {data.get('objective', 'maximize')}  {data.get('description', '')}",
+                      highlight=False, soft_wrap=True)
+
+
+@app.command("new-problem")
+def new_problem(name: str, directory: Optional[Path] = typer.Option(
+        None, "--dir", help="create a self-contained problem folder here (outside the repository)")) -> None:
+    """Scaffold a problem (seed, cases, verifier, config) that runs as-is."""
+    from evolve.scaffold import ScaffoldError, new_problem as scaffold
+
+    try:
+        created = scaffold(name, directory)
+    except ScaffoldError as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False)
+        raise typer.Exit(2) from None
+    for path in created:
+        console.print(f"created {path}", highlight=False)
+
+
+def _mount_optional() -> None:
+    try:
+        from evolve.cli_sandbox import sandbox_app
+    except ImportError:
+        return
+    app.add_typer(sandbox_app, name="sandbox", help="Build and check the sandbox image.")
+
+
+_mount_optional()

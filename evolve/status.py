@@ -1,0 +1,125 @@
+"""`evolve status`: what a run has done, read from its database alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from evolve.config import load_saved
+from evolve.db.store import open_store
+from evolve.session import CONFIG_FILE, RunError, database_url
+
+
+def run_status(run_dir: Path) -> dict[str, Any]:
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise RunError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
+    cfg = load_saved(config_path)
+    store = open_store(database_url(cfg, run_dir))
+    try:
+        run = store.load_run()
+        rid = {"run": run.id}
+        islands: dict[int, dict[str, Any]] = {
+            i: {"island": i, "size": 0, "best": None, "evaluations": 0, "valid": 0, "proposals": 0,
+                "duplicates": 0, "improvements": 0}
+            for i in range(cfg.search.islands)
+        }
+        for island, size, best in store.query(
+            "SELECT island, COUNT(*), MAX(fitness) FROM island_members WHERE run_id=:run AND active "
+            "GROUP BY island", **rid):
+            islands[island].update(size=size, best=best if cfg.problem.objective == "maximize" else -best)
+        for island, total, valid in store.query(
+            "SELECT island, COUNT(*), SUM(CASE WHEN status='valid' THEN 1 ELSE 0 END) FROM programs "
+            "WHERE run_id=:run AND parent_id IS NOT NULL GROUP BY island", **rid):
+            islands[island].update(evaluations=total, valid=valid or 0)
+        for island, total, duplicates in store.query(
+            "SELECT island, COUNT(*), SUM(CASE WHEN outcome='duplicate' THEN 1 ELSE 0 END) FROM proposals "
+            "WHERE run_id=:run GROUP BY island", **rid):
+            islands[island].update(proposals=total, duplicates=duplicates or 0)
+        for island in islands.values():
+            island["valid_rate"] = _rate(island["valid"], island["evaluations"])
+            island["duplicate_rate"] = _rate(island["duplicates"], island["proposals"])
+        models = [
+            {"model": model, "calls": calls, "errors": errors or 0, "prompt_tokens": p or 0,
+             "completion_tokens": c or 0, "cost": cost or 0.0}
+            for model, calls, errors, p, c, cost in store.query(
+                "SELECT model, COUNT(*), SUM(CASE WHEN error != '' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
+                "SUM(completion_tokens), SUM(cost) FROM llm_calls WHERE run_id=:run GROUP BY model", **rid)
+        ]
+        heldout = store.query(
+            "SELECT score, valid FROM evaluations WHERE program_id=:pid AND split='heldout' ORDER BY id DESC LIMIT 1",
+            pid=run.best_program_id or -1)
+        events = {kind: count for kind, count in store.query(
+            "SELECT kind, COUNT(*) FROM events WHERE run_id=:run GROUP BY kind", **rid)}
+        budget = cfg.budget
+        return {
+            "run_dir": str(run_dir),
+            "problem": run.problem,
+            "status": run.status,
+            "objective": cfg.problem.objective,
+            "evaluations": run.evaluations,
+            "proposals": run.proposals,
+            "duplicates": run.duplicates,
+            "rejected": run.rejected,
+            "failures": run.failures,
+            "seed_score": run.seed_score,
+            "best": {"score": run.best_score, "program_id": run.best_program_id,
+                     "heldout_score": heldout[0][0] if heldout else None},
+            "budget": {
+                "evaluations": {"spent": run.evaluations, "limit": budget.evaluations},
+                "wall_time": {"spent": round(run.wall_seconds, 1), "limit": budget.wall_time},
+                "llm_cost": {"spent": run.llm_cost, "limit": budget.llm_cost},
+                "target_score": budget.target_score,
+            },
+            "islands": list(islands.values()),
+            "llm": models,
+            "events": events,
+            "evaluator_hash": run.evaluator_hash,
+        }
+    finally:
+        store.close()
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def render(status: dict[str, Any]) -> "list[Any]":
+    """Rich renderables for the terminal."""
+    from rich.table import Table
+
+    best = status["best"]
+    head = Table.grid(padding=(0, 2))
+    for label, value in [
+        ("run", status["run_dir"]), ("problem", f"{status['problem']} ({status['objective']})"),
+        ("status", status["status"]),
+        ("evaluations", f"{status['evaluations']} of {status['budget']['evaluations']['limit']}"),
+        ("proposals", f"{status['proposals']} (duplicates {status['duplicates']}, rejected {status['rejected']}, "
+                      f"failed {status['failures']})"),
+        ("seed score", _fmt(status["seed_score"])),
+        ("best score", f"{_fmt(best['score'])} (program {best['program_id']}, held-out {_fmt(best['heldout_score'])})"),
+        ("wall time", f"{status['budget']['wall_time']['spent']} s"),
+        ("events", json.dumps(status["events"])),
+    ]:
+        head.add_row(f"[bold]{label}[/]", str(value))
+    islands = Table(title="islands")
+    for column in ("island", "size", "best", "valid rate", "duplicate rate"):
+        islands.add_column(column, justify="right")
+    for i in status["islands"]:
+        islands.add_row(str(i["island"]), str(i["size"]), _fmt(i["best"]), _fmt(i["valid_rate"]),
+                        _fmt(i["duplicate_rate"]))
+    out: list[Any] = [head, islands]
+    if status["llm"]:
+        llm = Table(title="LLM calls")
+        for column in ("model", "calls", "errors", "prompt tokens", "completion tokens", "cost"):
+            llm.add_column(column, justify="right")
+        for m in status["llm"]:
+            llm.add_row(m["model"], str(m["calls"]), str(m["errors"]), str(m["prompt_tokens"]),
+                        str(m["completion_tokens"]), f"{m['cost']:.4f}")
+        out.append(llm)
+    return out
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
