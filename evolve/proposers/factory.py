@@ -13,4 +13,8 @@ def make_proposer(cfg: DictConfig) -> Proposer:
         from evolve.proposers.offline import OfflineProposer
 
         return OfflineProposer(cfg.llm)
+    if kind == "openai":
+        from evolve.proposers.llm import OpenAIProposer
+
+        return OpenAIProposer(cfg)
     raise ValueError(f"llm.kind '{kind}' is not known; use 'offline' or 'openai'")

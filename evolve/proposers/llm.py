@@ -1,0 +1,233 @@
+"""The `openai` proposer: edits written by models behind any OpenAI-compatible endpoint.
+
+One proposal = choose a model (weights or UCB), choose the edit format (diff
+with probability `llm.diff_probability`, else a full rewrite), build the
+prompt, ask the endpoint, parse the reply. Retries are done here, not by the
+client (`max_retries=0`), so every HTTP attempt becomes its own CallRecord with
+its tokens, latency, cost and error: the database can account for every
+request the server saw.
+
+Retried: 408/409/429 and 5xx replies, timeouts, dropped connections; the wait
+honours `retry-after`/`retry-after-ms`, else backs off exponentially with
+jitter, never longer than `llm.backoff_max`. Anything else (401, 404, a reply
+that is not a chat completion) fails the proposal at once with the reason.
+
+The API key is read from the environment variable `llm.api_key_env` names and
+lives only in the client object: it is never put in a record, a failure text
+or the config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import time
+from dataclasses import dataclass
+
+import openai
+from omegaconf import DictConfig
+
+from evolve.prompts import Prompt, PromptBuilder
+from evolve.pricing import PriceTable
+from evolve.proposers.base import CallRecord, Proposal, ProposalRequest
+from evolve.proposers.models import ModelChooser, make_chooser
+from evolve.proposers.replies import DIFF, REWRITE, ReplyError, parse_reply
+
+RETRY_STATUS = {408, 409, 429}
+NO_KEY = "not-needed"  # local servers ignore the key, but the client wants one
+
+
+class LLMConfigError(ValueError):
+    """The llm section cannot be used; the message says what to fix."""
+
+
+@dataclass
+class Endpoint:
+    """One base URL: its client and the bound on requests in flight to it."""
+
+    client: openai.AsyncOpenAI
+    slots: asyncio.Semaphore
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str | None
+    finish_reason: str | None
+
+
+class OpenAIProposer:
+    def __init__(self, cfg: DictConfig) -> None:
+        llm = cfg.llm
+        _check(llm)
+        self.max_retries = int(llm.max_retries)
+        self.backoff_base = float(llm.backoff_base)
+        self.backoff_max = float(llm.backoff_max)
+        self.diff_probability = float(llm.diff_probability)
+        self.max_tokens = int(llm.max_tokens)
+        self.temperature = float(llm.temperature)
+        self.prompts = PromptBuilder.from_config(cfg)
+        self.prices = PriceTable.from_models(llm.models)
+        self.chooser: ModelChooser = make_chooser(
+            str(llm.selection), {m.name: float(m.weight) for m in llm.models}, float(llm.ucb_exploration))
+        self.endpoints: dict[str, Endpoint] = {}
+        self.route: dict[str, Endpoint] = {}
+        for model in llm.models:
+            base_url = model.base_url or llm.base_url
+            key_env = llm.api_key_env if model.api_key_env is None else model.api_key_env
+            if base_url not in self.endpoints:
+                client = openai.AsyncOpenAI(base_url=base_url, api_key=_api_key(key_env, model.name),
+                                            timeout=float(llm.timeout), max_retries=0)
+                self.endpoints[base_url] = Endpoint(client, asyncio.Semaphore(int(llm.max_concurrency)))
+            self.route[model.name] = self.endpoints[base_url]
+        self._jitter = random.Random()
+
+    async def propose(self, request: ProposalRequest) -> Proposal:
+        rng = random.Random(request.seed)
+        model = self.chooser.choose(rng)
+        edit_format = DIFF if rng.random() < self.diff_probability else REWRITE
+        prompt = self.prompts.build(request, edit_format)
+        reply, calls, failure = await self.complete(model, prompt)
+        if reply is None:
+            return Proposal(None, model, failure=failure, calls=tuple(calls))
+        try:
+            edit = parse_reply(reply.text, edit_format, reply.finish_reason)
+        except ReplyError as error:
+            calls[-1] = _with_error(calls[-1], f"unusable reply: {error}")
+            return Proposal(None, model, failure=str(error), calls=tuple(calls))
+        return Proposal(edit, model, calls=tuple(calls))
+
+    async def complete(self, model: str, prompt: Prompt) -> tuple[Reply | None, list[CallRecord], str]:
+        """The reply (None if no attempt succeeded), one record per HTTP attempt, and why it failed."""
+        endpoint = self.route[model]
+        calls: list[CallRecord] = []
+        for attempt in range(1, self.max_retries + 2):
+            async with endpoint.slots:
+                started = time.monotonic()
+                try:
+                    response = await endpoint.client.chat.completions.create(
+                        model=model, messages=prompt.messages(),  # type: ignore[arg-type]
+                        max_tokens=self.max_tokens, temperature=self.temperature)
+                    reply, record = self._read(model, response, time.monotonic() - started)
+                    calls.append(record)
+                    return reply, calls, ""
+                except openai.APIStatusError as error:
+                    retry = error.status_code in RETRY_STATUS or error.status_code >= 500
+                    wait, reason = _retry_after(error), f"HTTP {error.status_code}: {_short(_error_message(error))}"
+                except openai.APITimeoutError:
+                    retry, wait, reason = True, None, "timeout: no reply within llm.timeout"
+                except openai.APIConnectionError as error:
+                    retry, wait, reason = True, None, f"connection error: {_short(_cause(error))}"
+                except (openai.OpenAIError, ValueError, TypeError, AttributeError) as error:
+                    retry, wait, reason = False, None, f"bad response: {type(error).__name__}: {_short(str(error))}"
+                calls.append(CallRecord(model, latency=time.monotonic() - started, error=reason))
+            if not retry:
+                return None, calls, reason
+            if attempt > self.max_retries:
+                return None, calls, f"{reason} (gave up after {attempt} attempts)"
+            await asyncio.sleep(self._backoff(attempt, wait))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, model: str, response: object, latency: float) -> tuple[Reply, CallRecord]:
+        """Reply text and accounting from a chat completion; malformed ones raise ValueError."""
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise ValueError("the response has no choices")
+        usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        record = CallRecord(model, prompt_tokens, completion_tokens, latency,
+                            self.prices.cost(model, prompt_tokens, completion_tokens))
+        choice = choices[0]
+        return Reply(choice.message.content, choice.finish_reason), record
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.backoff_max)
+        return min(self.backoff_base * 2 ** (attempt - 1) * self._jitter.uniform(0.5, 1.5), self.backoff_max)
+
+    async def close(self) -> None:
+        for endpoint in self.endpoints.values():
+            await endpoint.client.close()
+
+    def report_outcome(self, proposal: Proposal, improvement: float | None) -> None:
+        self.chooser.reward(proposal.proposer, improvement)
+
+    def state(self) -> dict:
+        return {"models": self.chooser.state()}
+
+    def restore(self, state: dict) -> None:
+        self.chooser.restore(state.get("models", {}))
+
+
+def _check(llm: DictConfig) -> None:
+    checks = [
+        (len(llm.models) > 0, "llm.models must list at least one model, e.g. llm.models=[{name:gpt-4o-mini}]"),
+        (all(m.name and m.name != "???" for m in llm.models), "every entry of llm.models needs a name"),
+        (len({m.name for m in llm.models}) == len(llm.models), "llm.models names a model twice"),
+        (float(llm.timeout) > 0, "llm.timeout must be positive (seconds)"),
+        (int(llm.max_concurrency) >= 1, "llm.max_concurrency must be at least 1"),
+        (int(llm.max_retries) >= 0, "llm.max_retries must not be negative"),
+        (float(llm.backoff_base) >= 0 and float(llm.backoff_max) >= 0, "llm.backoff_base and backoff_max must be >= 0"),
+        (0.0 <= float(llm.diff_probability) <= 1.0, "llm.diff_probability must be between 0 and 1"),
+        (int(llm.max_tokens) >= 1, "llm.max_tokens must be at least 1"),
+        (int(llm.feedback_chars) >= 0, "llm.feedback_chars must not be negative"),
+        (str(llm.base_url).startswith(("http://", "https://")), "llm.base_url must start with http:// or https://"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise LLMConfigError(message)
+
+
+def _api_key(env: str, model: str) -> str:
+    if not env:
+        return NO_KEY
+    key = os.environ.get(env, "")
+    if not key:
+        raise LLMConfigError(f"model '{model}': environment variable {env} (llm.api_key_env) is not set; "
+                             f"export it, or set llm.api_key_env='' for a server that needs no key")
+    return key
+
+
+def _retry_after(error: openai.APIStatusError) -> float | None:
+    """Seconds the server asked us to wait: retry-after-ms, retry-after (seconds or HTTP date)."""
+    headers = error.response.headers
+    try:
+        if headers.get("retry-after-ms"):
+            return float(headers["retry-after-ms"]) / 1000
+        value = headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            return when.timestamp() - time.time()
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _error_message(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return error.message
+
+
+def _cause(error: BaseException) -> str:
+    cause = error.__cause__ or error.__context__
+    return f"{type(cause).__name__}: {cause}" if cause else str(error)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _with_error(call: CallRecord, error: str) -> CallRecord:
+    return CallRecord(call.model, call.prompt_tokens, call.completion_tokens, call.latency, call.cost, error)
