@@ -244,3 +244,51 @@ def flaky_script(write: Callable[[int, dict], str], failure_rate: float, seed: i
         return Reply(write(index, body), delay=latency)
 
     return script
+
+
+# --- a tiny problem for whole runs against the fake endpoint ----------------------------------
+
+_TINY_SEED = '''"""Guess a number; the verifier rewards closeness to the case's target."""
+
+import time
+
+
+# EVOLVE-BLOCK-START
+def guess() -> float:
+    return 0.5
+# EVOLVE-BLOCK-END
+
+
+def main(target: float) -> float:
+    time.sleep(SLEEP)
+    return guess()
+'''
+
+_TINY_VERIFIER = '''from evolve.problem import Verdict
+
+
+def verify(case, run, settings):
+    if run.status != "ok":
+        return Verdict(False, feedback=f"{run.status}: {run.message}")
+    if type(run.output) not in (int, float):
+        return Verdict(False, feedback=f"expected a number, got {type(run.output).__name__}")
+    distance = abs(float(run.output) - case.private["target"])
+    return Verdict(True, -distance, {"distance": distance}, f"off by {distance:.4f}")
+'''
+
+
+def tiny_problem(folder, sleep: float = 0.0) -> list[str]:
+    """Write a problem whose candidate sleeps `sleep` seconds per case; return the overrides naming it."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "seed.py").write_text(_TINY_SEED.replace("SLEEP", repr(float(sleep))))
+    (folder / "verifier.py").write_text(_TINY_VERIFIER)
+    (folder / "prompt.md").write_text("Return a number as close as possible to the hidden target.\n")
+    cases = {"search": [{"id": "t1", "inputs": {"target": 0}, "private": {"target": 3.0}}],
+             "heldout": [{"id": "secret-holdout-case", "inputs": {"target": 0}, "private": {"target": 3.5}}]}
+    (folder / "cases.json").write_text(json.dumps(cases))
+    return [f"problem.name=tiny", f"problem.seed_program={folder / 'seed.py'}", f"problem.prompt={folder / 'prompt.md'}",
+            f"problem.cases={folder / 'cases.json'}", f"problem.verifier={folder / 'verifier.py'}",
+            "problem.entry=main", "problem.objective=maximize", f"problem.case_timeout={max(5.0, 4 * sleep)}"]

@@ -12,7 +12,7 @@ from evolve.problem import load_problem
 from evolve.proposers.base import ProgramView, ProposalRequest
 from evolve.proposers.factory import make_proposer
 from evolve.proposers.llm import LLMConfigError, OpenAIProposer
-from fake_llm import Drop, FakeLLM, Garbage, Reply, Slow, Status, author_script, tweak_author
+from tests.fake_llm import Drop, FakeLLM, Garbage, Reply, Slow, Status, author_script, tweak_author
 
 KEY = "sk-test-7c1f0d5e-never-store-me"
 
