@@ -85,7 +85,15 @@ class SandboxConfig:
     cpus: float = 1.0
     max_output_bytes: int = 4 << 20
     max_log_bytes: int = 64 << 10
-    python: Optional[str] = None  # interpreter for the process backend (default: the engine's)
+    python: Optional[str] = None  # interpreter for the process and bwrap backends (default: the engine's)
+    scratch_mb: int = 64  # the job's writable tmpfs (bwrap, docker)
+    # docker
+    image: Optional[str] = None  # default: evolve-sandbox:<hash of the recipe in sandbox/>
+    pool_size: Optional[int] = None  # warm containers (default: search.evaluators)
+    recycle_after: int = 50  # jobs per warm container before it is replaced
+    fresh_container: bool = False  # a new container for every evaluation instead of the warm pool
+    auto_build: bool = True  # build a missing image (docker and auto), else refuse
+    build_method: str = "auto"  # auto | mmdebstrap (no registry needed) | dockerfile
 
 
 @dataclass

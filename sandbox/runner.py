@@ -3,6 +3,12 @@
 This file is copied into every sandbox (process, bubblewrap, Docker). It uses
 only the standard library so it runs on any Python >= 3.9.
 
+Usage
+    runner.py [--workdir DIR] [--wipe DIR ...]
+    --workdir  run the job in DIR, created empty (default: the current directory)
+    --wipe     empty DIR before and after the job (a warm container's scratch);
+               the exit status is 3 when something there could not be removed
+
 Protocol
     stdin   one JSON job: {"nonce", "code", "entry", "cases": [{"id", "inputs"}],
             "case_timeout", "max_output_bytes", "max_log_bytes",
@@ -159,7 +165,16 @@ class Child:
         except ValueError:
             return "protocol", None
 
-    def kill(self) -> None:
+    def kill(self, grace: float = 0.0) -> int:
+        """Stop the child and everything it started; its exit status (negative: signal).
+
+        `grace`: a child that just closed its channel is usually exiting; give it
+        that long to say how before killing it.
+        """
+        try:
+            returncode = self.process.wait(timeout=grace) if grace else None
+        except subprocess.TimeoutExpired:
+            returncode = None
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -173,6 +188,18 @@ class Child:
             except OSError:
                 pass
         kill_descendants()
+        return self.process.returncode if returncode is None else returncode
+
+
+def _crash_reason(returncode: int, job: dict) -> str:
+    """Why the candidate's process ended, as far as its exit status tells."""
+    if returncode == -signal.SIGXFSZ:
+        return f"the candidate wrote more than {job['max_log_bytes']} bytes to stdout, stderr or a file"
+    if returncode == -signal.SIGKILL:
+        return "the candidate process was killed (out of memory, or by a signal)"
+    if returncode is not None and returncode < 0:
+        return f"the candidate process died on signal {signal.Signals(-returncode).name}"
+    return f"the candidate process exited (status {returncode}) instead of returning"
 
 
 def _readable(fd: int) -> bool:
@@ -268,11 +295,11 @@ def run_job(job: dict) -> dict:
             results.append(_case(case, reply.get("status", "error"), reply.get("output"),
                                  seconds, str(reply.get("message", ""))[:MESSAGE_LIMIT]))
             continue
-        child.kill()
+        returncode = child.kill(grace=0.5 if status == "crashed" else 0.0)
         child = None
         message = {
             "timeout": f"exceeded the {timeout:g} s time limit",
-            "crashed": "the candidate process died (killed, out of memory, or exited)",
+            "crashed": _crash_reason(returncode, job),
             "oversize": f"output larger than {job['max_output_bytes']} bytes",
             "protocol": "the candidate wrote to the result channel itself",
         }[status]
@@ -293,6 +320,51 @@ def _case(case: dict, status: str, output: object, seconds: float, message: str)
             "seconds": round(seconds, 6), "message": message}
 
 
+def wipe(directory: str) -> bool:
+    """Remove everything inside `directory`; False if something stayed."""
+    def writable(function, path, _error):
+        # The candidate may have taken the write bit off its own directories.
+        try:
+            os.chmod(os.path.dirname(path) or ".", 0o700)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, 0o700)
+            function(path)
+        except OSError:
+            pass
+
+    import shutil
+
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    for name in names:
+        path = os.path.join(directory, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, onerror=writable)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    try:
+        return not os.listdir(directory)
+    except OSError:
+        return False
+
+
+def _options(argv: list[str]) -> tuple[str | None, list[str]]:
+    workdir, wipes = None, []
+    for flag, value in zip(argv[::2], argv[1::2]):
+        if flag == "--workdir":
+            workdir = value
+        elif flag == "--wipe":
+            wipes.append(value)
+    return workdir, wipes
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         child_main(int(sys.argv[2]))
@@ -300,11 +372,21 @@ def main() -> None:
     _prctl(PR_SET_DUMPABLE, 0)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    workdir, wipes = _options(sys.argv[1:])
+    clean = all([wipe(directory) for directory in wipes])
+    if workdir:
+        os.makedirs(workdir, mode=0o700, exist_ok=True)
+        os.chdir(workdir)
     job = json.loads(sys.stdin.read())
     nonce = job.pop("nonce")
     result = run_job(job)
+    if wipes:
+        os.chdir("/")
+        clean = all([wipe(directory) for directory in wipes]) and clean
     sys.stdout.write(nonce + " " + json.dumps(result) + "\n")
     sys.stdout.flush()
+    if not clean:
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ which also lets us find every process the job left behind.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import platform
 import resource
 import shutil
 import signal
@@ -38,20 +40,29 @@ class ProcessSandbox:
     def __init__(self, python: str | None = None) -> None:
         self.python = python or sys.executable
         self.cgroups = _PidsCgroups.find() if os.geteuid() == 0 else None
+        self.identity = f"{self.name}:python-{python_version(self.python)}:runner-{runner_hash()}"
+
+    def command(self, scratch: Path, job_id: str) -> tuple[list[str], dict[str, str]]:
+        """How to start the runner for one job: argv and environment."""
+        return [self.python, "-I", str(RUNNER)], clean_env(scratch, job_id)
+
+    extra_procs = 0  # processes the backend itself adds to the job's pids cgroup
 
     async def run(self, job: SandboxJob) -> SandboxResult:
         job_id = uuid.uuid4().hex
         scratch = Path(tempfile.mkdtemp(prefix="evolve-job-"))
-        cgroup = self.cgroups.create(job_id, job.limits.max_procs) if self.cgroups else None
+        procs = job.limits.max_procs + self.extra_procs
+        cgroup = self.cgroups.create(job_id, procs) if self.cgroups else None
         nonce, stdin = encode_job(job)
+        argv, env = self.command(scratch, job_id)
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(
-            self.python, "-I", str(RUNNER),
+            *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             cwd=scratch,
-            env=_clean_env(scratch, job_id),
+            env=env,
             start_new_session=True,
             preexec_fn=lambda: _enter(cgroup, job.limits.memory_mb << 20),
         )
@@ -96,7 +107,24 @@ async def _communicate(process: asyncio.subprocess.Process, stdin: bytes, cap: i
     return b"".join(chunks)
 
 
-def _clean_env(scratch: Path, job_id: str) -> dict[str, str]:
+def python_version(python: str) -> str:
+    """The interpreter's version, e.g. '3.11.7' (asked only when it is not this one)."""
+    if Path(python).resolve() == Path(sys.executable).resolve():
+        return platform.python_version()
+    import subprocess
+
+    done = subprocess.run([python, "-I", "-c", "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise ValueError(f"sandbox.python={python} does not run: {done.stderr.strip()[-200:]}")
+    return done.stdout.strip()
+
+
+def runner_hash() -> str:
+    return hashlib.sha256(RUNNER.read_bytes()).hexdigest()[:12]
+
+
+def clean_env(scratch: Path | str, job_id: str) -> dict[str, str]:
     """Only what Python needs: no secrets (API keys) leak into the candidate."""
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",

@@ -1,0 +1,421 @@
+"""The `docker` backend: candidates run in locked-down containers.
+
+Each container has no network, a read-only root, no capabilities,
+no-new-privileges, a non-root user, pids / memory / CPU limits and a small
+tmpfs at /scratch, the only place it can write. The runner is mounted
+read-only; a job is one `docker exec` of it, with the job on stdin and one
+result line on stdout.
+
+Warm pool: up to `pool_size` long-lived containers are reused, each for at most
+`recycle_after` jobs. The runner wipes the scratch before and after every job;
+a container whose job timed out, crashed, overflowed, tampered with the result
+channel or left its scratch dirty is removed and replaced. With
+`fresh_container` every job gets a new container.
+
+Nothing outlives the engine: PID 1 of each container waits on a stdin that
+only the engine's attach connection holds, so when the engine exits, even by
+SIGKILL, the container stops and Docker removes it. Containers also carry
+labels naming the run and the owning process; `remove_orphans` clears those
+whose owner is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import socket
+import struct
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from evolve.paths import RUNNER
+from evolve.sandbox.base import SandboxJob, SandboxResult, decode_result, encode_job, failed
+from evolve.sandbox.image import ImageError, image_id
+
+log = logging.getLogger(__name__)
+
+LABEL = "evolve.sandbox"
+RUN_LABEL = "evolve.run"
+OWNER_LABEL = "evolve.owner"
+RUNNER_PATH = "/opt/evolve/runner.py"
+SCRATCH = "/scratch"
+HEALTHY = ("ok", "error")  # case statuses after which a container is reused
+RUNNER_OVERHEAD_MB = 192  # the runner and interpreter start-up, besides the candidate's limit
+
+
+@dataclass(frozen=True)
+class DockerSettings:
+    image: str
+    pool_size: int = 2
+    recycle_after: int = 50
+    fresh_container: bool = False
+    memory_mb: int = 1024
+    max_procs: int = 64
+    cpus: float = 1.0
+    scratch_mb: int = 64
+    user: str = "65534:65534"
+
+
+@dataclass
+class _Container:
+    id: str
+    attach: Any  # the socket holding PID 1's stdin open; closing it ends the container
+    jobs: int = 0
+
+
+@dataclass
+class _Pool:
+    """Pool state, made on first use so it belongs to the running event loop."""
+
+    idle: list[_Container] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    live: int = 0  # containers running or starting
+    tasks: set[asyncio.Task] = field(default_factory=set)
+
+
+class DockerSandbox:
+    name = "docker"
+    isolates_filesystem = True
+    isolates_network = True
+
+    def __init__(self, settings: DockerSettings, run_id: str, client: Any = None) -> None:
+        import docker
+
+        self.settings = settings
+        self.run_id = run_id
+        self.client = client or docker.from_env(timeout=60, max_pool_size=max(10, 2 * settings.pool_size + 4))
+        self.api = self.client.api
+        found = image_id(self.client, settings.image)
+        if found is None:
+            raise ImageError(f"sandbox image {settings.image} not found; build it with `evolve sandbox build`")
+        runner = hashlib.sha256(RUNNER.read_bytes()).hexdigest()[:12]
+        self.identity = f"docker:{found}:runner-{runner}"
+        self.image_id = found
+        remove_orphans(self.client)
+        self._pool: _Pool | None = None
+        self._containers: set[str] = set()  # every container this sandbox started and not yet removed
+        self._closed = False
+
+    # ------------------------------------------------------------------ public
+
+    async def run(self, job: SandboxJob) -> SandboxResult:
+        if self._closed:
+            return failed(job, "the docker sandbox is closed")
+        started = time.monotonic()
+        try:
+            container = await self._take()
+        except Exception as error:  # noqa: BLE001 - the daemon can fail in many ways
+            return failed(job, f"could not start a sandbox container: {error}", time.monotonic() - started)
+        try:
+            result, healthy = await asyncio.to_thread(self._exec, container, job)
+        except BaseException:
+            # Cancelled or broken mid-job: the container's state is unknown.
+            await asyncio.shield(self._discard(container))
+            raise
+        container.jobs += 1
+        if healthy and not self.settings.fresh_container and container.jobs < self.settings.recycle_after:
+            await self._give_back(container)
+        else:
+            await self._discard(container)
+        return replace(result, seconds=time.monotonic() - started)
+
+    async def close(self) -> None:
+        """Remove every container this sandbox started; safe to call twice."""
+        self._closed = True
+        pool = self._pool
+        if pool is not None:
+            async with pool.changed:
+                pool.changed.notify_all()  # wake waiters so they see the sandbox is closed
+            # Starts in flight finish in a thread whatever we do; wait, then remove.
+            await asyncio.gather(*list(pool.tasks), return_exceptions=True)
+            pool.idle.clear()
+        await asyncio.to_thread(self._remove_all)
+
+    # ------------------------------------------------------------------ pool
+
+    def _state(self) -> _Pool:
+        if self._pool is None:
+            self._pool = _Pool()
+        return self._pool
+
+    async def _take(self) -> _Container:
+        pool = self._state()
+        if self.settings.fresh_container:
+            return await asyncio.to_thread(self._start)
+        async with pool.changed:
+            while True:
+                if self._closed:
+                    raise RuntimeError("the docker sandbox is closed")
+                if pool.idle:
+                    return pool.idle.pop()
+                if pool.live < self.settings.pool_size:
+                    pool.live += 1
+                    break
+                await pool.changed.wait()
+        try:
+            return await asyncio.to_thread(self._start)
+        except BaseException:
+            async with pool.changed:
+                pool.live -= 1
+                pool.changed.notify()
+            raise
+
+    async def _give_back(self, container: _Container) -> None:
+        pool = self._state()
+        async with pool.changed:
+            pool.idle.append(container)
+            pool.changed.notify()
+
+    async def _discard(self, container: _Container) -> None:
+        """Remove the container in the background and, in a pool, warm a replacement."""
+        pool = self._state()
+        self._spawn(asyncio.to_thread(self._remove, container))
+        if self.settings.fresh_container:
+            return
+        async with pool.changed:
+            pool.live -= 1
+            if not self._closed:
+                pool.live += 1
+                self._spawn(self._replace())
+            pool.changed.notify()
+
+    async def _replace(self) -> None:
+        pool = self._state()
+        try:
+            container = await asyncio.to_thread(self._start)
+        except BaseException:
+            async with pool.changed:
+                pool.live -= 1
+                pool.changed.notify()
+            raise
+        if self._closed:
+            await asyncio.to_thread(self._remove, container)
+            return
+        await self._give_back(container)
+
+    def _spawn(self, work) -> None:
+        pool = self._state()
+        task = asyncio.ensure_future(work)
+        pool.tasks.add(task)
+        task.add_done_callback(_forget(pool.tasks))
+
+    # ------------------------------------------------------------------ daemon calls (threads)
+
+    def _start(self) -> _Container:
+        s = self.settings
+        memory = f"{s.memory_mb + s.scratch_mb + RUNNER_OVERHEAD_MB}m"
+        uid, _, gid = s.user.partition(":")
+        host_config = self.api.create_host_config(
+            auto_remove=True,
+            init=True,
+            network_mode="none",
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=s.max_procs + 16,
+            mem_limit=memory,
+            memswap_limit=memory,
+            nano_cpus=int(s.cpus * 1e9),
+            shm_size="16m",
+            tmpfs={SCRATCH: f"rw,nosuid,nodev,noexec,size={s.scratch_mb}m,uid={uid},gid={gid or uid},mode=0700"},
+            binds={str(RUNNER): {"bind": RUNNER_PATH, "mode": "ro"}},
+            ulimits=[{"Name": "core", "Soft": 0, "Hard": 0}],
+        )
+        config = self.api.create_container_config(
+            self.image_id,
+            command=["sh", "-c", "read _"],
+            stdin_open=True,
+            user=s.user,
+            labels={LABEL: "1", RUN_LABEL: self.run_id, OWNER_LABEL: _owner()},
+            host_config=host_config,
+            network_disabled=True,
+            working_dir="/",
+        )
+        config["StdinOnce"] = True  # stdin closes when the engine's attach goes away
+        name = f"evolve-{_slug(self.run_id)}-{uuid.uuid4().hex[:8]}"
+        container_id = self.api.create_container_from_config(config, name=name)["Id"]
+        self._containers.add(container_id)
+        try:
+            attach = self.api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+            self.api.start(container_id)
+        except BaseException:
+            self._remove(_Container(container_id, None))
+            raise
+        if self._closed:
+            self._remove(_Container(container_id, attach))
+            raise RuntimeError("the docker sandbox is closed")
+        return _Container(container_id, attach)
+
+    def _remove(self, container: _Container) -> None:
+        import docker.errors
+
+        if container.attach is not None:
+            _close_quietly(container.attach)
+        try:
+            self.api.remove_container(container.id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as error:
+            if "already in progress" not in str(error):
+                log.warning("could not remove sandbox container %s: %s", container.id[:12], error)
+        self._containers.discard(container.id)
+
+    def _remove_all(self) -> None:
+        for container_id in list(self._containers):
+            self._remove(_Container(container_id, None))
+        # Anything labelled with this run that escaped the bookkeeping.
+        for item in self.api.containers(all=True, filters={"label": [f"{RUN_LABEL}={self.run_id}"]}):
+            self._remove(_Container(item["Id"], None))
+
+    def _exec(self, container: _Container, job: SandboxJob) -> tuple[SandboxResult, bool]:
+        """Run one job in `container`: (result, whether the container may be reused)."""
+        # The pids cgroup bounds processes; RLIMIT_NPROC would count every
+        # container's processes of the same uid together.
+        job = replace(job, limits=replace(job.limits, max_procs=0))
+        nonce, payload = encode_job(job)
+        started = time.monotonic()
+        deadline = started + job.deadline()
+        exec_id = self.api.exec_create(
+            container.id,
+            ["python3", "-I", RUNNER_PATH, "--workdir", f"{SCRATCH}/job", "--wipe", SCRATCH, "--wipe", "/dev/shm"],
+            stdin=True, stdout=True, stderr=False, user=self.settings.user, workdir=SCRATCH,
+            environment=_environment(),
+        )["Id"]
+        stream = self.api.exec_start(exec_id, socket=True)
+        raw = getattr(stream, "_sock", stream)
+        cap = job.limits.max_output_bytes * (len(job.cases) + 1) + (1 << 20)
+        try:
+            _send(raw, payload)
+            stdout, problem = _receive(raw, deadline, cap)
+        finally:
+            _close_quietly(raw)
+            _close_quietly(stream)
+        seconds = time.monotonic() - started
+        if problem == "deadline":
+            return failed(job, f"the sandbox exceeded its {job.deadline():g} s deadline", seconds), False
+        if problem == "oversize":
+            return failed(job, "the sandbox runner wrote more output than allowed", seconds), False
+        result = decode_result(job, nonce, stdout, seconds)
+        if result.failure:
+            return result, False
+        exit_code = self.api.exec_inspect(exec_id).get("ExitCode")
+        healthy = exit_code == 0 and all(run.status in HEALTHY for run in result.runs)
+        return result, healthy
+
+
+def remove_orphans(client: Any) -> int:
+    """Remove sandbox containers whose owning engine process is gone; how many."""
+    import docker.errors
+
+    removed = 0
+    for item in client.api.containers(all=True, filters={"label": [LABEL]}):
+        owner = item.get("Labels", {}).get(OWNER_LABEL, "")
+        if _owner_alive(owner):
+            continue
+        try:
+            client.api.remove_container(item["Id"], force=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as error:
+            if "already in progress" not in str(error):
+                raise
+    if removed:
+        log.info("removed %d sandbox container(s) left by a run that ended abnormally", removed)
+    return removed
+
+
+def _environment() -> list[str]:
+    home = f"{SCRATCH}/job"
+    return [
+        "PATH=/usr/local/bin:/usr/bin:/bin", f"HOME={home}", f"TMPDIR={home}", "LANG=C.UTF-8",
+        "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1", "PYTHONDONTWRITEBYTECODE=1",
+    ]
+
+
+def _send(raw: socket.socket, payload: bytes) -> None:
+    try:
+        raw.sendall(payload)
+        raw.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the runner died before reading its job; the missing result says so
+
+
+def _receive(raw: socket.socket, deadline: float, cap: int) -> tuple[bytes, str]:
+    """The exec's stdout, demultiplexed: (bytes, "" | "deadline" | "oversize")."""
+    data = bytearray()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return bytes(data), "deadline"
+        raw.settimeout(remaining)
+        try:
+            chunk = raw.recv(1 << 16)
+        except (socket.timeout, TimeoutError):
+            return bytes(data), "deadline"
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > cap:
+            return b"", "oversize"
+    return _demultiplex(bytes(data)), ""
+
+
+def _demultiplex(data: bytes) -> bytes:
+    """Docker's stream framing: 8-byte headers (stream, size) before each chunk."""
+    out, offset = bytearray(), 0
+    while offset + 8 <= len(data):
+        stream, size = struct.unpack(">BxxxL", data[offset : offset + 8])
+        if stream == 1:
+            out += data[offset + 8 : offset + 8 + size]
+        offset += 8 + size
+    return bytes(out)
+
+
+def _slug(text: str) -> str:
+    """A container-name-safe form of the run id."""
+    return "".join(c if c.isalnum() or c in "_.-" else "-" for c in text)[:40] or "run"
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return host != socket.gethostname() and bool(host)  # another machine's: not ours to judge
+    return _start_time(int(pid)) == started and started != ""
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks: tells a live owner from a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return ""
+    return stat[stat.rfind(b")") + 2 :].split()[19].decode()
+
+
+def _close_quietly(thing: Any) -> None:
+    try:
+        thing.close()
+    except Exception:  # noqa: BLE001 - closing a broken socket may fail in any way
+        pass
+
+
+def _forget(tasks: set[asyncio.Task]):
+    def done(task: asyncio.Task) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("sandbox container upkeep failed: %s", task.exception())
+
+    return done
