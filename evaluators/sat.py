@@ -1,0 +1,128 @@
+"""Verifier for the SAT problem: every answer checked, PAR-2 scoring.
+
+The candidate's `solve(num_vars, clauses)` returns one of
+    [l1, l2, ..., ln]   a model: each variable 1..n exactly once, as v (true) or -v (false)
+    "UNSAT"             the formula has no model
+    None                no answer (gave up)
+A model must satisfy every clause. An UNSAT claim is checked against the case's
+trusted label (SATLIB's uuf sets are unsatisfiable by construction; generated
+instances were labelled by a reference solver when the set was built), and the
+label is tied to the formula by a hash the verifier recomputes. Any wrong or
+malformed answer makes the verdict invalid, which disqualifies the program, as
+in the SAT Competition. A timeout, crash, exception or no answer is a valid,
+unsolved instance scored 2 x the time limit (PAR-2); a solved one scores its
+run time, measured outside the candidate's process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evaluators.dimacs import instance_hash
+from evolve.problem import Case, Verdict
+from evolve.sandbox.base import CaseRun
+
+UNSOLVED_STATUSES = {"timeout", "error", "crashed"}  # the SAT Competition counts these as unsolved
+SHOWN_ITEMS = 5  # how many offending variables a message lists
+
+
+class LabelError(RuntimeError):
+    """The benchmark itself is inconsistent: a fault of the problem, never of the candidate."""
+
+
+def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
+    limit = float(settings["time_limit"])
+    penalty = float(settings.get("par_factor", 2.0)) * limit
+    num_vars, clauses = _formula(case)
+    label = case.private.get("label")
+    if label not in ("SAT", "UNSAT"):
+        raise LabelError(f"case {case.id!r} has no trusted label ('SAT' or 'UNSAT') in its private data")
+
+    if run.status in UNSOLVED_STATUSES:
+        reason = {"timeout": f"timed out after {limit:g} s", "error": "raised an exception",
+                  "crashed": "the process died"}[run.status]
+        detail = _last_line(run.message) if run.status == "error" else ""
+        return _unsolved(penalty, f"unsolved: {reason}{': ' + detail if detail else ''}", run.status)
+    if run.status != "ok":
+        return Verdict(False, feedback=f"invalid: {run.status}: {run.message}".strip())
+
+    output = run.output
+    if output is None:
+        return _unsolved(penalty, "unsolved: returned None (no answer)", "none")
+    if output == "UNSAT":
+        if label == "UNSAT":
+            return _solved(run.seconds, "UNSAT")
+        return Verdict(False, feedback="WRONG: claimed UNSAT but the instance is satisfiable")
+    if output == "SAT":
+        return Verdict(False, feedback="WRONG: claimed SAT without a model; a SAT answer is the model itself "
+                                       "(a list of literals)")
+    if isinstance(output, str):
+        return Verdict(False, feedback=f"malformed output {output[:30]!r}: return a model (list of literals), "
+                                       "'UNSAT' or None")
+    if not isinstance(output, list):
+        return Verdict(False, feedback=f"malformed output of type {type(output).__name__}: return a model "
+                                       "(list of literals), 'UNSAT' or None")
+    problem = _model_problem(output, num_vars) or _falsified(output, clauses)
+    if problem:
+        claim = " (the instance is unsatisfiable: no model exists)" if label == "UNSAT" else ""
+        return Verdict(False, feedback=f"WRONG model: {problem}{claim}")
+    if label == "UNSAT":
+        raise LabelError(f"case {case.id!r} is labelled UNSAT but a model satisfies every clause; "
+                         "the benchmark is wrong: rebuild it with problems/sat/build_instances.py")
+    return _solved(run.seconds, "SAT")
+
+
+def aggregate(verdicts: list[Verdict], settings: dict[str, Any]) -> float:
+    """PAR-2: mean seconds per instance, an unsolved one counting as 2 x the time limit."""
+    return sum(v.score for v in verdicts) / len(verdicts)
+
+
+def _formula(case: Case) -> tuple[int, list[list[int]]]:
+    num_vars, clauses = case.inputs["num_vars"], case.inputs["clauses"]
+    expected = case.private.get("sha256")
+    if instance_hash(num_vars, clauses) != expected:
+        raise LabelError(f"case {case.id!r}: the formula does not match the hash its label was stored with; "
+                         "rebuild cases.json with problems/sat/build_instances.py")
+    return num_vars, clauses
+
+
+def _model_problem(model: list[Any], num_vars: int) -> str:
+    """Why `model` is not a full, consistent assignment ('' when it is one)."""
+    seen: dict[int, int] = {}
+    for position, literal in enumerate(model):
+        if type(literal) is not int:
+            return f"entry {position} is {type(literal).__name__} {str(literal)[:20]!r}, not an integer literal"
+        if literal == 0 or abs(literal) > num_vars:
+            return f"literal {literal} (entry {position}) is outside ±1..{num_vars}"
+        var = abs(literal)
+        if var in seen:
+            kind = "both signs" if seen[var] != literal else "twice"
+            return f"variable {var} is assigned {kind}"
+        seen[var] = literal
+    if len(seen) < num_vars:
+        missing = [v for v in range(1, num_vars + 1) if v not in seen]
+        shown = ", ".join(map(str, missing[:SHOWN_ITEMS])) + (", ..." if len(missing) > SHOWN_ITEMS else "")
+        return f"partial assignment: {len(missing)} of {num_vars} variables unassigned ({shown})"
+    return ""
+
+
+def _falsified(model: list[int], clauses: list[list[int]]) -> str:
+    true = set(model)
+    for index, clause in enumerate(clauses):
+        if not any(literal in true for literal in clause):
+            return f"clause {index + 1} {clause} is falsified"
+    return ""
+
+
+def _solved(seconds: float, answer: str) -> Verdict:
+    return Verdict(True, float(seconds), {"solved": True, "answer": answer, "seconds": float(seconds)},
+                   f"solved ({answer}) in {seconds:.3f} s")
+
+
+def _unsolved(penalty: float, feedback: str, reason: str) -> Verdict:
+    return Verdict(True, penalty, {"solved": False, "answer": None, "reason": reason}, feedback)
+
+
+def _last_line(message: str) -> str:
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
