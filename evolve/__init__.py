@@ -25,29 +25,37 @@ from omegaconf import DictConfig
 
 from evolve.config import ConfigError, compose_config as compose
 from evolve.problem import ProblemError
+from evolve.proposers.base import Proposer
 from evolve.session import RunError, RunResult, resume_run, start_run
 
 __all__ = ["run", "resume", "run_async", "resume_async", "compose", "RunResult", "ConfigError", "ProblemError",
-           "RunError"]
+           "RunError", "Proposer"]
 __version__ = "0.1.0"
 
 OnBest = Callable[[int, float, str], None]
 
 
-async def run_async(config: DictConfig | Sequence[str] = (), on_best: OnBest | None = None) -> RunResult:
+async def run_async(config: DictConfig | Sequence[str] = (), on_best: OnBest | None = None,
+                    proposer: Proposer | None = None) -> RunResult:
     cfg = config if isinstance(config, DictConfig) else compose(list(config))
-    return await start_run(cfg, on_best=on_best)
+    return await start_run(cfg, on_best=on_best, proposer=proposer)
 
 
-async def resume_async(run_dir: str | Path, overrides: Sequence[str] = (), on_best: OnBest | None = None) -> RunResult:
-    return await resume_run(Path(run_dir), list(overrides), on_best=on_best)
+async def resume_async(run_dir: str | Path, overrides: Sequence[str] = (), on_best: OnBest | None = None,
+                       proposer: Proposer | None = None) -> RunResult:
+    return await resume_run(Path(run_dir), list(overrides), on_best=on_best, proposer=proposer)
 
 
-def run(config: DictConfig | Sequence[str] = (), on_best: OnBest | None = None) -> RunResult:
-    """Start a search and run it to the end of its budget."""
-    return asyncio.run(run_async(config, on_best))
+def run(config: DictConfig | Sequence[str] = (), on_best: OnBest | None = None,
+        proposer: Proposer | None = None) -> RunResult:
+    """Start a search and run it to the end of its budget.
+
+    `proposer` replaces the configured one (any object with the Proposer protocol).
+    """
+    return asyncio.run(run_async(config, on_best, proposer))
 
 
-def resume(run_dir: str | Path, overrides: Sequence[str] = (), on_best: OnBest | None = None) -> RunResult:
+def resume(run_dir: str | Path, overrides: Sequence[str] = (), on_best: OnBest | None = None,
+           proposer: Proposer | None = None) -> RunResult:
     """Continue a stored search; overrides may raise budgets (budget.*)."""
-    return asyncio.run(resume_async(run_dir, overrides, on_best))
+    return asyncio.run(resume_async(run_dir, overrides, on_best, proposer))

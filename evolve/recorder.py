@@ -100,8 +100,10 @@ class Recorder:
     # ------------------------------------------------------------------ writes
 
     async def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # Shielded: a write that was started completes even if the caller is cancelled
+        # (Ctrl-C, end of budget), so counters and rows never disagree.
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+        return await asyncio.shield(loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs)))
 
     def _state(self) -> dict[str, Any]:
         return {

@@ -25,6 +25,7 @@ from evolve.db.store import Store, StoreError, open_store, sqlite_url
 from evolve.engine import Engine
 from evolve.evaluation import Evaluator
 from evolve.problem import describe_changes, identity_hash, load_problem
+from evolve.proposers.base import Proposer
 from evolve.proposers.factory import make_proposer
 from evolve.recorder import BestCallback, Recorder
 from evolve.sandbox.factory import limits_from, make_sandbox
@@ -58,7 +59,8 @@ def database_url(cfg: DictConfig, run_dir: Path) -> str:
 
 
 async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
-                    on_progress: Callable[[Recorder], None] | None = None) -> RunResult:
+                    on_progress: Callable[[Recorder], None] | None = None,
+                    proposer: Proposer | None = None) -> RunResult:
     run_dir = Path(cfg.run.dir) if cfg.run.dir else default_run_dir(cfg)
     if (run_dir / CONFIG_FILE).exists():
         raise RunError(f"{run_dir} already holds a run; continue it with `evolve resume {run_dir}`")
@@ -71,12 +73,13 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
     parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
     run = store.create_run(models.Run(problem=problem.name, config_yaml=to_yaml(cfg),
                                       evaluator_hash=identity_hash(parts), evaluator_parts=json.dumps(parts)))
-    return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress)
+    return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
 
 
 async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
                      on_best: BestCallback | None = None,
-                     on_progress: Callable[[Recorder], None] | None = None) -> RunResult:
+                     on_progress: Callable[[Recorder], None] | None = None,
+                     proposer: Proposer | None = None) -> RunResult:
     config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
         raise RunError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); start one with `evolve run`")
@@ -97,12 +100,13 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
         raise RunError(f"the evaluator changed since this run started ({changed}); its scores would not be "
                        "comparable. Restore the original files, or start a new run")
     (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))  # budgets may have been raised
-    return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress)
+    return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
 
 
 async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: models.Run, sandbox,
-                 on_best: BestCallback | None, on_progress: Callable[[Recorder], None] | None) -> RunResult:
-    proposer = make_proposer(cfg)
+                 on_best: BestCallback | None, on_progress: Callable[[Recorder], None] | None,
+                 proposer: Proposer | None) -> RunResult:
+    proposer = proposer or make_proposer(cfg)
     if run.proposer_state:
         proposer.restore(json.loads(run.proposer_state))
     evaluator = Evaluator(problem, sandbox, limits_from(cfg), run.evaluator_hash)

@@ -1,0 +1,114 @@
+"""End-to-end searches through the library API, checked against the database."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+import evolve
+from evolve.edits import Rewrite, SearchReplace
+from evolve.engine import SearchStalled
+from evolve.proposers.base import Proposal, ProposalRequest
+from tests.conftest import query
+
+
+def test_search_improves_on_the_seed_and_stores_every_evaluation(quick: list[str]) -> None:
+    bests: list[float] = []
+    result = evolve.run(quick + ["budget.evaluations=60"], on_best=lambda pid, score, code: bests.append(score))
+    run_dir = result.run_dir
+    assert result.status == "finished" and result.reason == "evaluation budget spent"
+    assert result.evaluations == 60
+    assert result.best_score > result.seed_score
+    assert bests == sorted(bests) and bests[-1] == result.best_score
+    # 60 candidates plus the seed, each evaluated once on the search split.
+    assert query(run_dir, "SELECT COUNT(*) FROM programs") == [(61,)]
+    assert query(run_dir, "SELECT COUNT(*) FROM evaluations WHERE split='search'") == [(61,)]
+    assert query(run_dir, "SELECT COUNT(DISTINCT code_hash) FROM programs") == [(61,)]
+    # Every proposal is accounted for, whatever became of it.
+    (proposals,) = query(run_dir, "SELECT proposals FROM runs")[0]
+    assert query(run_dir, "SELECT COUNT(*) FROM proposals") == [(proposals,)]
+    # The best was scored on the held-out case too; every evaluation carries the evaluator hash.
+    assert query(run_dir, f"SELECT COUNT(*) FROM evaluations WHERE split='heldout' "
+                          f"AND program_id={result.best_program_id}") == [(1,)]
+    (run_hash,) = query(run_dir, "SELECT evaluator_hash FROM runs")[0]
+    assert query(run_dir, "SELECT DISTINCT evaluator_hash FROM evaluations") == [(run_hash,)]
+
+
+def test_resume_continues_counters_and_budget(quick: list[str]) -> None:
+    first = evolve.run(quick + ["budget.evaluations=20"])
+    (rng_before,) = query(first.run_dir, "SELECT rng_state FROM runs")[0]
+    second = evolve.resume(first.run_dir, ["budget.evaluations=35"])
+    assert second.evaluations == 35
+    assert second.seed_score == first.seed_score and second.best_score >= first.best_score
+    assert query(first.run_dir, "SELECT COUNT(*) FROM programs WHERE parent_id IS NULL") == [(1,)]
+    assert query(first.run_dir, "SELECT COUNT(*) FROM evaluations WHERE split='search'") == [(36,)]
+    assert query(first.run_dir, "SELECT COUNT(*) FROM events WHERE kind='session_start'") == [(2,)]
+    # The RNG continued from the stored state rather than starting again from the seed.
+    (rng_after,) = query(first.run_dir, "SELECT rng_state FROM runs")[0]
+    fresh = random.Random(0)
+    assert rng_after != rng_before != json.dumps(fresh.getstate())
+
+
+def test_target_score_and_wall_time_budgets_stop_the_search(quick: list[str], tmp_path: Path) -> None:
+    result = evolve.run(quick + ["budget.evaluations=500", "budget.target_score=1.2834"])
+    assert result.reason == "target score reached" and result.evaluations < 500
+    timed = evolve.run([f"run.dir={tmp_path / 'timed'}", "sandbox=process", "budget.evaluations=100000",
+                        "budget.wall_time=3"])
+    assert timed.reason == "wall-time budget spent" and timed.evaluations < 100000
+
+
+class ScriptedProposer:
+    """Cycles through kinds of proposal a real LLM produces, good and bad."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def propose(self, request: ProposalRequest) -> Proposal:
+        self.count += 1
+        code = request.parent.code
+        kind = self.count % 4
+        if kind == 0:
+            return Proposal(None, "scripted", failure="the reply had no code block")
+        if kind == 1:
+            return Proposal(Rewrite(code.replace("def construct(n: int) -> dict:", "def construct(n):")), "scripted")
+        if kind == 2:
+            return Proposal(SearchReplace((("margin = 0.1\n", "margin = 0.2\n"),)), "scripted")
+        return Proposal(Rewrite(code.replace("margin = ", f"margin = 0.0{self.count} + 0 * ")), "scripted")
+
+    async def close(self) -> None: ...
+    def report_outcome(self, proposal: Proposal, improvement: float | None) -> None: ...
+    def state(self) -> dict:
+        return {"count": self.count}
+    def restore(self, state: dict) -> None: ...
+
+
+def test_rejected_failed_and_duplicate_proposals_are_recorded_with_reasons(quick: list[str]) -> None:
+    result = evolve.run(quick + ["budget.evaluations=8", "search.proposers=1", "search.evaluators=1"],
+                        proposer=ScriptedProposer())
+    rows = query(result.run_dir, "SELECT outcome, reason FROM proposals")
+    outcomes = {outcome for outcome, _ in rows}
+    assert outcomes == {"new", "failed", "rejected", "duplicate"}
+    reasons = {outcome: reason for outcome, reason in rows if outcome != "new"}
+    assert reasons["failed"] == "the reply had no code block"
+    assert "outside the EVOLVE-BLOCKs" in reasons["rejected"]
+    assert "same normalized code" in reasons["duplicate"]
+    # A rejected edit is never evaluated: no stored program has the changed signature.
+    assert query(result.run_dir, "SELECT COUNT(*) FROM programs WHERE code LIKE '%def construct(n):%'") == [(0,)]
+    (state,) = query(result.run_dir, "SELECT proposer_state FROM runs")[0]
+    assert json.loads(state)["count"] >= 8
+
+
+class BrokenProposer(ScriptedProposer):
+    async def propose(self, request: ProposalRequest) -> Proposal:
+        return Proposal(None, "broken", failure="connection refused by 127.0.0.1:9")
+
+
+def test_a_proposer_that_always_fails_stops_the_run_with_its_reason(quick: list[str]) -> None:
+    with pytest.raises(SearchStalled, match="connection refused"):
+        evolve.run(quick, proposer=BrokenProposer())
+    run_dir = Path(quick[0].split("=", 1)[1])
+    assert query(run_dir, "SELECT status FROM runs") == [("failed",)]
+    assert query(run_dir, "SELECT COUNT(*) FROM proposals WHERE outcome='failed'") == [(50,)]
