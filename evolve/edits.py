@@ -9,11 +9,11 @@ parent raises EditRejected with the reason. Nothing is ever silently dropped.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import io
 import re
 import tokenize
+import types
 from dataclasses import dataclass
 
 START = "EVOLVE-BLOCK-START"
@@ -121,12 +121,32 @@ def _first_difference(before: str, after: str) -> str:
 
 
 def normalized_hash(code: str) -> str:
-    """Same hash for programs that differ only in comments, blank lines or spacing."""
+    """Same hash for programs that differ only in comments, blank lines or spacing.
+
+    The program is compiled (C speed) and the hash covers its bytecode, names and
+    constants but not its line numbers; code that does not compile falls back to
+    its tokens without comments.
+    """
     try:
-        canonical = ast.dump(ast.parse(code), annotate_fields=False)
+        compiled = compile(code, "<candidate>", "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
-        canonical = _strip_comments(code)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+        return hashlib.sha256(_strip_comments(code).encode()).hexdigest()
+    digest = hashlib.sha256()
+    _fingerprint(compiled, digest)
+    return digest.hexdigest()
+
+
+def _fingerprint(code: types.CodeType, digest: "hashlib._Hash") -> None:
+    digest.update(code.co_code)
+    digest.update(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
+                        code.co_argcount, code.co_kwonlyargcount, code.co_flags)).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _fingerprint(const, digest)
+        elif isinstance(const, frozenset):  # iteration order varies with the hash seed
+            digest.update(repr(sorted(map(repr, const))).encode())
+        else:
+            digest.update(repr(const).encode())
 
 
 def _strip_comments(code: str) -> str:

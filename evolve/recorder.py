@@ -22,7 +22,7 @@ from evolve.db.store import Store
 from evolve.edits import Rewrite, SearchReplace
 from evolve.evaluation import Evaluation
 from evolve.islands import PER_CLUSTER, Island, Member, ring_migration, weakest_islands
-from evolve.problem import SEARCH, Problem
+from evolve.problem import Problem
 from evolve.proposers.base import Proposal
 
 BestCallback = Callable[[int, float, str], None]  # program id, score, code
@@ -71,10 +71,9 @@ class Recorder:
     def _load_islands(self) -> None:
         for island in self.islands:
             limit = island.archive_size * PER_CLUSTER
-            for member, program in self.store.active_members(self.run_id, island.index, limit):
-                evaluation = self.store.evaluation(program.id, SEARCH)  # type: ignore[arg-type]
+            for member, program, feedback in self.store.active_members(self.run_id, island.index, limit):
                 island.add(Member(program.id, member.fitness, program.score or 0.0, member.signature,  # type: ignore[arg-type]
-                                  program.code, evaluation.feedback if evaluation else ""))
+                                  program.code, feedback))
 
     # ------------------------------------------------------------------ budgets
 
@@ -210,7 +209,7 @@ class Recorder:
                                           fitness=best.fitness, signature=best.signature)
                 await self._write(self.store.reset_island, self.run_id, index, [row], from_island=donor.index,
                                   program_id=best.program_id, at=self.evaluations)
-        await self._write(self.store.save_run, self.run_id, rng_state=json.dumps(self.rng.getstate()))
+            await self._write(self.store.save_run, self.run_id, rng_state=json.dumps(self.rng.getstate()))
 
     async def finish(self, status: str) -> None:
         await self._write(self.store.save_run, self.run_id, status=status, **self._state())

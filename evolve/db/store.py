@@ -157,16 +157,18 @@ class Store:
             session.add(Event(run_id=run_id, kind="reset", data=json.dumps({"island": island, **data})))
             session.commit()
 
-    def active_members(self, run_id: int, island: int, limit: int) -> list[tuple[IslandMember, Program]]:
+    def active_members(self, run_id: int, island: int, limit: int) -> list[tuple[IslandMember, Program, str]]:
+        """The island's archive, best first, with each program's search feedback."""
         with Session(self.engine, expire_on_commit=False) as session:
             rows = session.exec(
-                select(IslandMember, Program)
+                select(IslandMember, Program, Evaluation.feedback)
                 .join(Program, Program.id == IslandMember.program_id)  # type: ignore[arg-type]
+                .join(Evaluation, (Evaluation.program_id == Program.id) & (Evaluation.split == "search"))  # type: ignore[arg-type]
                 .where(IslandMember.run_id == run_id, IslandMember.island == island, IslandMember.active == True)  # noqa: E712
                 .order_by(IslandMember.fitness.desc())  # type: ignore[attr-defined]
                 .limit(limit)
             ).all()
-        return [(member, program) for member, program in rows]
+        return [(member, program, feedback) for member, program, feedback in rows]
 
     # ------------------------------------------------------------------ reads
 
