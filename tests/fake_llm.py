@@ -118,6 +118,7 @@ class FakeLLM:
 def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, like a real server
+        disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK stall
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
             return None
@@ -277,7 +278,7 @@ def verify(case, run, settings):
 '''
 
 
-def tiny_problem(folder, sleep: float = 0.0) -> list[str]:
+def tiny_problem(folder, sleep: float = 0.0, heldout: bool = True) -> list[str]:
     """Write a problem whose candidate sleeps `sleep` seconds per case; return the overrides naming it."""
     from pathlib import Path
 
@@ -288,6 +289,8 @@ def tiny_problem(folder, sleep: float = 0.0) -> list[str]:
     (folder / "prompt.md").write_text("Return a number as close as possible to the hidden target.\n")
     cases = {"search": [{"id": "t1", "inputs": {"target": 0}, "private": {"target": 3.0}}],
              "heldout": [{"id": "secret-holdout-case", "inputs": {"target": 0}, "private": {"target": 3.5}}]}
+    if not heldout:
+        del cases["heldout"]
     (folder / "cases.json").write_text(json.dumps(cases))
     return [f"problem.name=tiny", f"problem.seed_program={folder / 'seed.py'}", f"problem.prompt={folder / 'prompt.md'}",
             f"problem.cases={folder / 'cases.json'}", f"problem.verifier={folder / 'verifier.py'}",
