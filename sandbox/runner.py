@@ -86,9 +86,14 @@ def child_main(reply_fd: int) -> None:
         case = json.loads(line)
         try:
             output = entry(**case["inputs"])
-            text = json.dumps({"status": "ok", "output": output}, default=_to_jsonable)
         except BaseException as error:  # noqa: BLE001
             text = json.dumps({"status": "error", "message": _format_error(error)})
+        else:
+            try:
+                text = json.dumps({"status": "ok", "output": output}, default=_to_jsonable)
+            except BaseException as error:  # noqa: BLE001 - the value's own methods may raise anything
+                message = f"the returned value is not JSON data: {type(error).__name__}: {error}"
+                text = json.dumps({"status": "error", "message": message[:MESSAGE_LIMIT]})
         _flush_logs()
         reply.write(text + "\n")
         reply.flush()
