@@ -133,3 +133,7 @@ def _trial(cfg) -> bool:
         return False
     console.print(f"trial run on {sandbox.name}: ok in {seconds:.2f} s ({sandbox.identity})", highlight=False)
     return True
+
+
+if __name__ == "__main__":
+    sandbox_app()
