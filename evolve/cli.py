@@ -19,7 +19,7 @@ from rich.console import Console
 
 from evolve.config import ConfigError, compose_config
 from evolve.db.store import StoreError
-from evolve.engine import SearchStalled, SeedInvalid
+from evolve.engine import EvaluatorChanged, SearchStalled, SeedInvalid
 from evolve.paths import CONFIGS
 from evolve.problem import ProblemError
 from evolve.progress import LiveProgress
@@ -29,7 +29,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evolve programs with an LLM (or an offline mutator) against frozen verifiers.")
 console = Console()
 errors = Console(stderr=True)
-USER_ERRORS = (ConfigError, ProblemError, RunError, StoreError, SeedInvalid, SearchStalled)
+USER_ERRORS = (ConfigError, ProblemError, RunError, StoreError, SeedInvalid, SearchStalled, EvaluatorChanged)
 T = TypeVar("T")
 
 OVERRIDES = typer.Argument(None, help="config overrides, e.g. problem=circle_packing budget.evaluations=300 seed=1")
@@ -77,6 +77,16 @@ def resume(run_dir: Path, overrides: Optional[list[str]] = OVERRIDES) -> None:
         return _drive(lambda live: resume_run(run_dir, overrides or [], on_progress=live.update), budget, progress)
 
     _summary(_guarded(go))
+
+
+@app.command()
+def rescore(run_dir: Path) -> None:
+    """Start a new evaluator epoch: re-evaluate the run's archive under the current verifier."""
+    from evolve.rescore import rescore_run
+
+    result = _guarded(lambda: asyncio.run(rescore_run(run_dir)))
+    console.print(f"epoch {result.epoch}: {result.programs} programs re-evaluated, {result.valid} valid, "
+                  f"best score {result.best_score}\nchanged: {result.changes}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -36,6 +36,7 @@ class ProblemConfig:
     entry: str = "main"  # function the runner calls with each case's inputs
     objective: str = "maximize"  # or "minimize"
     case_timeout: float = 10.0  # seconds per case, measured outside the candidate
+    score_tolerance: float = 0.0  # re-verified scores this far apart (relative) still agree (timed scores)
     settings: dict[str, Any] = field(default_factory=dict)  # passed to the verifier
 
 
@@ -131,6 +132,16 @@ class RunConfig:
 
 
 @dataclass
+class VerificationConfig:
+    """Keeping the verifier's signal external and stable (see docs/verification.md)."""
+
+    drift_check_interval: int = 25  # evaluations between checks that the evaluator files are unchanged (0: never)
+    recheck_champion: bool = True  # evaluate every new global best a second time
+    alarm_window: int = 4  # champions over which search and held-out scores are compared
+    alarm_margin: float = 0.0  # held-out must gain more than this while search gains, or the alarm fires
+
+
+@dataclass
 class Config:
     problem: ProblemConfig = field(default_factory=ProblemConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -139,6 +150,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    verification: VerificationConfig = field(default_factory=VerificationConfig)
     seed: int = 0
 
 

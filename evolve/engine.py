@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from evolve.edits import EditRejected, apply_edit, normalized_hash
 from evolve.evaluation import Evaluation, Evaluator, VerifierError
 from evolve.islands import Member, RankSelection
-from evolve.problem import SEARCH, Problem
+from evolve.problem import HELDOUT, SEARCH, Problem, describe_changes
 from evolve.proposers.base import Proposal, ProposalRequest, Proposer, ProgramView
 from evolve.recorder import Recorder
 
@@ -39,7 +39,11 @@ MAX_VERIFIER_ERRORS = 5
 
 
 class SearchStalled(RuntimeError):
-    pass
+    """The proposer or the verifier keeps failing; the message has the last reason."""
+
+
+class EvaluatorChanged(RuntimeError):
+    """The verifier's files, data or settings changed during the run."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Engine:
         evaluator: Evaluator,
         recorder: Recorder,
         on_progress: Callable[[Recorder], None] | None = None,
+        identity: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.cfg = cfg
         self.problem = problem
@@ -75,12 +80,13 @@ class Engine:
         self.recorder = recorder
         self.selection = RankSelection(cfg.search.selection_pressure, cfg.search.explore_rate)
         self.on_progress = on_progress or (lambda _recorder: None)
+        self.identity = identity  # recomputes the evaluator's identity parts (drift checks)
         self.tickets = 0  # candidates reserved: being proposed, queued or evaluated
         self.pending_hashes: set[str] = set()
         self.failures_in_row = 0
         self.duplicates_in_row = 0
         self.verifier_errors_in_row = 0
-        self.stall_reason = ""
+        self.failure: Exception | None = None
         self.done = asyncio.Event()
 
     async def run(self) -> str:
@@ -104,8 +110,8 @@ class Engine:
             for task in [waiter, *tasks]:
                 task.cancel()
             await asyncio.gather(waiter, *tasks, return_exceptions=True)
-        if self.stall_reason:
-            raise SearchStalled(self.stall_reason)
+        if self.failure is not None:
+            raise self.failure
         return self.recorder.exhausted() or "stopped"
 
     def stop(self) -> None:
@@ -115,12 +121,12 @@ class Engine:
 
     async def _seed(self) -> None:
         evaluation = await self._evaluate(self.problem.seed_code)
-        if self.stall_reason:
-            raise SearchStalled(self.stall_reason)
+        if self.failure is not None:
+            raise self.failure
         if not evaluation.valid:
             raise SeedInvalid(f"the seed program of '{self.problem.name}' is invalid: {evaluation.feedback}")
         await self.recorder.record_seed(self.problem.seed_code, normalized_hash(self.problem.seed_code), evaluation)
-        await self._heldout(self.recorder.best_id, self.problem.seed_code)
+        await self._champion(self.recorder.best_id, self.problem.seed_code, evaluation)  # type: ignore[arg-type]
         self.on_progress(self.recorder)
 
     # ------------------------------------------------------------------ proposing
@@ -200,15 +206,19 @@ class Engine:
     def _count_failure(self, reason: str) -> None:
         self.failures_in_row += 1
         if self.failures_in_row >= MAX_CONSECUTIVE_FAILURES:
-            self.stall_reason = f"{self.failures_in_row} proposals in a row failed; the last: {reason}"
-            self.done.set()
+            self._fail(SearchStalled(f"{self.failures_in_row} proposals in a row failed; the last: {reason}"))
 
     def _count_duplicate(self) -> None:
         self.duplicates_in_row += 1
         if self.duplicates_in_row >= MAX_CONSECUTIVE_DUPLICATES:
-            self.stall_reason = (f"{self.duplicates_in_row} proposals in a row repeated earlier programs; "
-                                 "the proposer has stopped producing anything new")
-            self.done.set()
+            self._fail(SearchStalled(f"{self.duplicates_in_row} proposals in a row repeated earlier programs; "
+                                     "the proposer has stopped producing anything new"))
+
+    def _fail(self, error: Exception) -> None:
+        """Stop the run with this error (the first one wins); what is stored stays stored."""
+        if self.failure is None:
+            self.failure = error
+        self.done.set()
 
     # ------------------------------------------------------------------ evaluating
 
@@ -222,8 +232,11 @@ class Engine:
                     candidate.code, candidate.code_hash, candidate.diff, evaluation)
                 self.proposer.report_outcome(candidate.proposal, recorded.improvement)
                 if recorded.new_best:
+                    await self._champion(recorded.program_id, candidate.code, evaluation)
+                elif recorded.island_best:
                     await self._heldout(recorded.program_id, candidate.code)
                 await self.recorder.maybe_migrate_or_reset()
+                await self._check_drift()
                 self.on_progress(self.recorder)
             finally:
                 self.pending_hashes.discard(candidate.code_hash)
@@ -241,16 +254,35 @@ class Engine:
             await self.recorder.event("verifier_error", message=str(error))
             self.verifier_errors_in_row += 1
             if self.verifier_errors_in_row >= MAX_VERIFIER_ERRORS or not self.recorder.seeded:
-                self.stall_reason = str(error)
-                self.done.set()
+                self._fail(SearchStalled(str(error)))
             return self.evaluator.fault(split, "the verifier could not score this program")
 
-    async def _heldout(self, program_id: int | None, code: str) -> None:
-        """Score a new best on the held-out cases; selection never sees this score."""
-        if program_id is None or not self.problem.split("heldout"):
-            return
-        evaluation = await self._evaluate(code, "heldout")
+    async def _heldout(self, program_id: int, code: str) -> Evaluation | None:
+        """Score a program on the held-out cases; selection never sees this score."""
+        if not self.problem.split(HELDOUT):
+            return None
+        evaluation = await self._evaluate(code, HELDOUT)
         await self.recorder.record_heldout(program_id, evaluation)
+        return evaluation
+
+    async def _champion(self, program_id: int, code: str, evaluation: Evaluation) -> None:
+        """A new global best: held-out score, a second evaluation, the divergence alarm."""
+        heldout = await self._heldout(program_id, code)
+        recheck = await self._evaluate(code) if self.cfg.verification.recheck_champion else None
+        await self.recorder.record_champion(program_id, evaluation, heldout, recheck)
+
+    async def _check_drift(self) -> None:
+        """Every few evaluations: are the verifier, its data and settings still the ones the run began with?"""
+        interval = self.cfg.verification.drift_check_interval
+        if self.identity is None or not interval or self.recorder.evaluations % interval:
+            return
+        parts = await asyncio.to_thread(self.identity)
+        if parts != self.recorder.evaluator_parts:
+            changed = describe_changes(self.recorder.evaluator_parts, parts)
+            await self.recorder.event("drift", changes=changed)
+            self._fail(EvaluatorChanged(
+                f"the evaluator changed during the run ({changed}); the run stopped with everything stored. "
+                "Restore the files and `evolve resume`, or start a new epoch with `evolve rescore`"))
 
 
 class SeedInvalid(RuntimeError):

@@ -58,6 +58,7 @@ class Problem:
     entry: str
     maximize: bool
     case_timeout: float
+    score_tolerance: float
     cases: tuple[Case, ...]
     settings: dict[str, Any]
     verify: Callable[..., Verdict]
@@ -110,6 +111,7 @@ def load_problem(cfg: DictConfig) -> Problem:
         entry=p.entry,
         maximize=p.objective == "maximize",
         case_timeout=float(p.case_timeout),
+        score_tolerance=float(p.score_tolerance),
         cases=_load_cases(cases_path),
         settings=OmegaConf.to_container(p.settings, resolve=True),  # type: ignore[arg-type]
         verify=module.verify,

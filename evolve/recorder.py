@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from typing import Any, Callable, NamedTuple
 
 from omegaconf import DictConfig
 
+from evolve.alarms import DivergenceAlarm
 from evolve.db import models
 from evolve.db.store import Store
 from evolve.edits import Rewrite, SearchReplace
@@ -61,19 +63,37 @@ class Recorder:
         self.best_id = run.best_program_id
         self.best_score = run.best_score
         self.hashes: dict[str, int] = {}
+        self.epoch = run.epoch
+        self.evaluator_parts: dict[str, str] = json.loads(run.evaluator_parts)
+        verification = cfg.verification
+        self.alarm = DivergenceAlarm(verification.alarm_window, verification.alarm_margin)
+        self.alarms = 0
         self.seeded = run.seed_program_id is not None
         if run.rng_state:
             self.rng.setstate(_tuples(json.loads(run.rng_state)))
         if self.seeded:
             self._load_islands()
             self.hashes = store.code_hashes(self.run_id)
+            self._load_alarm_history()
 
     def _load_islands(self) -> None:
         for island in self.islands:
             limit = island.archive_size * PER_CLUSTER
             for member, program, feedback in self.store.active_members(self.run_id, island.index, limit):
-                island.add(Member(program.id, member.fitness, program.score or 0.0, member.signature,  # type: ignore[arg-type]
+                score = member.fitness if self.problem.maximize else -member.fitness
+                island.add(Member(program.id, member.fitness, score, member.signature,  # type: ignore[arg-type]
                                   program.code, feedback))
+
+    def _load_alarm_history(self) -> None:
+        """The divergence window continues across resumes, within the current epoch."""
+        for kind, data in self.store.events(self.run_id, ("champion", "heldout_divergence")):
+            if kind == "heldout_divergence":
+                self.alarms += 1
+                self.alarm.history = self.alarm.history[-1:]
+            elif data.get("epoch", 0) == self.epoch:
+                heldout = data.get("heldout")
+                self.alarm.history.append((data["program_id"], self.problem.fitness(data["search"]),
+                                           self.problem.fitness(heldout) if heldout is not None else -math.inf))
 
     # ------------------------------------------------------------------ budgets
 
@@ -155,15 +175,18 @@ class Recorder:
             self.store.store_result, self._state(), program, self._evaluation(evaluation), row,
             self._calls(proposal), [self._member(island, evaluation)] if accepted else [])
         self.hashes[code_hash] = program_id
+        island_best = False
         if member is not None:
             self.islands[island].add(self._as_member(program_id, code, evaluation))
+            best = self.islands[island].best
+            island_best = best is not None and best.program_id == program_id
         if new_best:
             self.best_id = program_id
             await self._write(self.store.save_run, self.run_id, best_program_id=program_id)
             if self.on_best is not None:
                 self.on_best(program_id, evaluation.score, code)  # type: ignore[arg-type]
         improvement = self.problem.fitness(evaluation.score) - parent.fitness if evaluation.valid else None  # type: ignore[arg-type]
-        return Recorded(program_id, improvement, new_best)
+        return Recorded(program_id, improvement, new_best, island_best)
 
     async def record_proposal(self, island: int, parent_id: int, proposal: Proposal, outcome: str, reason: str,
                               program_id: int | None = None) -> None:
@@ -182,6 +205,33 @@ class Recorder:
 
     async def record_heldout(self, program_id: int, evaluation: Evaluation) -> None:
         await self._write(self.store.store_evaluation, self._evaluation(evaluation, program_id))
+
+    async def record_champion(self, program_id: int, search: Evaluation, heldout: Evaluation | None,
+                              recheck: Evaluation | None) -> None:
+        """A new global best: its held-out pair, its re-verification, and the divergence alarm."""
+        if recheck is not None:
+            await self._write(self.store.store_evaluation, self._evaluation(recheck, program_id))
+            if not self._agree(search, recheck):
+                await self.event("nondeterministic", program_id=program_id,
+                                 first={"valid": search.valid, "score": search.score},
+                                 second={"valid": recheck.valid, "score": recheck.score})
+        heldout_fitness = (self.problem.fitness(heldout.score) if heldout is not None and heldout.valid
+                           else None)  # type: ignore[arg-type]
+        search_fitness = self.problem.fitness(search.score)  # type: ignore[arg-type]
+        await self.event("champion", program_id=program_id, search=search.score,
+                         heldout=heldout.score if heldout is not None else None, epoch=self.epoch)
+        alarm = self.alarm.observe(program_id, search_fitness, heldout_fitness)
+        if alarm is not None:
+            self.alarms += 1
+            await self.event("heldout_divergence", **alarm)
+
+    def _agree(self, first: Evaluation, second: Evaluation) -> bool:
+        if first.valid != second.valid:
+            return False
+        if not first.valid:
+            return True
+        tolerance = self.problem.score_tolerance * max(abs(first.score), abs(second.score), 1e-12)  # type: ignore[arg-type]
+        return abs(first.score - second.score) <= tolerance  # type: ignore[operator]
 
     async def event(self, kind: str, **data: Any) -> None:
         await self._write(self.store.add_event, self.run_id, kind, **data)
@@ -230,7 +280,7 @@ class Recorder:
         return models.Evaluation(program_id=program_id, split=evaluation.split, valid=evaluation.valid,
                                  score=evaluation.score, metrics=json.dumps(metrics, default=str),
                                  feedback=evaluation.feedback, seconds=evaluation.seconds,
-                                 evaluator_hash=evaluation.evaluator_hash)
+                                 evaluator_hash=evaluation.evaluator_hash, epoch=self.epoch)
 
     def _member(self, island: int, evaluation: Evaluation) -> models.IslandMember:
         return models.IslandMember(run_id=self.run_id, island=island, program_id=0,
@@ -257,6 +307,7 @@ class Recorded(NamedTuple):
     program_id: int
     improvement: float | None  # over the parent, in fitness units; None if invalid
     new_best: bool
+    island_best: bool
 
 
 def _edit_text(edit: object) -> str:

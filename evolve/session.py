@@ -111,7 +111,9 @@ async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: mod
         proposer.restore(json.loads(run.proposer_state))
     evaluator = Evaluator(problem, sandbox, limits_from(cfg), run.evaluator_hash)
     recorder = Recorder(cfg, problem, store, run, proposer.state, on_best)
-    engine = Engine(cfg, problem, proposer, evaluator, recorder, on_progress)
+    sandbox_identity = getattr(sandbox, "identity", sandbox.name)
+    engine = Engine(cfg, problem, proposer, evaluator, recorder, on_progress,
+                    identity=lambda: problem.identity_parts(sandbox_identity))
     interrupted = _on_signals(engine)
     await recorder.event("session_start", evaluations=recorder.evaluations)
     status, reason = "failed", ""

@@ -37,9 +37,21 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "SELECT island, COUNT(*), SUM(CASE WHEN outcome='duplicate' THEN 1 ELSE 0 END) FROM proposals "
             "WHERE run_id=:run GROUP BY island", **rid):
             islands[island].update(proposals=total, duplicates=duplicates or 0)
+        better = ">" if cfg.problem.objective == "maximize" else "<"
+        for island, improved in store.query(
+            f"SELECT p.island, COUNT(*) FROM programs p JOIN programs q ON p.parent_id = q.id "
+            f"WHERE p.run_id=:run AND p.status='valid' AND q.status='valid' AND p.score {better} q.score "
+            "GROUP BY p.island", **rid):
+            islands[island]["improvements"] = improved
+        for island, cells in store.query(
+            "SELECT island, COUNT(DISTINCT signature) FROM island_members WHERE run_id=:run AND active "
+            "GROUP BY island", **rid):
+            islands[island]["clusters"] = cells
         for island in islands.values():
             island["valid_rate"] = _rate(island["valid"], island["evaluations"])
             island["duplicate_rate"] = _rate(island["duplicates"], island["proposals"])
+            island["improvement_rate"] = _rate(island["improvements"], island["evaluations"])
+            island.setdefault("clusters", 0)
         models = [
             {"model": model, "calls": calls, "errors": errors or 0, "prompt_tokens": p or 0,
              "completion_tokens": c or 0, "cost": cost or 0.0}
@@ -48,8 +60,12 @@ def run_status(run_dir: Path) -> dict[str, Any]:
                 "SUM(completion_tokens), SUM(cost) FROM llm_calls WHERE run_id=:run GROUP BY model", **rid)
         ]
         heldout = store.query(
-            "SELECT score, valid FROM evaluations WHERE program_id=:pid AND split='heldout' ORDER BY id DESC LIMIT 1",
-            pid=run.best_program_id or -1)
+            "SELECT score, valid FROM evaluations WHERE program_id=:pid AND split='heldout' AND epoch=:epoch "
+            "ORDER BY id DESC LIMIT 1", pid=run.best_program_id or -1, epoch=run.epoch)
+        alarms = [{"kind": kind, **json.loads(data)} for kind, data in store.query(
+            "SELECT kind, data FROM events WHERE run_id=:run AND kind IN "
+            "('heldout_divergence', 'nondeterministic', 'drift', 'drift_refused', 'verifier_error') ORDER BY id",
+            **rid)]
         events = {kind: count for kind, count in store.query(
             "SELECT kind, COUNT(*) FROM events WHERE run_id=:run GROUP BY kind", **rid)}
         budget = cfg.budget
@@ -75,6 +91,8 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "islands": list(islands.values()),
             "llm": models,
             "events": events,
+            "alarms": alarms,
+            "epoch": run.epoch,
             "evaluator_hash": run.evaluator_hash,
         }
     finally:
@@ -100,15 +118,17 @@ def render(status: dict[str, Any]) -> "list[Any]":
         ("seed score", _fmt(status["seed_score"])),
         ("best score", f"{_fmt(best['score'])} (program {best['program_id']}, held-out {_fmt(best['heldout_score'])})"),
         ("wall time", f"{status['budget']['wall_time']['spent']} s"),
+        ("evaluator", f"{status['evaluator_hash']} (epoch {status['epoch']})"),
         ("events", json.dumps(status["events"])),
+        ("alarms", ", ".join(a["kind"] for a in status["alarms"]) or "none"),
     ]:
         head.add_row(f"[bold]{label}[/]", str(value))
     islands = Table(title="islands")
-    for column in ("island", "size", "best", "valid rate", "duplicate rate"):
+    for column in ("island", "size", "best", "valid rate", "duplicate rate", "improvement rate", "clusters"):
         islands.add_column(column, justify="right")
     for i in status["islands"]:
         islands.add_row(str(i["island"]), str(i["size"]), _fmt(i["best"]), _fmt(i["valid_rate"]),
-                        _fmt(i["duplicate_rate"]))
+                        _fmt(i["duplicate_rate"]), _fmt(i["improvement_rate"]), str(i["clusters"]))
     out: list[Any] = [head, islands]
     if status["llm"]:
         llm = Table(title="LLM calls")

@@ -96,7 +96,7 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
     assert query(tmp_path / "r", "SELECT COUNT(*) FROM programs WHERE parent_id IS NOT NULL") == [(120,)]
     assert query(tmp_path / "r", "SELECT COUNT(*), COUNT(DISTINCT code_hash) FROM programs") == [(121, 121)]
     assert query(tmp_path / "r", "SELECT COUNT(*) FROM programs WHERE parent_id IS NULL") == [(1,)]
-    assert query(tmp_path / "r", "SELECT COUNT(*) FROM evaluations WHERE split='search'") == [(121,)]
+    assert query(tmp_path / "r", "SELECT COUNT(DISTINCT program_id) FROM evaluations WHERE split='search'") == [(121,)]
 
 
 def test_ctrl_c_stops_cleanly_with_nothing_lost(tmp_path: Path) -> None:

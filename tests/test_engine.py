@@ -25,7 +25,10 @@ def test_search_improves_on_the_seed_and_stores_every_evaluation(quick: list[str
     assert bests == sorted(bests) and bests[-1] == result.best_score
     # 60 candidates plus the seed, each evaluated once on the search split.
     assert query(run_dir, "SELECT COUNT(*) FROM programs") == [(61,)]
-    assert query(run_dir, "SELECT COUNT(*) FROM evaluations WHERE split='search'") == [(61,)]
+    # ... plus a second evaluation of each champion (re-verification).
+    (champions,) = query(run_dir, "SELECT COUNT(*) FROM events WHERE kind='champion'")[0]
+    assert champions == len(bests) + 1  # the seed is the first champion
+    assert query(run_dir, "SELECT COUNT(*) FROM evaluations WHERE split='search'") == [(61 + champions,)]
     assert query(run_dir, "SELECT COUNT(DISTINCT code_hash) FROM programs") == [(61,)]
     # Every proposal is accounted for, whatever became of it.
     (proposals,) = query(run_dir, "SELECT proposals FROM runs")[0]
@@ -44,7 +47,7 @@ def test_resume_continues_counters_and_budget(quick: list[str]) -> None:
     assert second.evaluations == 35
     assert second.seed_score == first.seed_score and second.best_score >= first.best_score
     assert query(first.run_dir, "SELECT COUNT(*) FROM programs WHERE parent_id IS NULL") == [(1,)]
-    assert query(first.run_dir, "SELECT COUNT(*) FROM evaluations WHERE split='search'") == [(36,)]
+    assert query(first.run_dir, "SELECT COUNT(DISTINCT program_id) FROM evaluations WHERE split='search'") == [(36,)]
     assert query(first.run_dir, "SELECT COUNT(*) FROM events WHERE kind='session_start'") == [(2,)]
     # The RNG continued from the stored state rather than starting again from the seed.
     (rng_after,) = query(first.run_dir, "SELECT rng_state FROM runs")[0]

@@ -35,6 +35,7 @@ class Run(SQLModel, table=True):
     config_yaml: str = Field(sa_column=Column(Text))
     evaluator_hash: str
     evaluator_parts: str = Field(default="{}", sa_column=Column(Text))  # JSON: part -> hash
+    epoch: int = 0  # evaluator epoch: `evolve rescore` starts a new one; epochs are never mixed
     status: str = "running"  # running | finished | interrupted | failed
     seed_program_id: Optional[int] = None
     seed_score: Optional[float] = None
@@ -81,6 +82,7 @@ class Evaluation(SQLModel, table=True):
     feedback: str = Field(default="", sa_column=Column(Text))
     seconds: float = 0.0
     evaluator_hash: str
+    epoch: int = 0
     created: datetime = Field(default_factory=_now)
 
 

@@ -157,13 +157,27 @@ class Store:
             session.add(Event(run_id=run_id, kind="reset", data=json.dumps({"island": island, **data})))
             session.commit()
 
+    def start_epoch(self, run_id: int, evaluations: list[Evaluation], members: list[IslandMember],
+                    changes: str, **run_fields: Any) -> None:
+        """Store a rescore: new-epoch evaluations, islands rebuilt from them only, the run's new identity."""
+        with Session(self.engine) as session:
+            session.add_all(evaluations)
+            session.exec(update(IslandMember).where(IslandMember.run_id == run_id).values(active=False))  # type: ignore[call-overload]
+            session.add_all(members)
+            session.exec(update(Run).where(Run.id == run_id).values(**run_fields))  # type: ignore[call-overload]
+            session.add(Event(run_id=run_id, kind="rescore", data=json.dumps(
+                {"epoch": run_fields.get("epoch"), "changes": changes, "programs": len(evaluations)})))
+            session.commit()
+
     def active_members(self, run_id: int, island: int, limit: int) -> list[tuple[IslandMember, Program, str]]:
         """The island's archive, best first, with each program's search feedback."""
         with Session(self.engine, expire_on_commit=False) as session:
             rows = session.exec(
                 select(IslandMember, Program, Evaluation.feedback)
                 .join(Program, Program.id == IslandMember.program_id)  # type: ignore[arg-type]
-                .join(Evaluation, (Evaluation.program_id == Program.id) & (Evaluation.split == "search"))  # type: ignore[arg-type]
+                .join(Run, Run.id == IslandMember.run_id)  # type: ignore[arg-type]
+                .join(Evaluation, (Evaluation.program_id == Program.id) & (Evaluation.split == "search")
+                      & (Evaluation.evaluator_hash == Run.evaluator_hash))  # type: ignore[arg-type]
                 .where(IslandMember.run_id == run_id, IslandMember.island == island, IslandMember.active == True)  # noqa: E712
                 .order_by(IslandMember.fitness.desc())  # type: ignore[attr-defined]
                 .limit(limit)
@@ -186,6 +200,13 @@ class Store:
             return session.exec(
                 select(Evaluation).where(Evaluation.program_id == program_id, Evaluation.split == split)
             ).first()
+
+    def events(self, run_id: int, kinds: tuple[str, ...]) -> list[tuple[str, dict]]:
+        with Session(self.engine) as session:
+            rows = session.exec(select(Event.kind, Event.data)
+                                .where(Event.run_id == run_id, Event.kind.in_(kinds))  # type: ignore[attr-defined]
+                                .order_by(Event.id)).all()
+        return [(kind, json.loads(data)) for kind, data in rows]
 
     def query(self, sql: str, **params: Any) -> list[Any]:
         """Read-only aggregate queries for reports (`evolve status`)."""

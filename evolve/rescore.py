@@ -1,0 +1,90 @@
+"""`evolve rescore RUN_DIR`: start a new evaluator epoch after the verifier changed.
+
+The run's archive (every program its islands hold, and the seed) is evaluated
+again under the current verifier, data and settings. The new scores form a new
+epoch: the islands are rebuilt from them alone, the best is recomputed from
+them alone, and every new evaluation row carries the new epoch and evaluator
+hash. Scores of different epochs are never compared or mixed in selection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from evolve.config import load_saved
+from evolve.db import models
+from evolve.db.store import open_store
+from evolve.evaluation import Evaluation, Evaluator
+from evolve.problem import SEARCH, describe_changes, identity_hash, load_problem
+from evolve.sandbox.factory import limits_from, make_sandbox
+from evolve.session import CONFIG_FILE, RunError, database_url
+
+
+@dataclass(frozen=True)
+class RescoreResult:
+    epoch: int
+    programs: int
+    valid: int
+    best_score: float | None
+    changes: str
+
+
+async def rescore_run(run_dir: Path) -> RescoreResult:
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise RunError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
+    cfg = load_saved(run_dir / CONFIG_FILE)
+    problem = load_problem(cfg)
+    store = open_store(database_url(cfg, run_dir))
+    sandbox = make_sandbox(cfg, run_dir.name)
+    try:
+        run = store.load_run()
+        parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
+        new_hash = identity_hash(parts)
+        if new_hash == run.evaluator_hash:
+            raise RunError("the evaluator is unchanged since this run's current epoch; there is nothing to rescore")
+        changes = describe_changes(json.loads(run.evaluator_parts), parts)
+        epoch = run.epoch + 1
+        islands = _archive(store, run)
+        program_ids = sorted({pid for members in islands.values() for pid, _ in members} | {run.seed_program_id})
+        evaluator = Evaluator(problem, sandbox, limits_from(cfg), new_hash)
+        slots = asyncio.Semaphore(cfg.search.evaluators)
+
+        async def rescore(program_id: int) -> tuple[int, Evaluation]:
+            program = store.program(program_id)
+            assert program is not None
+            async with slots:
+                return program_id, await evaluator.evaluate(program.code, SEARCH)
+
+        results = dict(await asyncio.gather(*(rescore(pid) for pid in program_ids)))
+    finally:
+        await sandbox.close()
+    rows = [models.Evaluation(program_id=pid, split=SEARCH, valid=e.valid, score=e.score,
+                              metrics=json.dumps({k: {"valid": v.valid, "score": v.score} for k, v in e.verdicts.items()}),
+                              feedback=e.feedback, seconds=e.seconds, evaluator_hash=new_hash, epoch=epoch)
+            for pid, e in results.items()]
+    members = [models.IslandMember(run_id=run.id, island=island, program_id=pid,  # type: ignore[arg-type]
+                                   fitness=problem.fitness(results[pid].score),  # type: ignore[arg-type]
+                                   signature=results[pid].signature())
+               for island, entries in islands.items() for pid, _ in entries if results[pid].valid]
+    valid = {pid: e for pid, e in results.items() if e.valid}
+    best_id = max(valid, key=lambda pid: problem.fitness(valid[pid].score)) if valid else None  # type: ignore[arg-type]
+    seed = results.get(run.seed_program_id)  # type: ignore[arg-type]
+    store.start_epoch(run.id, rows, members, epoch=epoch, evaluator_hash=new_hash,  # type: ignore[arg-type]
+                      evaluator_parts=json.dumps(parts), best_program_id=best_id,
+                      best_score=valid[best_id].score if best_id is not None else None,
+                      seed_score=seed.score if seed is not None else None, changes=changes)
+    store.close()
+    return RescoreResult(epoch, len(results), len(valid), valid[best_id].score if best_id is not None else None,
+                         changes)
+
+
+def _archive(store, run: models.Run) -> dict[int, list[tuple[int, float]]]:
+    """Active island members, by island."""
+    islands: dict[int, list[tuple[int, float]]] = {}
+    for island, program_id, fitness in store.query(
+            "SELECT island, program_id, fitness FROM island_members WHERE run_id=:run AND active", run=run.id):
+        islands.setdefault(island, []).append((program_id, fitness))
+    return islands
