@@ -82,8 +82,8 @@ HOSTILE = {
     "restart every conflict": {"restart_interval": lambda restarts: -5},
     "restart interval not a number": {"restart_interval": lambda restarts: "soon"},
     "overflowing restart interval": {"restart_interval": lambda restarts: 10.0 ** 400 if restarts > 1 else 2},
-    "wrong-length activities": {"initial_activity": lambda n, clauses: [1.0]},
-    "garbage activities": {"initial_activity": lambda n, clauses: [float("inf")] + [None] * n},
+    "garbage activities": {"initial_activity": lambda var, lengths: None if var % 2 else float("inf")},
+    "negative activities": {"initial_activity": lambda var, lengths: -var * 1e300},
     "always random decisions": {"RANDOM_DECISION_RATE": 1.0},
     "polarity from a non-bool": {"choose_polarity": lambda var, saved, pos, neg: var % 3},
 }

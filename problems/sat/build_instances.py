@@ -102,15 +102,11 @@ def colouring(nodes: int, edges: int, colours: int, seed: int) -> tuple[int, lis
 def generated() -> list[Instance]:
     """The generated families, with fixed seeds: (split, count) per family."""
     out: list[Instance] = []
-    for split, seeds in (("search", [101, 102]), ("heldout", [201])):
+    for split, seeds in (("search", [101, 102, 103, 104, 105, 106]), ("heldout", [201, 202, 203])):
         for seed in seeds:
-            out.append(Instance(f"rand3-n100-s{seed}", split, "random 3-SAT, 100 vars, ratio 4.26", 100,
-                                random_3sat(100, seed), "generated", {"vars": 100, "ratio": THRESHOLD, "seed": seed}))
-    for split, seeds in (("search", [111, 112, 113]), ("heldout", [211, 212])):
-        for seed in seeds:
-            out.append(Instance(f"rand3-n150-s{seed}", split, "random 3-SAT, 150 vars, ratio 4.26", 150,
-                                random_3sat(150, seed), "generated", {"vars": 150, "ratio": THRESHOLD, "seed": seed}))
-    for split, items in (("search", [(6, 121), (7, 122)]), ("heldout", [(6, 221), (7, 222)])):
+            out.append(Instance(f"rand3-n125-s{seed}", split, "random 3-SAT, 125 vars, ratio 4.26", 125,
+                                random_3sat(125, seed), "generated", {"vars": 125, "ratio": THRESHOLD, "seed": seed}))
+    for split, items in (("search", [(6, 121), (6, 122)]), ("heldout", [(6, 221), (7, 222)])):
         for holes, seed in items:
             n, clauses = pigeonhole(holes, seed)
             out.append(Instance(f"php{holes}-s{seed}", split, "pigeonhole, shuffled", n, clauses, "generated",

@@ -17,30 +17,33 @@ import random
 
 
 # EVOLVE-BLOCK-START
-ACTIVITY_DECAY = 0.75  # activities fade by this factor per conflict (closer to 1: longer memory)
-INITIAL_ACTIVITY_WEIGHT = 0.0  # weight of the occurrence counts in the starting activities
-SHORT_CLAUSE_BONUS = 1.0  # occurrence in a clause of length k counts SHORT_CLAUSE_BONUS ** -k
-RESTART_FIRST = 1000  # conflicts before the first restart
-RESTART_GROWTH = 2.0  # each restart interval is this much longer than the last
-RANDOM_DECISION_RATE = 0.0  # chance that a decision picks a random free variable
-PHASE_SAVING = 0  # 1: a variable keeps the polarity it had before backjumping
-DEFAULT_POLARITY = 1  # polarity when nothing else decides (1: true, 0: false)
+# Activities fade by ACTIVITY_DECAY per conflict (closer to one: a longer memory).
+ACTIVITY_DECAY = 0.75
+# Starting activities: INITIAL_ACTIVITY_WEIGHT times a variable's occurrence count, where an
+# occurrence in a clause of length k counts SHORT_CLAUSE_BONUS ** -k.
+INITIAL_ACTIVITY_WEIGHT = 0.0
+SHORT_CLAUSE_BONUS = 1.0
+# Restarts: the first after RESTART_FIRST conflicts, then each interval RESTART_GROWTH times longer.
+RESTART_FIRST = 1000
+RESTART_GROWTH = 2.0
+# Chance that a decision picks a random free variable, and the seed of that choice.
+RANDOM_DECISION_RATE = 0.0
 RANDOM_SEED = 1
+# Non-zero PHASE_SAVING: a variable keeps the polarity it had before a backjump.
+PHASE_SAVING = 0
+# Polarity when nothing else decides (non-zero: true).
+DEFAULT_POLARITY = 1
 
 
-def initial_activity(num_vars: int, clauses: list[list[int]]) -> list[float]:
-    """Starting activity per variable (index 0 unused): weighted occurrence counts."""
-    activity = [0.0] * (num_vars + 1)
-    for clause in clauses:
-        weight = SHORT_CLAUSE_BONUS ** -len(clause)
-        for literal in clause:
-            activity[abs(literal)] += weight
-    return [INITIAL_ACTIVITY_WEIGHT * a for a in activity]
+def initial_activity(var: int, lengths: list[int]) -> float:
+    """Starting activity of `var`, given the lengths of the clauses it occurs in."""
+    return INITIAL_ACTIVITY_WEIGHT * sum(SHORT_CLAUSE_BONUS ** -k for k in lengths)
 
 
 def choose_polarity(var: int, saved: int | None, positive: float, negative: float) -> bool:
     """True to try var = true first. `saved` is its last polarity (None if never set);
-    `positive`/`negative` are its weighted occurrence counts as v and -v."""
+    `positive` and `negative` are its occurrence counts as v and -v, each weighted by
+    one half to the power of the clause length."""
     if PHASE_SAVING and saved is not None:
         return bool(saved)
     return bool(DEFAULT_POLARITY)
@@ -73,10 +76,10 @@ class Solver:
         self.empty = False
         self.rng = random.Random(RANDOM_SEED)
         self.occurrence = [0.0] * (2 * num_vars + 2)
+        self.lengths: list[list[int]] = [[] for _ in range(num_vars + 1)]
         for clause in clauses:
             self._add_input(clause)
-        start = initial_activity(num_vars, [list(c) for c in clauses])
-        self.activity = [_number(a) for a in start] if len(start) == num_vars + 1 else [0.0] * (num_vars + 1)
+        self.activity = [0.0] + [_number(initial_activity(v, self.lengths[v])) for v in range(1, num_vars + 1)]
         self.increment = 1.0
         self.heap = [(-self.activity[v], v) for v in range(1, num_vars + 1)]
         heapq.heapify(self.heap)
@@ -87,6 +90,7 @@ class Solver:
             return  # a tautology constrains nothing
         for code in codes:
             self.occurrence[code] += 2.0 ** -len(codes)
+            self.lengths[code >> 1].append(len(codes))
         if not codes:
             self.empty = True
         elif len(codes) == 1:
