@@ -69,6 +69,7 @@ def child_main(reply_fd: int) -> None:
         reply.write(json.dumps(message, default=_to_jsonable) + "\n")
         reply.flush()
 
+    sys.dont_write_bytecode = True  # no __pycache__ in the scratch (-I ignores PYTHONDONTWRITEBYTECODE)
     try:
         import importlib.util
 
