@@ -14,6 +14,7 @@ import evolve
 from evolve.cli import app
 from evolve.config import compose_config
 from evolve.engine import SearchStalled
+from evolve.paths import PROBLEMS
 from evolve.problem import SEARCH, Case, load_problem
 from evolve.sandbox.base import CaseRun
 from evolve.scaffold import ScaffoldError, new_problem
@@ -28,8 +29,9 @@ def run_overrides(problem_yaml: Path, run_dir: Path, evaluations: int) -> list[s
 
 def test_a_scaffolded_folder_outside_the_repository_runs_a_short_search(tmp_path):
     folder = tmp_path / "elsewhere" / "my_problem"
-    created = new_problem("my_problem", folder)
-    assert {p.name for p in created} == FOLDER_FILES and all(p.parent == folder for p in created)
+    scaffolded = CliRunner().invoke(app, ["new-problem", "my_problem", "--dir", str(folder)])
+    assert scaffolded.exit_code == 0, scaffolded.output
+    assert {p.name for p in folder.iterdir()} == FOLDER_FILES
 
     result = evolve.run(run_overrides(folder / "problem.yaml", tmp_path / "run", 5))
     assert result.status == "finished", result.reason
@@ -75,6 +77,13 @@ def test_names_that_are_not_python_identifiers_are_refused(tmp_path, name):
     with pytest.raises(ScaffoldError, match="must be a Python identifier"):
         new_problem(name, tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_folder_inside_the_bundled_problems_is_refused():
+    target = PROBLEMS / "stray_scaffold"
+    with pytest.raises(ScaffoldError, match="without --dir"):
+        new_problem("stray_scaffold", target)
+    assert not target.exists()
 
 
 def test_a_file_in_place_of_the_folder_is_refused(tmp_path):
