@@ -1,4 +1,4 @@
-"""The live display of `evolve run`: evaluations of budget, best score, rate, elapsed time.
+"""The live display of `evolve run`: evaluations of budget, best score, rate, elapsed time, alarms.
 
 Shown only when stdout is a terminal; otherwise the run is quiet and only the
 final summary is printed.
@@ -23,9 +23,10 @@ class LiveProgress:
         self.progress = Progress(
             TextColumn("[bold]evaluations"), BarColumn(), MofNCompleteColumn(),
             TextColumn("best [bold cyan]{task.fields[best]}"), TextColumn("{task.fields[rate]}/min"),
-            TimeElapsedColumn(), console=console, disable=not self.enabled,
+            TimeElapsedColumn(), TextColumn("[bold red]{task.fields[alarms]}"), console=console,
+            disable=not self.enabled,
         )
-        self.task = self.progress.add_task("search", total=budget, best="-", rate="-")
+        self.task = self.progress.add_task("search", total=budget, best="-", rate="-", alarms="")
 
     def __enter__(self) -> "LiveProgress":
         self.progress.__enter__()
@@ -42,4 +43,5 @@ class LiveProgress:
         minutes = max(time.monotonic() - self.started, 1e-9) / 60
         rate = (recorder.evaluations - self.done_at_start) / minutes
         best = "-" if recorder.best_score is None else f"{recorder.best_score:.6g}"
-        self.progress.update(self.task, completed=recorder.evaluations, best=best, rate=f"{rate:.0f}")
+        alarms = f"{recorder.alarms} held-out alarm(s): see evolve status" if recorder.alarms else ""
+        self.progress.update(self.task, completed=recorder.evaluations, best=best, rate=f"{rate:.0f}", alarms=alarms)
