@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from evolve.paths import RUNNER
+from evolve.sandbox.errors import SandboxUnavailable
 from evolve.sandbox.process import ProcessSandbox, clean_env
 
 RUNNER_PATH = "/opt/evolve/runner.py"
@@ -38,7 +39,7 @@ SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime", "passwd", "group", "nsswitch.conf", "alternatives")
 
 
-class BwrapUnavailable(RuntimeError):
+class BwrapUnavailable(SandboxUnavailable):
     """bubblewrap is missing or cannot make namespaces here."""
 
 
@@ -81,6 +82,7 @@ class BwrapSandbox(ProcessSandbox):
                 args += ["--symlink", os.readlink(path), str(path)]
             elif path.is_dir():
                 args += ["--ro-bind", str(path), str(path)]
+        args += ["--perms", "0755", "--dir", "/etc"]
         for name in ETC_FILES:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         # Parents of the mounts made readable (bubblewrap would follow the umask).
@@ -118,11 +120,14 @@ class BwrapSandbox(ProcessSandbox):
 
 def _python_roots(python: str) -> list[str]:
     """Directories the interpreter needs that the system directories do not cover."""
-    done = subprocess.run(
-        [python, "-I", "-c", "import sys, os; print(os.path.realpath(sys.executable)); "
-         "print(os.path.realpath(sys.base_prefix)); print(os.path.realpath(sys.prefix))"],
-        capture_output=True, text=True, timeout=30,
-    )
+    try:
+        done = subprocess.run(
+            [python, "-I", "-c", "import sys, os; print(os.path.realpath(sys.executable)); "
+             "print(os.path.realpath(sys.base_prefix)); print(os.path.realpath(sys.prefix))"],
+            capture_output=True, text=True, timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise BwrapUnavailable(f"sandbox.python={python} does not run: {error}") from None
     if done.returncode != 0:
         raise BwrapUnavailable(f"sandbox.python={python} does not run: {done.stderr.strip()[-200:]}")
     executable, *prefixes = done.stdout.split()

@@ -7,6 +7,7 @@ import logging
 from omegaconf import DictConfig
 
 from evolve.sandbox.base import Sandbox, SandboxLimits
+from evolve.sandbox.errors import SandboxUnavailable
 from evolve.sandbox.process import ProcessSandbox
 
 log = logging.getLogger("evolve.sandbox")
@@ -104,7 +105,7 @@ def remove_orphans(cfg: DictConfig | None = None) -> int:
     return docker_backend.remove_orphans(client)
 
 
-class DockerUnavailable(RuntimeError):
+class DockerUnavailable(SandboxUnavailable):
     pass
 
 

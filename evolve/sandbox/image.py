@@ -14,13 +14,14 @@ import subprocess
 from pathlib import Path
 
 from evolve.paths import SANDBOX
+from evolve.sandbox.errors import SandboxUnavailable
 
 RECIPE = ("packages.txt", "build_image.sh", "Dockerfile")
 REPOSITORY = "evolve-sandbox"
 METHODS = ("auto", "mmdebstrap", "dockerfile")
 
 
-class ImageError(RuntimeError):
+class ImageError(SandboxUnavailable):
     """The image could not be found or built; the message says what to do."""
 
 

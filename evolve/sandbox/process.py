@@ -28,6 +28,7 @@ from pathlib import Path
 
 from evolve.paths import RUNNER
 from evolve.sandbox.base import SandboxJob, SandboxResult, decode_result, encode_job, failed
+from evolve.sandbox.errors import SandboxUnavailable
 
 JOB_MARKER = "EVOLVE_SANDBOX_JOB"
 
@@ -113,10 +114,13 @@ def python_version(python: str) -> str:
         return platform.python_version()
     import subprocess
 
-    done = subprocess.run([python, "-I", "-c", "import platform; print(platform.python_version())"],
-                          capture_output=True, text=True, timeout=30)
+    try:
+        done = subprocess.run([python, "-I", "-c", "import platform; print(platform.python_version())"],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SandboxUnavailable(f"sandbox.python={python} does not run: {error}") from None
     if done.returncode != 0:
-        raise ValueError(f"sandbox.python={python} does not run: {done.stderr.strip()[-200:]}")
+        raise SandboxUnavailable(f"sandbox.python={python} does not run: {done.stderr.strip()[-200:]}")
     return done.stdout.strip()
 
 

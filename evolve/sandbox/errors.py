@@ -1,0 +1,5 @@
+"""The one error every backend raises when it cannot serve on this machine."""
+
+
+class SandboxUnavailable(RuntimeError):
+    """A sandbox backend cannot start here; the message says why and what to do."""
