@@ -16,13 +16,17 @@ Protocol
     stdout  one line: "<nonce> <JSON result>"; nothing else is ever written there.
 
 Trust boundary
-    The candidate never runs in this process. A child interpreter imports it and
-    answers one case at a time over a private pipe; this process times each case
-    from the outside, kills the child (and everything it spawned) on a deadline,
-    and is the only writer of the result line. The runner makes itself
-    non-dumpable so the candidate (same uid) cannot open /proc/<runner>/fd/1 or
-    read its memory to learn the nonce. Outputs are data only: the host-side
-    verifier validates and scores them; nothing here produces a score.
+    The candidate never runs in this process. A child forked from it imports
+    the candidate and answers one case at a time over a private pipe; this
+    process times each case from the outside, kills the child (and everything
+    it spawned) on a deadline, and is the only writer of the result line. The
+    child holds no descriptor for the runner's stdout (only the request pipe,
+    its two log files and the reply pipe), and the runner makes itself
+    non-dumpable so the candidate (same uid) cannot open /proc/<runner>/fd/1
+    or read the runner's memory. The nonce is a second line of defence: the
+    child's copy of the runner's memory holds it, so it guards only against
+    writes that do not come from the candidate. Outputs are data only: the
+    host-side verifier validates and scores them; nothing here produces a score.
 """
 
 from __future__ import annotations
@@ -32,10 +36,8 @@ import json
 import os
 import select
 import signal
-import subprocess
 import sys
 import time
-import traceback
 
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
@@ -109,6 +111,8 @@ def _flush_logs() -> None:
 
 
 def _format_error(error: BaseException) -> str:
+    import traceback
+
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     return text[-MESSAGE_LIMIT:]
 
@@ -117,35 +121,58 @@ def _format_error(error: BaseException) -> str:
 
 
 class Child:
-    """One candidate interpreter, talked to over two pipes."""
+    """One candidate process, forked from the runner, talked to over two pipes.
+
+    Forking (not a new interpreter) saves an interpreter start per evaluation.
+    The child keeps no way back to the runner's stdout: its descriptors 0, 1,
+    2 and 3 are the request pipe, the two log files and the reply pipe, and
+    every other descriptor is closed before the candidate is imported.
+    """
+
+    REPLY_FD = 3
 
     def __init__(self, job: dict) -> None:
+        request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
-        self.log_out = open("candidate.out", "wb")
-        self.log_err = open("candidate.err", "wb")
+        log_out = os.open("candidate.out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        log_err = os.open("candidate.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         limits = (job.get("memory_bytes"), job.get("max_procs"), job["max_log_bytes"])
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", os.path.abspath(__file__), "--child", str(reply_write)],
-            stdin=subprocess.PIPE,
-            stdout=self.log_out,
-            stderr=self.log_err,
-            pass_fds=(reply_write,),
-            start_new_session=True,
-            preexec_fn=lambda: _child_limits(*limits, reply_write),
-        )
-        os.close(reply_write)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            try:
+                for source, target in ((request_read, 0), (log_out, 1), (log_err, 2), (reply_write, 3)):
+                    os.dup2(source, target)
+                os.closerange(self.REPLY_FD + 1, _max_fd())
+                os.setsid()
+                signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as in any Python program
+                _child_limits(*limits)
+                sys.stdin = sys.__stdin__ = open(0, "r", encoding="utf-8", closefd=False)
+                sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", closefd=False)
+                sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", closefd=False)
+                sys.argv = [sys.argv[0], "--child", str(self.REPLY_FD)]
+                child_main(self.REPLY_FD)
+                _flush_logs()
+            finally:
+                os._exit(0)
+        for fd in (request_read, reply_write, log_out, log_err):
+            os.close(fd)
+        self.pid = pid
+        self.returncode: int | None = None
+        self.requests = request_write
         self.reply = reply_read
         self.buffer = b""
         self.max_output = int(job["max_output_bytes"])
-        self.process.stdin.write((job["entry"] + "\n").encode())
-        self.process.stdin.flush()
+        self._write((job["entry"] + "\n").encode())
 
-    def request(self, case: dict) -> None:
+    def _write(self, data: bytes) -> None:
         try:
-            self.process.stdin.write((json.dumps({"inputs": case["inputs"]}) + "\n").encode())
-            self.process.stdin.flush()
+            while data:
+                data = data[os.write(self.requests, data):]
         except OSError:
             pass  # the child is gone; receive() reports it as crashed
+
+    def request(self, case: dict) -> None:
+        self._write((json.dumps({"inputs": case["inputs"]}) + "\n").encode())
 
     def receive(self, deadline: float) -> tuple[str, object]:
         """Read one reply line: ("ok", message) or ("timeout"|"crashed"|"oversize", text)."""
@@ -171,30 +198,49 @@ class Child:
         except ValueError:
             return "protocol", None
 
-    def kill(self, grace: float = 0.0) -> int:
+    def _reap(self, block: bool) -> None:
+        if self.returncode is not None:
+            return
+        try:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            self.returncode = self.returncode if self.returncode is not None else -signal.SIGKILL
+            return
+        if pid == self.pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
+
+    def kill(self, grace: float = 0.0) -> int | None:
         """Stop the child and everything it started; its exit status (negative: signal).
 
         `grace`: a child that just closed its channel is usually exiting; give it
         that long to say how before killing it.
         """
-        try:
-            returncode = self.process.wait(timeout=grace) if grace else None
-        except subprocess.TimeoutExpired:
-            returncode = None
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.kill()
-        self.process.wait()
-        os.close(self.reply)
-        for handle in (self.process.stdin, self.log_out, self.log_err):
+        end = time.monotonic() + grace
+        self._reap(block=False)
+        while self.returncode is None and time.monotonic() < end:
+            time.sleep(0.005)
+            self._reap(block=False)
+        exited = self.returncode
+        for target in (lambda: os.killpg(self.pid, signal.SIGKILL), lambda: os.kill(self.pid, signal.SIGKILL)):
             try:
-                handle.close()
+                target()
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._reap(block=True)
+        for fd in (self.reply, self.requests):
+            try:
+                os.close(fd)
             except OSError:
                 pass
         kill_descendants()
-        return self.process.returncode if returncode is None else returncode
+        return exited if exited is not None else self.returncode
+
+
+def _max_fd() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (ValueError, OSError):
+        return 1024
 
 
 def _crash_reason(returncode: int, job: dict) -> str:
@@ -212,10 +258,9 @@ def _readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
 
 
-def _child_limits(memory: int | None, procs: int | None, log_bytes: int, keep_fd: int) -> None:
+def _child_limits(memory: int | None, procs: int | None, log_bytes: int) -> None:
     import resource
 
-    os.set_inheritable(keep_fd, True)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (log_bytes, log_bytes))
     if memory:
@@ -372,9 +417,6 @@ def _options(argv: list[str]) -> tuple[str | None, list[str]]:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--child"]:
-        child_main(int(sys.argv[2]))
-        return
     _prctl(PR_SET_DUMPABLE, 0)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
