@@ -47,6 +47,10 @@ HEALTHY = ("ok", "error")  # case statuses after which a container is reused
 RUNNER_OVERHEAD_MB = 192  # the runner and interpreter start-up, besides the candidate's limit
 
 
+class SandboxClosed(RuntimeError):
+    pass
+
+
 @dataclass(frozen=True)
 class DockerSettings:
     image: str
@@ -149,7 +153,7 @@ class DockerSandbox:
         async with pool.changed:
             while True:
                 if self._closed:
-                    raise RuntimeError("the docker sandbox is closed")
+                    raise SandboxClosed("the docker sandbox is closed")
                 if pool.idle:
                     return pool.idle.pop()
                 if pool.live < self.settings.pool_size:
@@ -247,7 +251,7 @@ class DockerSandbox:
             raise
         if self._closed:
             self._remove(_Container(container_id, attach))
-            raise RuntimeError("the docker sandbox is closed")
+            raise SandboxClosed("the docker sandbox is closed")
         return _Container(container_id, attach)
 
     def _remove(self, container: _Container) -> None:
@@ -415,7 +419,8 @@ def _close_quietly(thing: Any) -> None:
 def _forget(tasks: set[asyncio.Task]):
     def done(task: asyncio.Task) -> None:
         tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("sandbox container upkeep failed: %s", task.exception())
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not isinstance(error, SandboxClosed):
+            log.warning("sandbox container upkeep failed: %s", error)
 
     return done
