@@ -14,7 +14,7 @@ from evolve.config import compose_config
 from evolve.sandbox.factory import make_sandbox, remove_orphans
 from tests.sandbox_support import ensure_image
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.docker, pytest.mark.bwrap, pytest.mark.timeout(120)]
 
 
 def choose(caplog: pytest.LogCaptureFixture):

@@ -11,7 +11,7 @@ import pytest
 from evolve.sandbox.base import SandboxJob, SandboxLimits
 from evolve.sandbox.bwrap import BwrapSandbox, BwrapUnavailable
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.bwrap, pytest.mark.timeout(60)]
 LIMITS = SandboxLimits(case_timeout=5.0, memory_mb=256, max_procs=32)
 
 INSPECT = textwrap.dedent('''

@@ -24,7 +24,7 @@ from evolve.sandbox.docker import LABEL, OWNER_LABEL, RUN_LABEL, DockerSandbox, 
 from evolve.sandbox.image import RECIPE, ImageError, recipe_hash
 from tests.sandbox_support import ensure_image, make_backend, run_containers
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(120)]
 LIMITS = SandboxLimits(case_timeout=5.0, memory_mb=256, max_procs=32)
 
 INSPECT = textwrap.dedent('''
@@ -218,3 +218,18 @@ def test_check_command_reports_daemon_image_and_trial_run() -> None:
 def test_build_command_refuses_an_unknown_method() -> None:
     result = CliRunner().invoke(sandbox_app, ["build", "--method", "podman"])
     assert result.exit_code == 2 and "unknown --method 'podman'" in result.output
+
+
+async def test_a_container_that_died_while_idle_is_replaced() -> None:
+    rid = run_id()
+    sandbox = make_backend("docker-pool", rid)
+    try:
+        first = await sandbox.run(job(INSPECT))
+        (container,) = run_containers(rid)
+        docker.from_env().api.kill(container["Id"])  # e.g. the OOM killer, or the daemon restarting it
+        second = await sandbox.run(job(INSPECT))
+        assert second.runs[0].status == "ok", second.runs[0].message
+        assert second.runs[0].output["host"] != first.runs[0].output["host"]
+    finally:
+        await sandbox.close()
+    assert run_containers(rid) == []

@@ -13,7 +13,7 @@ import pytest
 import evolve
 from tests.sandbox_support import ensure_image, run_containers
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
 
 
 def overrides(run_dir: Path, evaluations: int) -> list[str]:

@@ -117,7 +117,11 @@ def digest_tree(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+MARKS = {"process": [], "bwrap": [pytest.mark.bwrap], "docker-pool": [pytest.mark.docker],
+         "docker-fresh": [pytest.mark.docker]}
+
+
+@pytest.mark.parametrize("backend", [pytest.param(name, marks=MARKS[name]) for name in BACKENDS])
 @pytest.mark.parametrize("attack_name", sorted(ATTACKS))
 async def test_hostile_candidate_is_contained(attack_name: str, backend: str, tmp_path: Path) -> None:
     attack = ATTACKS[attack_name]

@@ -51,6 +51,10 @@ class SandboxClosed(RuntimeError):
     pass
 
 
+class _NotStarted(RuntimeError):
+    """The job could not be started in its container (it died while idle)."""
+
+
 @dataclass(frozen=True)
 class DockerSettings:
     image: str
@@ -107,25 +111,36 @@ class DockerSandbox:
     # ------------------------------------------------------------------ public
 
     async def run(self, job: SandboxJob) -> SandboxResult:
-        if self._closed:
-            return failed(job, "the docker sandbox is closed")
         started = time.monotonic()
-        try:
-            container = await self._take()
-        except Exception as error:  # noqa: BLE001 - the daemon can fail in many ways
-            return failed(job, f"could not start a sandbox container: {error}", time.monotonic() - started)
-        try:
-            result, healthy = await asyncio.to_thread(self._exec, container, job)
-        except BaseException:
-            # Cancelled or broken mid-job: the container's state is unknown.
-            await asyncio.shield(self._discard(container))
-            raise
-        container.jobs += 1
-        if healthy and not self.settings.fresh_container and container.jobs < self.settings.recycle_after:
-            await self._give_back(container)
-        else:
-            await self._discard(container)
-        return replace(result, seconds=time.monotonic() - started)
+        for attempt in range(2):  # one retry when a container died while idle
+            if self._closed:
+                return failed(job, "the docker sandbox is closed")
+            try:
+                container = await self._take()
+            except Exception as error:  # noqa: BLE001 - the daemon can fail in many ways
+                return failed(job, f"could not start a sandbox container: {error}", time.monotonic() - started)
+            try:
+                result, healthy = await asyncio.to_thread(self._exec, container, job)
+            except _NotStarted as error:
+                await self._discard(container)  # the candidate never ran: try a fresh container
+                if attempt == 0:
+                    continue
+                return failed(job, f"the sandbox container would not run the job: {error}",
+                              time.monotonic() - started)
+            except Exception as error:  # noqa: BLE001
+                await self._discard(container)
+                return failed(job, f"the sandbox container failed: {error}", time.monotonic() - started)
+            except BaseException:
+                # Cancelled mid-job: the container's state is unknown.
+                await asyncio.shield(self._discard(container))
+                raise
+            container.jobs += 1
+            if healthy and not self.settings.fresh_container and container.jobs < self.settings.recycle_after:
+                await self._give_back(container)
+            else:
+                await self._discard(container)
+            return replace(result, seconds=time.monotonic() - started)
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         """Remove every container this sandbox started; safe to call twice."""
@@ -283,13 +298,18 @@ class DockerSandbox:
         nonce, payload = encode_job(job)
         started = time.monotonic()
         deadline = started + job.deadline()
-        exec_id = self.api.exec_create(
-            container.id,
-            ["python3", "-I", RUNNER_PATH, "--workdir", f"{SCRATCH}/job", "--wipe", SCRATCH, "--wipe", "/dev/shm"],
-            stdin=True, stdout=True, stderr=False, user=self.settings.user, workdir=SCRATCH,
-            environment=_environment(),
-        )["Id"]
-        stream = self.api.exec_start(exec_id, socket=True)
+        import docker.errors
+
+        try:
+            exec_id = self.api.exec_create(
+                container.id,
+                ["python3", "-I", RUNNER_PATH, "--workdir", f"{SCRATCH}/job", "--wipe", SCRATCH, "--wipe", "/dev/shm"],
+                stdin=True, stdout=True, stderr=False, user=self.settings.user, workdir=SCRATCH,
+                environment=_environment(),
+            )["Id"]
+            stream = self.api.exec_start(exec_id, socket=True)
+        except docker.errors.APIError as error:
+            raise _NotStarted(str(error)) from None
         raw = getattr(stream, "_sock", stream)
         cap = job.limits.max_output_bytes * (len(job.cases) + 1) + (1 << 20)
         try:
