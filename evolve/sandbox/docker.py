@@ -7,7 +7,9 @@ read-only; a job is one `docker exec` of it, with the job on stdin and one
 result line on stdout.
 
 Warm pool: up to `pool_size` long-lived containers are reused, each for at most
-`recycle_after` jobs. The runner wipes the scratch before and after every job;
+`recycle_after` jobs. An idle container already has the next job's runner
+started (`docker exec`, interpreter up, scratch wiped) and waiting on stdin, so
+a job costs neither. The runner wipes the scratch before and after every job;
 a container whose job timed out, crashed, overflowed, tampered with the result
 channel or left its scratch dirty is removed and replaced. With
 `fresh_container` every job gets a new container.
@@ -73,6 +75,7 @@ class _Container:
     id: str
     attach: Any  # the socket holding PID 1's stdin open; closing it ends the container
     jobs: int = 0
+    pending: tuple[str, Any] | None = None  # a runner already started, waiting for the next job
 
 
 @dataclass
@@ -136,7 +139,7 @@ class DockerSandbox:
                 raise
             container.jobs += 1
             if healthy and not self.settings.fresh_container and container.jobs < self.settings.recycle_after:
-                await self._give_back(container)
+                self._spawn(self._prepare_and_give_back(container))
             else:
                 await self._discard(container)
             return replace(result, seconds=time.monotonic() - started)
@@ -189,6 +192,10 @@ class DockerSandbox:
             pool.idle.append(container)
             pool.changed.notify()
 
+    async def _prepare_and_give_back(self, container: _Container) -> None:
+        await asyncio.to_thread(self._prepare, container)
+        await self._give_back(container)
+
     async def _discard(self, container: _Container) -> None:
         """Remove the container in the background and, in a pool, warm a replacement."""
         pool = self._state()
@@ -214,6 +221,7 @@ class DockerSandbox:
         if self._closed:
             await asyncio.to_thread(self._remove, container)
             return
+        await asyncio.to_thread(self._prepare, container)
         await self._give_back(container)
 
     def _spawn(self, work) -> None:
@@ -272,6 +280,10 @@ class DockerSandbox:
     def _remove(self, container: _Container) -> None:
         import docker.errors
 
+        if container.pending is not None:
+            stream = container.pending[1]
+            _close_quietly(getattr(stream, "_sock", stream))
+            _close_quietly(stream)
         if container.attach is not None:
             _close_quietly(container.attach)
         try:
@@ -290,14 +302,8 @@ class DockerSandbox:
         for item in self.api.containers(all=True, filters={"label": [f"{RUN_LABEL}={self.run_id}"]}):
             self._remove(_Container(item["Id"], None))
 
-    def _exec(self, container: _Container, job: SandboxJob) -> tuple[SandboxResult, bool]:
-        """Run one job in `container`: (result, whether the container may be reused)."""
-        # The pids cgroup bounds processes; RLIMIT_NPROC would count every
-        # container's processes of the same uid together.
-        job = replace(job, limits=replace(job.limits, max_procs=0))
-        nonce, payload = encode_job(job)
-        started = time.monotonic()
-        deadline = started + job.deadline()
+    def _open_exec(self, container: _Container) -> tuple[str, Any]:
+        """Start the runner in `container`; it wipes the scratch, then waits for a job on stdin."""
         import docker.errors
 
         try:
@@ -307,9 +313,39 @@ class DockerSandbox:
                 stdin=True, stdout=True, stderr=False, user=self.settings.user, workdir=SCRATCH,
                 environment=_environment(),
             )["Id"]
-            stream = self.api.exec_start(exec_id, socket=True)
+            return exec_id, self.api.exec_start(exec_id, socket=True)
         except docker.errors.APIError as error:
             raise _NotStarted(str(error)) from None
+
+    def _prepare(self, container: _Container) -> None:
+        """Start the next job's runner ahead of time, so a job pays neither `docker exec` nor interpreter start."""
+        try:
+            container.pending = self._open_exec(container)
+        except _NotStarted:
+            container.pending = None
+
+    def _take_exec(self, container: _Container) -> tuple[str, Any]:
+        pending, container.pending = container.pending, None
+        if pending is not None:
+            exec_id, stream = pending
+            try:
+                if self.api.exec_inspect(exec_id).get("Running"):
+                    return pending
+            except Exception:  # noqa: BLE001 - a vanished exec is simply not used
+                pass
+            _close_quietly(getattr(stream, "_sock", stream))
+            _close_quietly(stream)
+        return self._open_exec(container)
+
+    def _exec(self, container: _Container, job: SandboxJob) -> tuple[SandboxResult, bool]:
+        """Run one job in `container`: (result, whether the container may be reused)."""
+        # The pids cgroup bounds processes; RLIMIT_NPROC would count every
+        # container's processes of the same uid together.
+        job = replace(job, limits=replace(job.limits, max_procs=0))
+        nonce, payload = encode_job(job)
+        started = time.monotonic()
+        deadline = started + job.deadline()
+        exec_id, stream = self._take_exec(container)
         raw = getattr(stream, "_sock", stream)
         cap = job.limits.max_output_bytes * (len(job.cases) + 1) + (1 << 20)
         try:
