@@ -61,6 +61,8 @@ def main() -> None:
     paths = {} if args.no_defaults else dict(DEFAULTS)
     for item in args.program:
         name, _, path = item.partition("=")
+        if not name or not Path(path).is_file():
+            parser.error(f"--program {item!r}: expected NAME=PATH of an existing program file")
         paths[name] = Path(path)
     programs = {name: path.read_text() for name, path in paths.items()}
     before = os.getloadavg()[0]
