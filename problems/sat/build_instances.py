@@ -167,7 +167,10 @@ def label(instance: Instance) -> tuple[str, list[int] | None, str]:
 
 
 def build(satlib_dir: Path) -> dict:
-    import pysat
+    try:
+        import pysat
+    except ImportError:
+        sys.exit("the reference solvers come from python-sat: pip install python-sat")
 
     cases: dict[str, list] = {"search": [], "heldout": []}
     for folder in ("satlib", "generated"):
