@@ -25,6 +25,13 @@ INSPECT = textwrap.dedent('''
         except OSError:
             return False
 
+    def importable(name):
+        try:
+            __import__(name)
+            return True
+        except Exception:
+            return False
+
     def main(project, **_):
         status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
         interfaces = [line.split(":")[0].strip() for line in open("/proc/net/dev").read().splitlines()[2:]]
@@ -37,6 +44,7 @@ INSPECT = textwrap.dedent('''
             "scratch_writable": writable("here.txt"), "root_writable": writable("/evolve-probe"),
             "usr_writable": writable("/usr/evolve-probe"), "python_writable": writable(sys.executable),
             "runner_writable": writable("/opt/evolve/runner.py"),
+            "engine_importable": importable("evolve.sandbox") or importable("evaluators.circle_packing"),
         }
 ''')
 
@@ -56,6 +64,7 @@ async def test_candidate_is_nobody_in_its_own_namespaces() -> None:
     assert set(facts["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "root",
                                   "sbin", "scratch", "usr"}
     assert not facts["project_visible"] and "shadow" not in facts["etc"]
+    assert not facts["engine_importable"]  # neither the engine nor the verifiers are in reach
     assert facts["cwd"] == "/scratch/job" and facts["scratch_writable"]
     assert not any(facts[key] for key in ("root_writable", "usr_writable", "python_writable", "runner_writable"))
 
@@ -63,6 +72,21 @@ async def test_candidate_is_nobody_in_its_own_namespaces() -> None:
 def test_identity_names_bwrap_and_python() -> None:
     sandbox = BwrapSandbox()
     assert sandbox.identity.startswith("bwrap-") and f"python-{sys.version.split()[0]}" in sandbox.identity
+
+
+def test_engine_files_inside_the_python_install_are_hidden(tmp_path, monkeypatch) -> None:
+    """A wheel install puts the verifiers and bundled problems in site-packages: they are covered."""
+    import evolve.sandbox.bwrap as bwrap_module
+
+    site = tmp_path / "site-packages"
+    (site / "evolve").mkdir(parents=True)
+    monkeypatch.setattr(bwrap_module, "_python_roots", lambda python: [str(tmp_path)])
+    monkeypatch.setattr("evolve.paths.ROOT", site / "evolve" / "_bundled")
+    (site / "evolve" / "_bundled").mkdir()
+    sandbox = BwrapSandbox()
+    assert sandbox.hidden == [str(site / "evolve" / "_bundled")]
+    args = sandbox.bwrap_arguments()
+    assert args.index("--tmpfs") > args.index(str(tmp_path))  # mounted over the read-only Python
 
 
 def test_unusable_interpreter_is_a_clear_error(tmp_path) -> None:

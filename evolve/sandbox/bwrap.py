@@ -59,6 +59,7 @@ class BwrapSandbox(ProcessSandbox):
         self.scratch_mb = scratch_mb
         python = str(Path(python or sys.executable).absolute())
         self.python_roots = _python_roots(python)
+        self.hidden = _project_inside(self.python_roots)
         super().__init__(python=python)
         self.identity = f"bwrap-{_bwrap_version(self.bwrap)}:" + self.identity.split(":", 1)[1]
 
@@ -90,6 +91,8 @@ class BwrapSandbox(ProcessSandbox):
             args += ["--perms", "0755", "--dir", parent]
         for root in self.python_roots:
             args += ["--ro-bind", root, root]
+        for hidden in self.hidden:
+            args += ["--tmpfs", hidden]
         args += ["--ro-bind", str(RUNNER), RUNNER_PATH,
                  "--proc", "/proc", "--dev", "/dev",
                  "--perms", "0777", "--size", str(self.scratch_mb << 20), "--tmpfs", SCRATCH,
@@ -139,6 +142,27 @@ def _python_roots(python: str) -> list[str]:
     kept = sorted(root for root in roots if not root.startswith(system) and root != "/")
     # Drop roots nested in another root.
     return [root for root in kept if not any(root != other and root.startswith(other + "/") for other in kept)]
+
+
+def _project_inside(roots: list[str]) -> list[str]:
+    """The engine's own files where they sit inside the mounted Python (a wheel install).
+
+    The engine's package, the bundled verifiers and problems (with held-out
+    data) must stay out of the candidate's view; an empty tmpfs covers them.
+    """
+    import evolve
+    from evolve.paths import EVALUATORS, PROBLEMS, ROOT
+
+    places = {Path(evolve.__file__).resolve().parent, ROOT.resolve(), EVALUATORS.resolve(), PROBLEMS.resolve()}
+    try:
+        import evaluators
+
+        places.add(Path(evaluators.__file__).resolve().parent)
+    except ImportError:
+        pass
+    inside = {str(place) for place in places
+              if place.is_dir() and any(str(place).startswith(root + "/") for root in roots)}
+    return sorted(place for place in inside if not any(place.startswith(other + "/") for other in inside))
 
 
 def _parents(paths: list[str]) -> list[str]:
