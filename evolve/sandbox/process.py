@@ -31,6 +31,7 @@ from evolve.sandbox.base import SandboxJob, SandboxResult, decode_result, encode
 from evolve.sandbox.errors import SandboxUnavailable
 
 JOB_MARKER = "EVOLVE_SANDBOX_JOB"
+STALE_GROUP_SECONDS = 60.0  # a job group older than this with no process in it is left over
 
 
 class ProcessSandbox:
@@ -215,6 +216,7 @@ class _PidsCgroups:
         return None
 
     def create(self, job_id: str, max_procs: int) -> Path | None:
+        self.sweep()
         group = self.parent / job_id
         try:
             group.mkdir()
@@ -232,6 +234,7 @@ class _PidsCgroups:
 
     @staticmethod
     def remove(group: Path) -> None:
+        """Remove an emptied group; one whose killed processes are not yet reaped is left to `sweep`."""
         for _ in range(50):
             try:
                 group.rmdir()
@@ -240,3 +243,18 @@ class _PidsCgroups:
                 return
             except OSError:
                 time.sleep(0.02)
+
+    def sweep(self, older_than: float = STALE_GROUP_SECONDS) -> None:
+        """Remove empty job groups left behind (by a slow reap or a crashed engine)."""
+        now = time.time()
+        try:
+            groups = [entry for entry in os.scandir(self.parent) if entry.is_dir(follow_symlinks=False)]
+        except OSError:
+            return
+        for entry in groups:
+            try:
+                # Age guards a group another engine just made and has not entered yet.
+                if now - entry.stat().st_mtime > older_than and not self.members(Path(entry.path)):
+                    os.rmdir(entry.path)
+            except OSError:
+                continue
