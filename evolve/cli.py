@@ -20,16 +20,19 @@ from rich.console import Console
 from evolve.config import ConfigError, compose_config
 from evolve.db.store import StoreError
 from evolve.engine import EvaluatorChanged, SearchStalled, SeedInvalid
+from evolve.cli_sandbox import sandbox_app
 from evolve.paths import CONFIGS
 from evolve.problem import ProblemError
 from evolve.progress import LiveProgress
+from evolve.sandbox.errors import SandboxUnavailable
 from evolve.session import RunError, RunResult, resume_run, start_run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evolve programs with an LLM (or an offline mutator) against frozen verifiers.")
 console = Console()
 errors = Console(stderr=True)
-USER_ERRORS = (ConfigError, ProblemError, RunError, StoreError, SeedInvalid, SearchStalled, EvaluatorChanged)
+USER_ERRORS = (ConfigError, ProblemError, RunError, StoreError, SeedInvalid, SearchStalled, EvaluatorChanged,
+               SandboxUnavailable)
 T = TypeVar("T")
 
 OVERRIDES = typer.Argument(None, help="config overrides, e.g. problem=circle_packing budget.evaluations=300 seed=1")
@@ -156,12 +159,4 @@ def new_problem(name: str, directory: Optional[Path] = typer.Option(
         console.print(f"created {path}", highlight=False)
 
 
-def _mount_optional() -> None:
-    try:
-        from evolve.cli_sandbox import sandbox_app
-    except ImportError:
-        return
-    app.add_typer(sandbox_app, name="sandbox", help="Build and check the sandbox image.")
-
-
-_mount_optional()
+app.add_typer(sandbox_app, name="sandbox", help="Build and check the sandbox image.")
