@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from evolve.paths import resolve
+from evolve.paths import ROOT, resolve
 
 SEARCH = "search"
 HELDOUT = "heldout"
@@ -75,12 +75,20 @@ class Problem:
 
     def identity_parts(self, sandbox: str = "") -> dict[str, str]:
         """What the evaluator identity covers, part by part, so a change can be named."""
-        parts = {str(path): hashlib.sha256(path.read_bytes()).hexdigest()[:16] for path in self.files}
+        parts = {_label(path): hashlib.sha256(path.read_bytes()).hexdigest()[:16] for path in self.files}
         settings = json.dumps({"settings": self.settings, "entry": self.entry, "maximize": self.maximize,
                                "case_timeout": self.case_timeout}, sort_keys=True)
         parts["evaluator settings"] = hashlib.sha256(settings.encode()).hexdigest()[:16]
         parts["sandbox"] = sandbox
         return parts
+
+
+def _label(path: Path) -> str:
+    """A file's name in the identity: relative to the project when inside it, so a moved checkout still matches."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def identity_hash(parts: dict[str, str]) -> str:
