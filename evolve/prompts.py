@@ -20,6 +20,7 @@ from string import Template
 
 from omegaconf import DictConfig
 
+from evolve.config import ConfigError
 from evolve.paths import resolve
 from evolve.proposers.base import ProgramView, ProposalRequest
 
@@ -35,7 +36,7 @@ PLACEHOLDERS = {
 }
 
 
-class TemplateError(ValueError):
+class TemplateError(ConfigError):
     """A template file that cannot be used; the message names the file and the fix."""
 
 

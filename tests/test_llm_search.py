@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def _llm(url: str, *extra: str) -> list[str]:
             *extra]
 
 
+@pytest.mark.timeout(120)
 def test_a_search_through_the_client_improves_and_every_call_is_accounted(quick: list[str]) -> None:
     run_dir = Path(quick[0].split("=", 1)[1])
     models = "llm.models=[{name:fake-large,price_in:3.0,price_out:15.0},{name:fake-small,price_in:0.1,price_out:0.4}]"
@@ -40,7 +42,6 @@ def test_a_search_through_the_client_improves_and_every_call_is_accounted(quick:
         assert query(run_dir, "SELECT COUNT(*) FROM llm_calls")[0][0] == fake.count()
 
     # the bandit's counts went on from where they were, not from zero
-    import json
     before, after = json.loads(state)["models"], json.loads(query(run_dir, "SELECT proposer_state FROM runs")[0][0])["models"]
     assert sum(arm["pulls"] for arm in before.values()) == pulls_before
     assert sum(arm["pulls"] for arm in after.values()) == sum(query(run_dir, "SELECT COUNT(*) FROM proposals")[0])
@@ -93,6 +94,7 @@ def _category(action) -> str:
     return ""
 
 
+@pytest.mark.timeout(240)
 def test_a_run_against_an_endpoint_failing_30_percent_finishes_and_records_every_failure(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     overrides = [f"run.dir={run_dir}", "sandbox=process", "run.progress=false", "budget.evaluations=200",
@@ -103,6 +105,7 @@ def test_a_run_against_an_endpoint_failing_30_percent_finishes_and_records_every
         overrides = [o.replace("URL", fake.url) for o in overrides]
         result = evolve.run(overrides)
     assert result.status == "finished" and result.evaluations == 200
+    assert not any("secret-holdout-case" in str(s.body) or "case.private" in str(s.body) for s in fake.seen)
 
     expected = Counter(_category(s.action) for s in fake.seen)
     failures = sum(n for kind, n in expected.items() if kind)
@@ -122,3 +125,18 @@ def test_a_run_against_an_endpoint_failing_30_percent_finishes_and_records_every
         assert reason and last_error and (reason in last_error or last_error in reason)
     unusable = sum(n for kind, n in expected.items() if kind.startswith(("unusable", "bad response")))
     assert len(failed) >= unusable
+
+
+@pytest.mark.timeout(120)
+def test_the_cost_budget_stops_new_proposals(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    with FakeLLM(author_script(tweak_author(seed=2))) as fake:
+        result = evolve.run([f"run.dir={run_dir}", "sandbox=process", "run.progress=false", "budget.evaluations=100",
+                             "budget.llm_cost=0.05", *tiny_problem(tmp_path / "tiny"), "search.proposers=2",
+                             *_llm(fake.url, "llm.models=[{name:pricey,price_in:20.0,price_out:60.0}]")])
+    costs = [row[0] for row in query(run_dir, "SELECT cost FROM llm_calls ORDER BY id")]
+    assert result.reason == "LLM cost budget spent" and result.evaluations < 100
+    assert len(costs) == fake.count() and sum(costs) >= 0.05
+    # Past the limit: only proposals started before it was reached (in flight, queued or being
+    # evaluated: proposers + queue_size + evaluators at most).
+    assert sum(costs[:-(2 + 4 + 2)]) < 0.05

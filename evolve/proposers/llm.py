@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import openai
 from omegaconf import DictConfig
 
+from evolve.config import ConfigError
 from evolve.prompts import Prompt, PromptBuilder
 from evolve.pricing import PriceTable
 from evolve.proposers.base import CallRecord, Proposal, ProposalRequest
@@ -39,7 +40,7 @@ RETRY_STATUS = {408, 409, 429}
 NO_KEY = "not-needed"  # local servers ignore the key, but the client wants one
 
 
-class LLMConfigError(ValueError):
+class LLMConfigError(ConfigError):
     """The llm section cannot be used; the message says what to fix."""
 
 
@@ -68,9 +69,12 @@ class OpenAIProposer:
         self.max_tokens = int(llm.max_tokens)
         self.temperature = float(llm.temperature)
         self.prompts = PromptBuilder.from_config(cfg)
-        self.prices = PriceTable.from_models(llm.models)
-        self.chooser: ModelChooser = make_chooser(
-            str(llm.selection), {m.name: float(m.weight) for m in llm.models}, float(llm.ucb_exploration))
+        try:
+            self.prices = PriceTable.from_models(llm.models)
+            self.chooser: ModelChooser = make_chooser(
+                str(llm.selection), {m.name: float(m.weight) for m in llm.models}, float(llm.ucb_exploration))
+        except ValueError as error:
+            raise LLMConfigError(str(error)) from None
         self.endpoints: dict[str, Endpoint] = {}
         self.route: dict[str, Endpoint] = {}
         for model in llm.models:
