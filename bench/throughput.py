@@ -1,7 +1,7 @@
 """Search throughput against a fake LLM endpoint: evaluations per minute vs the ideal min(P/L, E/T).
 
-The scripted endpoint (tests/fake_llm.py) answers every request with a one-line
-diff after a fixed latency L; the candidate program sleeps a fixed T seconds per
+The scripted endpoint (tests/fake_llm.py, run in a process of its own) answers
+every request with a one-line diff after a fixed latency L; the candidate program sleeps a fixed T seconds per
 evaluation. With P proposal tasks and E evaluation slots, the loop can do at
 most P/L proposals and E/T evaluations per second, so the ideal rate is
 min(P/L, E/T). The measured rate is taken in steady state: from the database's
@@ -10,7 +10,9 @@ and start-up are left out). The sandbox is `process`; its own cost per
 evaluation S (starting the runner and the candidate's interpreter, verifying)
 comes on top of T. S is measured first, on the same candidate with T = 0, and
 the last column compares with min(P/L, E/(T+S)): how close the loop comes to
-what the sandbox allows.
+what the sandbox allows. The second evaluation of each new champion
+(verification.recheck_champion) is turned off here: it is verification work,
+not throughput, and would hold an evaluation slot for another T seconds.
 
     python bench/throughput.py                       # L=0.5 s, T=1.0 s, several (P, E)
     python bench/throughput.py --latency 1 --candidate-seconds 2 --settings 2x2,4x4 --evaluations 40
@@ -19,6 +21,8 @@ what the sandbox allows.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
 import sqlite3
 import sys
@@ -62,19 +66,39 @@ def sandbox_cost(workdir: Path, repeats: int = 5) -> float:
     return times[len(times) // 2]
 
 
+@contextlib.contextmanager
+def endpoint_process(latency: float, seed: int):
+    """The fake endpoint in its own process, as a real server would be (no GIL shared with the engine)."""
+    parent, child = multiprocessing.get_context("fork").Pipe()
+
+    def serve() -> None:
+        with FakeLLM(author_script(tweak_author(seed=seed), latency=latency)) as fake:
+            child.send(fake.url)
+            child.recv()  # until told to stop
+
+    process = multiprocessing.get_context("fork").Process(target=serve, daemon=True)
+    process.start()
+    try:
+        yield parent.recv()
+    finally:
+        parent.send("stop")
+        process.join(timeout=10)
+
+
 def measure(latency: float, seconds: float, proposers: int, evaluators: int, evaluations: int,
             workdir: Path) -> tuple[float, float]:
     """(steady-state evaluations per minute, overall evaluations per minute) for one setting."""
     run_dir = workdir / f"run-p{proposers}-e{evaluators}"
     problem = tiny_problem(workdir / f"problem-p{proposers}-e{evaluators}", sleep=seconds, heldout=False)
     os.environ.setdefault("EVOLVE_BENCH_KEY", "bench")
-    with FakeLLM(author_script(tweak_author(seed=proposers * 100 + evaluators), latency=latency)) as fake:
+    with endpoint_process(latency, seed=proposers * 100 + evaluators) as url:
         started = time.monotonic()
         evolve.run([
             f"run.dir={run_dir}", "sandbox=process", "run.progress=false", f"budget.evaluations={evaluations}",
             *problem, f"search.proposers={proposers}", f"search.evaluators={evaluators}",
             f"search.queue_size={max(proposers, evaluators)}",
-            "llm=openai", f"llm.base_url={fake.url}", "llm.api_key_env=EVOLVE_BENCH_KEY",
+            "verification.recheck_champion=false",  # a champion's second evaluation would occupy a slot for T
+            "llm=openai", f"llm.base_url={url}", "llm.api_key_env=EVOLVE_BENCH_KEY",
             "llm.models=[{name:fake}]", f"llm.max_concurrency={proposers}", "llm.timeout=30",
         ])
         overall = time.monotonic() - started
