@@ -123,7 +123,7 @@ class OpenAIProposer:
                     retry, wait, reason = True, None, "timeout: no reply within llm.timeout"
                 except openai.APIConnectionError as error:
                     retry, wait, reason = True, None, f"connection error: {_short(_cause(error))}"
-                except (openai.OpenAIError, ValueError, TypeError, AttributeError) as error:
+                except Exception as error:  # noqa: BLE001 - a body that is no chat completion fails the proposal, never the run
                     retry, wait, reason = False, None, f"bad response: {type(error).__name__}: {_short(str(error))}"
                 calls.append(CallRecord(model, latency=time.monotonic() - started, error=reason))
             if not retry:
