@@ -292,6 +292,6 @@ def tiny_problem(folder, sleep: float = 0.0, heldout: bool = True) -> list[str]:
     if not heldout:
         del cases["heldout"]
     (folder / "cases.json").write_text(json.dumps(cases))
-    return [f"problem.name=tiny", f"problem.seed_program={folder / 'seed.py'}", f"problem.prompt={folder / 'prompt.md'}",
+    return ["problem.name=tiny", f"problem.seed_program={folder / 'seed.py'}", f"problem.prompt={folder / 'prompt.md'}",
             f"problem.cases={folder / 'cases.json'}", f"problem.verifier={folder / 'verifier.py'}",
             "problem.entry=main", "problem.objective=maximize", f"problem.case_timeout={max(5.0, 4 * sleep)}"]

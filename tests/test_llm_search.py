@@ -11,7 +11,8 @@ import pytest
 import evolve
 from evolve.status import run_status
 from tests.conftest import query
-from tests.fake_llm import Drop, FakeLLM, Garbage, Reply, Slow, Status, author_script, flaky_script, tiny_problem, tweak_author
+from tests.fake_llm import (Drop, FakeLLM, Garbage, Slow, Status, author_script, flaky_script, tiny_problem,
+                            tweak_author)
 
 KEY = "sk-live-0b5e9f3a-must-not-be-stored"
 
