@@ -163,3 +163,15 @@ async def test_bandit_state_follows_outcomes_and_restores(problem) -> None:
         await resumed.close()
     assert state["models"]["a"]["reward"] > 0 and state["models"]["b"]["reward"] == 0
     assert resumed.state() == state
+
+
+async def test_a_long_retry_after_is_capped_by_backoff_max(problem) -> None:
+    author = tweak_author()
+    actions = [Status(503, retry_after="3600"), Status(429, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")]
+    with FakeLLM(lambda i, body: actions[i] if i < len(actions) else Reply(author(i, body))) as fake:
+        proposer = OpenAIProposer(_config(fake.url, "llm.backoff_max=0.3"))
+        proposal = await proposer.propose(_request(problem))
+        await proposer.close()
+    assert proposal.edit is not None and fake.count() == 3
+    assert 0.3 <= fake.seen[1].at - fake.seen[0].at < 2.0  # waited the cap, not an hour
+    assert fake.seen[2].at - fake.seen[1].at < 0.3  # a date in the past: no wait
