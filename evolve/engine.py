@@ -81,7 +81,8 @@ class Engine:
         self.selection = RankSelection(cfg.search.selection_pressure, cfg.search.explore_rate)
         self.on_progress = on_progress or (lambda _recorder: None)
         self.identity = identity  # recomputes the evaluator's identity parts (drift checks)
-        self.tickets = 0  # candidates reserved: being proposed, queued or evaluated
+        self.tickets = 0  # candidates reserved: being proposed, queued or evaluated (not yet stored)
+        self.finishing = 0  # stored candidates whose held-out / re-check work is still running
         self.pending_hashes: set[str] = set()
         self.failures_in_row = 0
         self.duplicates_in_row = 0
@@ -156,7 +157,7 @@ class Engine:
         self._check_done()
 
     def _check_done(self) -> None:
-        if self.tickets == 0 and self.recorder.exhausted():
+        if self.tickets == 0 and self.finishing == 0 and self.recorder.exhausted():
             self.done.set()
 
     def _plan(self) -> Work:
@@ -178,6 +179,7 @@ class Engine:
 
     async def _accept(self, work: Work, proposal: Proposal) -> Candidate | None:
         """Apply the edit and deduplicate; anything not new is recorded with its reason."""
+        self.recorder.add_cost(proposal)  # at once, so the cost budget stops the next proposal
         if proposal.edit is None:
             self._count_failure(proposal.failure)
             await self.recorder.record_proposal(work.island, work.parent.program_id, proposal, "failed",
@@ -225,11 +227,16 @@ class Engine:
     async def _evaluate_loop(self, queue: asyncio.Queue[Candidate]) -> None:
         while True:
             candidate = await queue.get()
+            recorded = None
             try:
                 evaluation = await self._evaluate(candidate.code)
                 recorded = await self.recorder.record_program(
                     candidate.work.island, candidate.work.parent, candidate.proposal,
                     candidate.code, candidate.code_hash, candidate.diff, evaluation)
+                # The stored evaluation now counts against the budget in the ticket's place;
+                # the run is not done until this slot's follow-up work (held-out, re-check) is.
+                self.tickets -= 1
+                self.finishing += 1
                 self.proposer.report_outcome(candidate.proposal, recorded.improvement)
                 if recorded.new_best:
                     await self._champion(recorded.program_id, candidate.code, evaluation)
@@ -240,7 +247,11 @@ class Engine:
                 self.on_progress(self.recorder)
             finally:
                 self.pending_hashes.discard(candidate.code_hash)
-                self._return_ticket()
+                if recorded is None:
+                    self._return_ticket()
+                else:
+                    self.finishing -= 1
+                    self._check_done()
 
     async def _evaluate(self, code: str, split: str = SEARCH) -> Evaluation:
         try:

@@ -140,6 +140,10 @@ class Recorder:
             "seed_score": self.seed_score,
         }
 
+    def add_cost(self, proposal: Proposal) -> None:
+        """The proposal's LLM cost, counted as soon as it comes back (stored with its next write)."""
+        self.llm_cost += sum(call.cost for call in proposal.calls)
+
     async def record_seed(self, code: str, code_hash: str, evaluation: Evaluation) -> None:
         program = self._program(None, 0, code, code_hash, "seed", "", "seed", evaluation)
         members = [self._member(i, evaluation) for i in range(len(self.islands))]
@@ -158,7 +162,6 @@ class Recorder:
                              diff: str, evaluation: Evaluation) -> "Recorded":
         """Store an evaluated candidate and update the islands and the best."""
         self.evaluations += 1
-        self.llm_cost += sum(call.cost for call in proposal.calls)
         edit_kind = getattr(proposal.edit, "kind", "")
         program = self._program(parent.program_id, island, code, code_hash, edit_kind, diff, proposal.proposer,
                                 evaluation)
@@ -197,7 +200,6 @@ class Recorder:
             self.rejected += 1
         else:
             self.failures += 1
-        self.llm_cost += sum(call.cost for call in proposal.calls)
         text = _edit_text(proposal.edit)
         row = models.Proposal(run_id=self.run_id, island=island, parent_id=parent_id, proposer=proposal.proposer,
                               outcome=outcome, reason=reason, edit=text, program_id=program_id)

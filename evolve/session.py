@@ -65,6 +65,7 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
     if (run_dir / CONFIG_FILE).exists():
         raise RunError(f"{run_dir} already holds a run; continue it with `evolve resume {run_dir}`")
     problem = load_problem(cfg)
+    proposer = proposer or make_proposer(cfg)  # a missing API key fails here, before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.run.dir = str(run_dir)
     (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))
@@ -86,6 +87,7 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
     cfg = load_saved(config_path, overrides)
     cfg.run.dir = str(run_dir)
     problem = load_problem(cfg)
+    proposer = proposer or make_proposer(cfg)
     try:
         store = open_store(database_url(cfg, run_dir))
         run = store.load_run()
@@ -105,8 +107,7 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
 
 async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: models.Run, sandbox,
                  on_best: BestCallback | None, on_progress: Callable[[Recorder], None] | None,
-                 proposer: Proposer | None) -> RunResult:
-    proposer = proposer or make_proposer(cfg)
+                 proposer: Proposer) -> RunResult:
     if run.proposer_state:
         proposer.restore(json.loads(run.proposer_state))
     evaluator = Evaluator(problem, sandbox, limits_from(cfg), run.evaluator_hash)

@@ -58,17 +58,18 @@ class ProcessSandbox:
         nonce, stdin = encode_job(job)
         argv, env = self.command(scratch, job_id)
         started = time.monotonic()
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            cwd=scratch,
-            env=env,
-            start_new_session=True,
-            preexec_fn=lambda: _enter(cgroup, job.limits.memory_mb << 20),
-        )
+        process: asyncio.subprocess.Process | None = None
         try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                cwd=scratch,
+                env=env,
+                start_new_session=True,
+                preexec_fn=lambda: _enter(cgroup, job.limits.memory_mb << 20),
+            )
             stdout = await asyncio.wait_for(
                 _communicate(process, stdin, job.limits.max_output_bytes * (len(job.cases) + 1)),
                 timeout=job.deadline(),
@@ -79,8 +80,11 @@ class ProcessSandbox:
         except OutputTooLarge:
             return failed(job, "the sandbox runner wrote more output than allowed", time.monotonic() - started)
         finally:
-            await asyncio.to_thread(_cleanup, process.pid, job_id, cgroup, scratch)
-            if process.returncode is None:
+            # Shielded: a cancelled job (Ctrl-C, end of budget) is still cleaned up completely,
+            # including a runner whose start was interrupted (found by cgroup or job marker).
+            pid = process.pid if process is not None else None
+            await asyncio.shield(asyncio.to_thread(_cleanup, pid, job_id, cgroup, scratch))
+            if process is not None and process.returncode is None:
                 await process.wait()
 
     async def close(self) -> None:
@@ -152,12 +156,13 @@ def _enter(cgroup: Path | None, memory_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes + (512 << 20),) * 2)
 
 
-def _cleanup(runner_pid: int, job_id: str, cgroup: Path | None, scratch: Path) -> None:
+def _cleanup(runner_pid: int | None, job_id: str, cgroup: Path | None, scratch: Path) -> None:
     """Kill whatever the job left running, then remove its cgroup and scratch."""
-    try:
-        os.killpg(runner_pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    if runner_pid is not None:
+        try:
+            os.killpg(runner_pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     for _ in range(100):
         pids = _PidsCgroups.members(cgroup) if cgroup else _marked_processes(job_id)
         if not pids:
