@@ -48,9 +48,9 @@ def populate(store: Store, run_id: int, seed_code: str, size: int, islands: int)
         programs.append(dict(id=pid, run_id=run_id, parent_id=None if pid == 1 else rng.randrange(1, pid),
                              island=island, code=code, code_hash=normalized_hash(code) if pid < 50 else f"h{pid}",
                              edit_kind="rewrite", edit="", proposer="bench", status="valid", score=score,
-                             signature=signature, created=models._now()))
+                             signature=signature, created=models.utcnow()))
         evaluations.append(dict(program_id=pid, split="search", valid=True, score=score, metrics="{}",
-                                feedback="ok", seconds=0.1, evaluator_hash="bench", created=models._now()))
+                                feedback="ok", seconds=0.1, evaluator_hash="bench", created=models.utcnow()))
         members.append(dict(run_id=run_id, island=island, program_id=pid, fitness=score, signature=signature,
                             active=True))
     with store.engine.begin() as connection:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from evolve.alarms import DivergenceAlarm
 from evolve.db import models
-from evolve.db.store import Store
+from evolve.db.store import Row, Store
 from evolve.edits import Rewrite, SearchReplace
 from evolve.evaluation import Evaluation
 from evolve.islands import PER_CLUSTER, Island, Member, ring_migration, weakest_islands
@@ -150,8 +150,7 @@ class Recorder:
         self.seed_score = self.best_score = evaluation.score
         state = self._state() | {"status": "running"}
         program_id = await self._write(self.store.store_result, state, program, self._evaluation(evaluation),
-                                       None, (), members)
-        await self._write(self.store.save_run, self.run_id, seed_program_id=program_id, best_program_id=program_id)
+                                       None, (), members, ("seed_program_id", "best_program_id"))
         self.seeded = True
         self.best_id = program_id
         self.hashes[code_hash] = program_id
@@ -172,11 +171,12 @@ class Recorder:
             or self.problem.fitness(evaluation.score) > self.problem.fitness(self.best_score))  # type: ignore[arg-type]
         if new_best:
             self.best_score = evaluation.score
-        row = models.Proposal(run_id=self.run_id, island=island, parent_id=parent.program_id,
-                              proposer=proposal.proposer, outcome="new", edit=diff)
+        row = dict(run_id=self.run_id, island=island, parent_id=parent.program_id, proposer=proposal.proposer,
+                   outcome="new", reason="", edit=diff)
         program_id = await self._write(
             self.store.store_result, self._state(), program, self._evaluation(evaluation), row,
-            self._calls(proposal), [self._member(island, evaluation)] if accepted else [])
+            self._calls(proposal), [self._member(island, evaluation)] if accepted else [],
+            ("best_program_id",) if new_best else ())
         self.hashes[code_hash] = program_id
         island_best = False
         if member is not None:
@@ -185,7 +185,6 @@ class Recorder:
             island_best = best is not None and best.program_id == program_id
         if new_best:
             self.best_id = program_id
-            await self._write(self.store.save_run, self.run_id, best_program_id=program_id)
             if self.on_best is not None:
                 self.on_best(program_id, evaluation.score, code)  # type: ignore[arg-type]
         improvement = self.problem.fitness(evaluation.score) - parent.fitness if evaluation.valid else None  # type: ignore[arg-type]
@@ -201,8 +200,8 @@ class Recorder:
         else:
             self.failures += 1
         text = _edit_text(proposal.edit)
-        row = models.Proposal(run_id=self.run_id, island=island, parent_id=parent_id, proposer=proposal.proposer,
-                              outcome=outcome, reason=reason, edit=text, program_id=program_id)
+        row = dict(run_id=self.run_id, island=island, parent_id=parent_id, proposer=proposal.proposer,
+                   outcome=outcome, reason=reason, edit=text, program_id=program_id)
         await self._write(self.store.store_proposal, self._state(), row, self._calls(proposal))
 
     async def record_heldout(self, program_id: int, evaluation: Evaluation) -> None:
@@ -242,8 +241,7 @@ class Recorder:
         search = self.cfg.search
         if search.migration_interval and self.evaluations % search.migration_interval == 0:
             moves = ring_migration(self.islands)
-            rows = [models.IslandMember(run_id=self.run_id, island=dest, program_id=m.program_id,
-                                        fitness=m.fitness, signature=m.signature)
+            rows = [self._member_row(dest, m.program_id, m.fitness, m.signature)
                     for dest, m in moves if self.islands[dest].add(m)]
             await self._write(self.store.add_members, rows, "migration", self.run_id,
                               moves=[[dest, m.program_id] for dest, m in moves], at=self.evaluations)
@@ -257,8 +255,7 @@ class Recorder:
                 assert best is not None
                 self.islands[index].clear()
                 self.islands[index].add(best)
-                row = models.IslandMember(run_id=self.run_id, island=index, program_id=best.program_id,
-                                          fitness=best.fitness, signature=best.signature)
+                row = self._member_row(index, best.program_id, best.fitness, best.signature)
                 await self._write(self.store.reset_island, self.run_id, index, [row], from_island=donor.index,
                                   program_id=best.program_id, at=self.evaluations)
             await self._write(self.store.save_run, self.run_id, rng_state=json.dumps(self.rng.getstate()))
@@ -270,24 +267,24 @@ class Recorder:
     # ------------------------------------------------------------------ rows
 
     def _program(self, parent_id: int | None, island: int, code: str, code_hash: str, edit_kind: str, diff: str,
-                 proposer: str, evaluation: Evaluation) -> models.Program:
-        return models.Program(run_id=self.run_id, parent_id=parent_id, island=island, code=code,
-                              code_hash=code_hash, edit_kind=edit_kind, edit=diff, proposer=proposer,
-                              status="valid" if evaluation.valid else "invalid", score=evaluation.score,
-                              signature=evaluation.signature())
+                 proposer: str, evaluation: Evaluation) -> Row:
+        return dict(run_id=self.run_id, parent_id=parent_id, island=island, code=code, code_hash=code_hash,
+                    edit_kind=edit_kind, edit=diff, proposer=proposer,
+                    status="valid" if evaluation.valid else "invalid", score=evaluation.score,
+                    signature=evaluation.signature())
 
-    def _evaluation(self, evaluation: Evaluation, program_id: int = 0) -> models.Evaluation:
-        metrics = {case_id: {"valid": v.valid, "score": v.score, **v.metrics}
-                   for case_id, v in evaluation.verdicts.items()}
-        return models.Evaluation(program_id=program_id, split=evaluation.split, valid=evaluation.valid,
-                                 score=evaluation.score, metrics=json.dumps(metrics, default=str),
-                                 feedback=evaluation.feedback, seconds=evaluation.seconds,
-                                 evaluator_hash=evaluation.evaluator_hash, epoch=self.epoch)
+    def _evaluation(self, evaluation: Evaluation, program_id: int = 0) -> Row:
+        return evaluation_row(evaluation, program_id, self.epoch)
 
-    def _member(self, island: int, evaluation: Evaluation) -> models.IslandMember:
-        return models.IslandMember(run_id=self.run_id, island=island, program_id=0,
-                                   fitness=self.problem.fitness(evaluation.score),  # type: ignore[arg-type]
-                                   signature=evaluation.signature())
+    def _member(self, island: int, evaluation: Evaluation) -> Row:
+        """The archive row of the program being stored (its id is filled in by the store)."""
+        row = self._member_row(island, 0, self.problem.fitness(evaluation.score), evaluation.signature())  # type: ignore[arg-type]
+        del row["program_id"]
+        return row
+
+    def _member_row(self, island: int, program_id: int, fitness: float, signature: str) -> Row:
+        return dict(run_id=self.run_id, island=island, program_id=program_id, fitness=fitness,
+                    signature=signature, active=True)
 
     def _as_member(self, program_id: int, code: str, evaluation: Evaluation) -> Member:
         return Member(program_id, self.problem.fitness(evaluation.score), evaluation.score,  # type: ignore[arg-type]
@@ -299,10 +296,17 @@ class Recorder:
         return (member.signature in target.clusters or len(ranked) < target.archive_size
                 or member.fitness > ranked[-1].fitness)
 
-    def _calls(self, proposal: Proposal) -> list[models.LLMCall]:
-        return [models.LLMCall(run_id=self.run_id, model=c.model, prompt_tokens=c.prompt_tokens,
-                               completion_tokens=c.completion_tokens, latency=c.latency, cost=c.cost, error=c.error)
+    def _calls(self, proposal: Proposal) -> list[Row]:
+        return [dict(run_id=self.run_id, model=c.model, prompt_tokens=c.prompt_tokens,
+                     completion_tokens=c.completion_tokens, latency=c.latency, cost=c.cost, error=c.error)
                 for c in proposal.calls]
+
+
+def evaluation_row(evaluation: Evaluation, program_id: int, epoch: int) -> Row:
+    metrics = {case_id: {"valid": v.valid, "score": v.score, **v.metrics} for case_id, v in evaluation.verdicts.items()}
+    return dict(program_id=program_id, split=evaluation.split, valid=evaluation.valid, score=evaluation.score,
+                metrics=json.dumps(metrics, default=str), feedback=evaluation.feedback, seconds=evaluation.seconds,
+                evaluator_hash=evaluation.evaluator_hash, epoch=epoch)
 
 
 class Recorded(NamedTuple):

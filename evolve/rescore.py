@@ -19,6 +19,7 @@ from evolve.db import models
 from evolve.db.store import open_store
 from evolve.evaluation import Evaluation, Evaluator
 from evolve.problem import SEARCH, describe_changes, identity_hash, load_problem
+from evolve.recorder import evaluation_row
 from evolve.sandbox.factory import limits_from, make_sandbox
 from evolve.session import CONFIG_FILE, RunError, database_url
 
@@ -61,13 +62,9 @@ async def rescore_run(run_dir: Path) -> RescoreResult:
         results = dict(await asyncio.gather(*(rescore(pid) for pid in program_ids)))
     finally:
         await sandbox.close()
-    rows = [models.Evaluation(program_id=pid, split=SEARCH, valid=e.valid, score=e.score,
-                              metrics=json.dumps({k: {"valid": v.valid, "score": v.score} for k, v in e.verdicts.items()}),
-                              feedback=e.feedback, seconds=e.seconds, evaluator_hash=new_hash, epoch=epoch)
-            for pid, e in results.items()]
-    members = [models.IslandMember(run_id=run.id, island=island, program_id=pid,  # type: ignore[arg-type]
-                                   fitness=problem.fitness(results[pid].score),  # type: ignore[arg-type]
-                                   signature=results[pid].signature())
+    rows = [evaluation_row(e, pid, epoch) for pid, e in results.items()]
+    members = [dict(run_id=run.id, island=island, program_id=pid, fitness=problem.fitness(results[pid].score),  # type: ignore[arg-type]
+                    signature=results[pid].signature(), active=True)
                for island, entries in islands.items() for pid, _ in entries if results[pid].valid]
     valid = {pid: e for pid, e in results.items() if e.valid}
     best_id = max(valid, key=lambda pid: problem.fitness(valid[pid].score)) if valid else None  # type: ignore[arg-type]

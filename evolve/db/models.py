@@ -17,7 +17,7 @@ from sqlmodel import Field, SQLModel
 SCHEMA_VERSION = 2
 
 
-def _now() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
@@ -31,7 +31,7 @@ class Run(SQLModel, table=True):
     __tablename__ = "runs"
     id: Optional[int] = Field(default=None, primary_key=True)
     problem: str
-    created: datetime = Field(default_factory=_now)
+    created: datetime = Field(default_factory=utcnow)
     config_yaml: str = Field(sa_column=Column(Text))
     evaluator_hash: str
     evaluator_parts: str = Field(default="{}", sa_column=Column(Text))  # JSON: part -> hash
@@ -67,7 +67,7 @@ class Program(SQLModel, table=True):
     status: str  # valid | invalid
     score: Optional[float] = None  # search-split score (None when invalid)
     signature: str = ""  # per-case score signature (diversity clusters)
-    created: datetime = Field(default_factory=_now)
+    created: datetime = Field(default_factory=utcnow)
 
 
 class Evaluation(SQLModel, table=True):
@@ -83,7 +83,7 @@ class Evaluation(SQLModel, table=True):
     seconds: float = 0.0
     evaluator_hash: str
     epoch: int = 0
-    created: datetime = Field(default_factory=_now)
+    created: datetime = Field(default_factory=utcnow)
 
 
 class Proposal(SQLModel, table=True):
@@ -100,7 +100,7 @@ class Proposal(SQLModel, table=True):
     reason: str = Field(default="", sa_column=Column(Text))
     edit: str = Field(default="", sa_column=Column(Text))
     program_id: Optional[int] = Field(default=None, foreign_key="programs.id")
-    created: datetime = Field(default_factory=_now)
+    created: datetime = Field(default_factory=utcnow)
 
 
 class IslandMember(SQLModel, table=True):
@@ -126,7 +126,7 @@ class LLMCall(SQLModel, table=True):
     latency: float = 0.0
     cost: float = 0.0
     error: str = Field(default="", sa_column=Column(Text))
-    created: datetime = Field(default_factory=_now)
+    created: datetime = Field(default_factory=utcnow)
 
 
 class Event(SQLModel, table=True):
@@ -137,4 +137,4 @@ class Event(SQLModel, table=True):
     run_id: int = Field(foreign_key="runs.id", index=True)
     kind: str
     data: str = Field(default="{}", sa_column=Column(Text))  # JSON
-    created: datetime = Field(default_factory=_now)
+    created: datetime = Field(default_factory=utcnow)

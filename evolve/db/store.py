@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import event, inspect, text, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table, bindparam, event, insert, inspect, text, update
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from evolve.db.models import (
@@ -26,7 +26,29 @@ from evolve.db.models import (
     Program,
     Proposal,
     Run,
+    utcnow,
 )
+
+
+Row = dict[str, Any]
+
+
+def stamped(row: Row, **extra: Any) -> Row:
+    """A row with its creation time (Core inserts do not run the models' default factories)."""
+    return {"created": utcnow(), **row, **extra}
+
+
+def _event(run_id: int, kind: str, data: dict[str, Any]) -> Row:
+    return stamped({"run_id": run_id, "kind": kind, "data": json.dumps(data)})
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+# Statements built once: executing them with parameter dicts reuses SQLAlchemy's compiled form.
+_INSERT = {model: insert(_table(model)) for model in (Program, Evaluation, Proposal, LLMCall, IslandMember)}
+_UPDATE_RUN = update(_table(Run)).where(_table(Run).c.id == bindparam("run"))
 
 
 class StoreError(RuntimeError):
@@ -86,88 +108,87 @@ class Store:
             session.commit()
 
     # ------------------------------------------------------------------ results
+    # The hot path uses SQLAlchemy Core with plain dict rows: one short transaction per
+    # result, no ORM unit of work (see bench/engine_overhead.py).
 
     def store_result(
         self,
-        run_state: dict[str, Any],
-        program: Program,
-        evaluation: Evaluation,
-        proposal: Proposal | None,
-        calls: Iterable[LLMCall] = (),
-        members: Iterable[IslandMember] = (),
+        run_state: Row,
+        program: Row,
+        evaluation: Row,
+        proposal: Row | None,
+        calls: Iterable[Row] = (),
+        members: Iterable[Row] = (),
+        point_here: tuple[str, ...] = (),
     ) -> int:
-        """One evaluated program, its proposal and calls, and the run's new state, atomically."""
-        with Session(self.engine) as session:
-            session.add(program)
-            session.flush()
-            evaluation.program_id = program.id  # type: ignore[assignment]
-            session.add(evaluation)
+        """One evaluated program, its proposal and calls, and the run's new state, atomically.
+
+        `point_here` names run fields (best_program_id, seed_program_id) set to the new program's id.
+        """
+        with self.engine.begin() as connection:
+            program_id = connection.execute(_INSERT[Program], stamped(program)).inserted_primary_key[0]
+            connection.execute(_INSERT[Evaluation], stamped(evaluation, program_id=program_id))
             if proposal is not None:
-                proposal.program_id = program.id
-                session.add(proposal)
-                session.flush()
-                for call in calls:
-                    call.proposal_id = proposal.id
-                    session.add(call)
-            for member in members:
-                member.program_id = program.id  # type: ignore[assignment]
-                session.add(member)
-            session.exec(update(Run).where(Run.id == program.run_id).values(**run_state))  # type: ignore[call-overload]
-            session.commit()
-            return program.id  # type: ignore[return-value]
+                self._insert_proposal(connection, stamped(proposal, program_id=program_id), calls)
+            rows = [{**member, "program_id": program_id} for member in members]
+            if rows:
+                connection.execute(_INSERT[IslandMember], rows)
+            state = {**run_state, **{name: program_id for name in point_here}}
+            connection.execute(_UPDATE_RUN, {"run": program["run_id"], **state})
+        return int(program_id)
 
-    def store_proposal(self, run_state: dict[str, Any], proposal: Proposal, calls: Iterable[LLMCall] = ()) -> None:
+    def store_proposal(self, run_state: Row, proposal: Row, calls: Iterable[Row] = ()) -> None:
         """A proposal that produced no new program (duplicate, rejected, failed)."""
-        with Session(self.engine) as session:
-            session.add(proposal)
-            session.flush()
-            for call in calls:
-                call.proposal_id = proposal.id
-                session.add(call)
-            session.exec(update(Run).where(Run.id == proposal.run_id).values(**run_state))  # type: ignore[call-overload]
-            session.commit()
+        with self.engine.begin() as connection:
+            self._insert_proposal(connection, stamped(proposal), calls)
+            connection.execute(_UPDATE_RUN, {"run": proposal["run_id"], **run_state})
 
-    def store_evaluation(self, evaluation: Evaluation) -> None:
-        with Session(self.engine) as session:
-            session.add(evaluation)
-            session.commit()
+    @staticmethod
+    def _insert_proposal(connection: Connection, proposal: Row, calls: Iterable[Row]) -> None:
+        proposal_id = connection.execute(_INSERT[Proposal], proposal).inserted_primary_key[0]
+        rows = [stamped(call, proposal_id=proposal_id) for call in calls]
+        if rows:
+            connection.execute(_INSERT[LLMCall], rows)
+
+    def store_evaluation(self, evaluation: Row) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(insert(_table(Evaluation)).values(**stamped(evaluation)))
 
     def add_event(self, run_id: int, kind: str, **data: Any) -> None:
-        with Session(self.engine) as session:
-            session.add(Event(run_id=run_id, kind=kind, data=json.dumps(data)))
-            session.commit()
+        with self.engine.begin() as connection:
+            connection.execute(insert(_table(Event)).values(**_event(run_id, kind, data)))
 
     # ------------------------------------------------------------------ islands
 
-    def add_members(self, members: list[IslandMember], event_kind: str, run_id: int, **data: Any) -> None:
-        with Session(self.engine) as session:
-            session.add_all(members)
-            session.add(Event(run_id=run_id, kind=event_kind, data=json.dumps(data)))
-            session.commit()
+    def add_members(self, members: list[Row], event_kind: str, run_id: int, **data: Any) -> None:
+        with self.engine.begin() as connection:
+            if members:
+                connection.execute(insert(_table(IslandMember)), members)
+            connection.execute(insert(_table(Event)).values(**_event(run_id, event_kind, data)))
 
-    def reset_island(self, run_id: int, island: int, members: list[IslandMember], **data: Any) -> None:
+    def reset_island(self, run_id: int, island: int, members: list[Row], **data: Any) -> None:
         """Empty an island's archive and reseed it, recording the reset."""
-        with Session(self.engine) as session:
-            session.exec(  # type: ignore[call-overload]
-                update(IslandMember)
-                .where(IslandMember.run_id == run_id, IslandMember.island == island)
-                .values(active=False)
-            )
-            session.add_all(members)
-            session.add(Event(run_id=run_id, kind="reset", data=json.dumps({"island": island, **data})))
-            session.commit()
+        table = _table(IslandMember)
+        with self.engine.begin() as connection:
+            connection.execute(update(table).where(table.c.run_id == run_id, table.c.island == island)
+                               .values(active=False))
+            if members:
+                connection.execute(insert(table), members)
+            connection.execute(insert(_table(Event)).values(**_event(run_id, "reset", {"island": island, **data})))
 
-    def start_epoch(self, run_id: int, evaluations: list[Evaluation], members: list[IslandMember],
-                    changes: str, **run_fields: Any) -> None:
+    def start_epoch(self, run_id: int, evaluations: list[Row], members: list[Row], changes: str,
+                    **run_fields: Any) -> None:
         """Store a rescore: new-epoch evaluations, islands rebuilt from them only, the run's new identity."""
-        with Session(self.engine) as session:
-            session.add_all(evaluations)
-            session.exec(update(IslandMember).where(IslandMember.run_id == run_id).values(active=False))  # type: ignore[call-overload]
-            session.add_all(members)
-            session.exec(update(Run).where(Run.id == run_id).values(**run_fields))  # type: ignore[call-overload]
-            session.add(Event(run_id=run_id, kind="rescore", data=json.dumps(
-                {"epoch": run_fields.get("epoch"), "changes": changes, "programs": len(evaluations)})))
-            session.commit()
+        with self.engine.begin() as connection:
+            if evaluations:
+                connection.execute(insert(_table(Evaluation)), [stamped(e) for e in evaluations])
+            connection.execute(update(_table(IslandMember)).where(_table(IslandMember).c.run_id == run_id)
+                               .values(active=False))
+            if members:
+                connection.execute(insert(_table(IslandMember)), members)
+            connection.execute(update(_table(Run)).where(_table(Run).c.id == run_id).values(**run_fields))
+            connection.execute(insert(_table(Event)).values(**_event(run_id, "rescore", {
+                "epoch": run_fields.get("epoch"), "changes": changes, "programs": len(evaluations)})))
 
     def active_members(self, run_id: int, island: int, limit: int) -> list[tuple[IslandMember, Program, str]]:
         """The island's archive, best first, with each program's search feedback."""
