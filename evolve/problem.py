@@ -111,7 +111,7 @@ def load_problem(cfg: DictConfig) -> Problem:
         if not path.is_file():
             raise ProblemError(f"problem '{p.name}': {label} file not found: {path}")
     statement = resolve(p.prompt).read_text() if p.prompt else p.description
-    module = _load_verifier(verifier_path)
+    module = load_verifier(verifier_path)
     return Problem(
         name=p.name,
         seed_code=seed_path.read_text(),
@@ -129,7 +129,8 @@ def load_problem(cfg: DictConfig) -> Problem:
     )
 
 
-def _load_verifier(path: Path) -> ModuleType:
+def load_verifier(path: Path) -> ModuleType:
+    """Import a verifier file; any failure is a ProblemError naming the file."""
     spec = importlib.util.spec_from_file_location(f"evolve_verifier_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ProblemError(f"verifier {path} is not a Python file")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
@@ -10,19 +9,12 @@ import pytest
 from evolve.config import compose_config
 from evolve.evaluation import Evaluator
 from evolve.paths import EVALUATORS, PROBLEMS
-from evolve.problem import HELDOUT, SEARCH, Case, Verdict, load_problem
+from evolve.problem import HELDOUT, SEARCH, Case, Verdict, load_problem, load_verifier
 from evolve.sandbox.base import CaseRun
 from evolve.sandbox.factory import limits_from, make_sandbox
 
 
-def load_verifier():
-    spec = importlib.util.spec_from_file_location("bin_packing_verifier", EVALUATORS / "bin_packing.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-verifier = load_verifier()
+verifier = load_verifier(EVALUATORS / "bin_packing.py")
 ITEMS = [60, 70, 80, 20, 90, 30]  # capacity 150, total 350: L1 bound 3
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import random
 
@@ -10,20 +9,13 @@ import pytest
 
 from evolve.config import compose_config
 from evolve.evaluation import Evaluator
-from evolve.problem import HELDOUT, SEARCH, Case, load_problem
+from evolve.problem import HELDOUT, SEARCH, Case, load_problem, load_verifier
 from evolve.sandbox.base import CaseRun
 from evolve.sandbox.factory import limits_from, make_sandbox
 from evolve.paths import EVALUATORS
 
 
-def load_verifier():
-    spec = importlib.util.spec_from_file_location("cap_set_verifier", EVALUATORS / "cap_set.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-verifier = load_verifier()
+verifier = load_verifier(EVALUATORS / "cap_set.py")
 
 
 def judge(output, n=4, status="ok"):

@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 
 from evolve.paths import EVALUATORS
-from evolve.problem import Case, _load_verifier
+from evolve.problem import Case, load_verifier
 from evolve.sandbox.base import CaseRun
 
-verifier = _load_verifier(EVALUATORS / "circle_packing.py")
+verifier = load_verifier(EVALUATORS / "circle_packing.py")
 SETTINGS = {"tolerance": 1e-9}
 
 
