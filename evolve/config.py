@@ -269,9 +269,7 @@ def _describe(error: Exception) -> str:
 
 def _missing_option(error: MissingConfigException) -> str:
     """'problem=nope' -> which names exist in that group."""
-    text = str(error)
-    group = (error.missing_cfg_file or "").split("/")[0] if hasattr(error, "missing_cfg_file") else ""
-    options = error.options or [] if hasattr(error, "options") else []
-    if group and options:
-        return f"unknown {group} '{error.missing_cfg_file.split('/', 1)[-1]}'; available: {', '.join(sorted(options))}"
-    return text.strip().splitlines()[0]
+    group, _, name = (error.missing_cfg_file or "").partition("/")
+    if name and error.options:
+        return f"unknown {group} '{name}'; available: {', '.join(sorted(error.options))}"
+    return str(error).strip().splitlines()[0]
