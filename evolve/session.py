@@ -66,6 +66,7 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
         raise RunError(f"{run_dir} already holds a run; continue it with `evolve resume {run_dir}`")
     problem = load_problem(cfg)
     proposer = proposer or make_proposer(cfg)  # a missing API key fails here, before anything is written
+    await _preflight(proposer)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.run.dir = str(run_dir)
     (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))
@@ -88,6 +89,7 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
     cfg.run.dir = str(run_dir)
     problem = load_problem(cfg)
     proposer = proposer or make_proposer(cfg)
+    await _preflight(proposer)
     try:
         store = open_store(database_url(cfg, run_dir))
         run = store.load_run()
@@ -130,6 +132,13 @@ async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: mod
         store.close()
     return RunResult(run_dir, status, reason, recorder.evaluations, recorder.seed_score, recorder.best_score,
                      recorder.best_id)
+
+
+async def _preflight(proposer: Proposer) -> None:
+    """Proposers that talk to a server check it answers before the run begins (optional)."""
+    check = getattr(proposer, "preflight", None)
+    if check is not None:
+        await check()
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)

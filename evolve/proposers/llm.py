@@ -44,6 +44,9 @@ class LLMConfigError(ConfigError):
     """The llm section cannot be used; the message says what to fix."""
 
 
+PREFLIGHT_TIMEOUT = 10.0  # seconds for the start-up check that each endpoint answers
+
+
 @dataclass
 class Endpoint:
     """One base URL: its client and the bound on requests in flight to it."""
@@ -86,6 +89,24 @@ class OpenAIProposer:
                 self.endpoints[base_url] = Endpoint(client, asyncio.Semaphore(int(llm.max_concurrency)))
             self.route[model.name] = self.endpoints[base_url]
         self._jitter = random.Random()
+
+    async def preflight(self) -> None:
+        """Before a run starts: does every endpoint answer, and does it accept the key?
+
+        A refused connection, an unknown host, a timeout, or 401/403 is an error that
+        says what to fix, raised before anything is written. Any other answer (even
+        404 from a server without a model list) means the endpoint is there.
+        """
+        for base_url, endpoint in self.endpoints.items():
+            try:
+                await endpoint.client.with_options(timeout=PREFLIGHT_TIMEOUT).models.list()
+            except openai.APIConnectionError as error:
+                raise LLMConfigError(f"cannot reach the LLM endpoint {base_url} ({_cause(error)}); "
+                                     "start the server or fix llm.base_url") from None
+            except openai.APIStatusError as error:
+                if error.status_code in (401, 403):
+                    raise LLMConfigError(f"the LLM endpoint {base_url} refused the API key ({error.status_code}); "
+                                         "check the variable llm.api_key_env names") from None
 
     async def propose(self, request: ProposalRequest) -> Proposal:
         rng = random.Random(request.seed)
