@@ -24,6 +24,7 @@ from evolve.cli_sandbox import sandbox_app
 from evolve.paths import CONFIGS
 from evolve.problem import ProblemError
 from evolve.progress import LiveProgress
+from evolve.runlock import RunLocked
 from evolve.sandbox.errors import SandboxUnavailable
 from evolve.session import RunError, RunResult, resume_run, start_run
 
@@ -32,7 +33,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console()
 errors = Console(stderr=True)
 USER_ERRORS = (ConfigError, ProblemError, RunError, StoreError, SeedInvalid, SearchStalled, EvaluatorChanged,
-               SandboxUnavailable)
+               SandboxUnavailable, RunLocked)
 T = TypeVar("T")
 
 OVERRIDES = typer.Argument(None, help="config overrides, e.g. problem=circle_packing budget.evaluations=300 seed=1")

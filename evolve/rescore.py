@@ -21,6 +21,7 @@ from evolve.evaluation import Evaluation, Evaluator
 from evolve.problem import SEARCH, describe_changes, identity_hash, load_problem
 from evolve.recorder import evaluation_row
 from evolve.sandbox.factory import limits_from, make_sandbox
+from evolve.runlock import run_lock
 from evolve.session import CONFIG_FILE, RunError, database_url
 
 
@@ -36,6 +37,11 @@ class RescoreResult:
 async def rescore_run(run_dir: Path) -> RescoreResult:
     if not (run_dir / CONFIG_FILE).is_file():
         raise RunError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
+    with run_lock(run_dir):  # never while a search is writing to the run
+        return await _rescore(run_dir)
+
+
+async def _rescore(run_dir: Path) -> RescoreResult:
     cfg = load_saved(run_dir / CONFIG_FILE)
     problem = load_problem(cfg)
     store = open_store(database_url(cfg, run_dir))

@@ -28,6 +28,7 @@ from evolve.problem import describe_changes, identity_hash, load_problem
 from evolve.proposers.base import Proposer
 from evolve.proposers.factory import make_proposer
 from evolve.recorder import BestCallback, Recorder
+from evolve.runlock import RunLocked, run_lock
 from evolve.sandbox.factory import limits_from, make_sandbox
 
 log = logging.getLogger("evolve")
@@ -67,15 +68,16 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
     problem = load_problem(cfg)
     proposer = proposer or make_proposer(cfg)  # a missing API key fails here, before anything is written
     await _preflight(proposer)
+    sandbox = make_sandbox(cfg, run_dir.name)  # an unavailable sandbox fails here, before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.run.dir = str(run_dir)
-    (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))
-    store = Store(database_url(cfg, run_dir), create=True)
-    sandbox = make_sandbox(cfg, run_dir.name)
-    parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
-    run = store.create_run(models.Run(problem=problem.name, config_yaml=to_yaml(cfg),
-                                      evaluator_hash=identity_hash(parts), evaluator_parts=json.dumps(parts)))
-    return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
+    with run_lock(run_dir):
+        cfg.run.dir = str(run_dir)
+        (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))
+        store = Store(database_url(cfg, run_dir), create=True)
+        parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
+        run = store.create_run(models.Run(problem=problem.name, config_yaml=to_yaml(cfg),
+                                          evaluator_hash=identity_hash(parts), evaluator_parts=json.dumps(parts)))
+        return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
 
 
 async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
@@ -89,22 +91,23 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
     cfg.run.dir = str(run_dir)
     problem = load_problem(cfg)
     proposer = proposer or make_proposer(cfg)
-    await _preflight(proposer)
-    try:
-        store = open_store(database_url(cfg, run_dir))
-        run = store.load_run()
-    except StoreError as error:
-        raise RunError(str(error)) from None
-    sandbox = make_sandbox(cfg, run_dir.name)
-    parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
-    if identity_hash(parts) != run.evaluator_hash:
-        await sandbox.close()
-        changed = describe_changes(json.loads(run.evaluator_parts), parts)
-        store.add_event(run.id, "drift_refused", changes=changed)  # type: ignore[arg-type]
-        raise RunError(f"the evaluator changed since this run started ({changed}); its scores would not be "
-                       "comparable. Restore the original files, or start a new run")
-    (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))  # budgets may have been raised
-    return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
+    with run_lock(run_dir):
+        await _preflight(proposer)
+        try:
+            store = open_store(database_url(cfg, run_dir))
+            run = store.load_run()
+        except StoreError as error:
+            raise RunError(str(error)) from None
+        sandbox = make_sandbox(cfg, run_dir.name)
+        parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
+        if identity_hash(parts) != run.evaluator_hash:
+            await sandbox.close()
+            changed = describe_changes(json.loads(run.evaluator_parts), parts)
+            store.add_event(run.id, "drift_refused", changes=changed)  # type: ignore[arg-type]
+            raise RunError(f"the evaluator changed since this run started ({changed}); its scores would not be "
+                           "comparable. Restore the original files, or start a new run")
+        (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))  # budgets may have been raised
+        return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
 
 
 async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: models.Run, sandbox,
@@ -170,4 +173,4 @@ def _restore_signals() -> None:
             pass
 
 
-__all__ = ["RunError", "RunResult", "start_run", "resume_run", "ConfigError"]
+__all__ = ["RunLocked", "RunError", "RunResult", "start_run", "resume_run", "ConfigError"]

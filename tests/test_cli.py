@@ -133,3 +133,19 @@ def _processes_inside(directory: Path) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def test_a_run_in_use_by_another_process_is_not_touched(tmp_path: Path) -> None:
+    run = subprocess.Popen([*EVOLVE, "run", "budget.evaluations=100000", "run.dir=r", *FAST], cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_evaluations(tmp_path / "r" / "evolve.db", 3)
+        for command in (["resume", "r"], ["rescore", "r"]):
+            second = evolve_cmd(*command, cwd=tmp_path)
+            assert second.returncode == 2
+            assert f"in use by another evolve process (pid {run.pid})" in second.stderr
+    finally:
+        run.send_signal(signal.SIGINT)
+        run.wait(timeout=30)
+    # Once the first process is gone (even killed), the run can be resumed.
+    assert evolve_cmd("resume", "r", "budget.evaluations=5", cwd=tmp_path).returncode == 0
