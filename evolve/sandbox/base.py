@@ -11,10 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Protocol
-
-
 
 CaseStatus = Literal["ok", "error", "timeout", "crashed", "oversize", "protocol", "sandbox"]
 
