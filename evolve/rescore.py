@@ -52,6 +52,8 @@ async def _rescore(run_dir: Path) -> RescoreResult:
         new_hash = identity_hash(parts)
         if new_hash == run.evaluator_hash:
             raise RunError("the evaluator is unchanged since this run's current epoch; there is nothing to rescore")
+        if run.seed_program_id is None:
+            raise RunError(f"{run_dir} has no evaluated program yet; start it afresh instead of rescoring")
         changes = describe_changes(json.loads(run.evaluator_parts), parts)
         epoch = run.epoch + 1
         islands = _archive(store, run)
