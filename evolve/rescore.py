@@ -22,7 +22,7 @@ from evolve.problem import SEARCH, describe_changes, identity_hash, load_problem
 from evolve.recorder import evaluation_row
 from evolve.sandbox.factory import limits_from, make_sandbox
 from evolve.runlock import run_lock
-from evolve.session import CONFIG_FILE, RunError, database_url
+from evolve.session import CONFIG_FILE, RunError, database_url, stored_run_id
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ async def _rescore(run_dir: Path) -> RescoreResult:
     store = open_store(database_url(cfg, run_dir))
     sandbox = make_sandbox(cfg, run_dir.name)
     try:
-        run = store.load_run()
+        run = store.load_run(stored_run_id(run_dir))
         parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
         new_hash = identity_hash(parts)
         if new_hash == run.evaluator_hash:

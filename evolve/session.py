@@ -33,6 +33,7 @@ from evolve.sandbox.factory import limits_from, make_sandbox
 
 log = logging.getLogger("evolve")
 CONFIG_FILE = "config.yaml"
+RUN_ID_FILE = "run-id"  # which run of the database is this directory's (a shared database holds several)
 
 
 class RunError(RuntimeError):
@@ -53,6 +54,11 @@ class RunResult:
 def default_run_dir(cfg: DictConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     return Path("runs") / f"{cfg.problem.name}-{stamp}"
+
+
+def stored_run_id(run_dir: Path) -> int | None:
+    path = run_dir / RUN_ID_FILE
+    return int(path.read_text()) if path.is_file() else None
 
 
 def database_url(cfg: DictConfig, run_dir: Path) -> str:
@@ -77,6 +83,7 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
         parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
         run = store.create_run(models.Run(problem=problem.name, config_yaml=to_yaml(cfg),
                                           evaluator_hash=identity_hash(parts), evaluator_parts=json.dumps(parts)))
+        (run_dir / RUN_ID_FILE).write_text(str(run.id))
         return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
 
 
@@ -95,7 +102,7 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
         await _preflight(proposer)
         try:
             store = open_store(database_url(cfg, run_dir))
-            run = store.load_run()
+            run = store.load_run(stored_run_id(run_dir))
         except StoreError as error:
             raise RunError(str(error)) from None
         sandbox = make_sandbox(cfg, run_dir.name)

@@ -8,7 +8,7 @@ from typing import Any
 
 from evolve.config import load_saved
 from evolve.db.store import open_store
-from evolve.session import CONFIG_FILE, RunError, database_url
+from evolve.session import CONFIG_FILE, RunError, database_url, stored_run_id
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
@@ -18,7 +18,7 @@ def run_status(run_dir: Path) -> dict[str, Any]:
     cfg = load_saved(config_path)
     store = open_store(database_url(cfg, run_dir))
     try:
-        run = store.load_run()
+        run = store.load_run(stored_run_id(run_dir))
         rid = {"run": run.id}
         islands: dict[int, dict[str, Any]] = {
             i: {"island": i, "size": 0, "best": None, "evaluations": 0, "valid": 0, "proposals": 0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import random
 from pathlib import Path
 
@@ -115,3 +116,15 @@ def test_a_proposer_that_always_fails_stops_the_run_with_its_reason(quick: list[
     run_dir = Path(quick[0].split("=", 1)[1])
     assert query(run_dir, "SELECT status FROM runs") == [("failed",)]
     assert query(run_dir, "SELECT COUNT(*) FROM proposals WHERE outcome='failed'") == [(50,)]
+
+
+def test_runs_sharing_one_database_stay_apart(tmp_path: Path) -> None:
+    shared = f"database.url=sqlite:///{tmp_path / 'shared.db'}"
+    first = evolve.run([f"run.dir={tmp_path / 'a'}", "sandbox=process", shared, "budget.evaluations=6"])
+    second = evolve.run([f"run.dir={tmp_path / 'b'}", "sandbox=process", shared, "budget.evaluations=4", "seed=3"])
+    resumed = evolve.resume(second.run_dir, ["budget.evaluations=9"])
+    assert resumed.evaluations == 9
+    with sqlite3.connect(tmp_path / "shared.db") as connection:
+        counts = dict(connection.execute(
+            "SELECT run_id, COUNT(*) FROM programs WHERE parent_id IS NOT NULL GROUP BY run_id").fetchall())
+    assert counts == {1: 6, 2: 9} and first.evaluations == 6

@@ -95,11 +95,15 @@ class Store:
             session.refresh(run)
             return run
 
-    def load_run(self) -> Run:
+    def load_run(self, run_id: int | None = None) -> Run:
+        """The run with this id (several runs may share one database), else the first one."""
         with Session(self.engine, expire_on_commit=False) as session:
-            run = session.exec(select(Run).order_by(Run.id)).first()
+            if run_id is None:
+                run = session.exec(select(Run).order_by(Run.id)).first()  # type: ignore[arg-type]
+            else:
+                run = session.get(Run, run_id)
         if run is None:
-            raise StoreError(f"{self.url} holds no run")
+            raise StoreError(f"{self.url} holds no run" + (f" with id {run_id}" if run_id is not None else ""))
         return run
 
     def save_run(self, run_id: int, **fields: Any) -> None:
