@@ -109,17 +109,12 @@ def status(run_dir: Path, as_json: bool = typer.Option(False, "--json", help="ma
 @app.command()
 def best(run_dir: Path, output: Optional[Path] = typer.Option(None, "-o", "--output", help="write the code here")) -> None:
     """Print (or save) the best program of a run."""
-    from evolve.status import run_status
-    from evolve.config import load_saved
-    from evolve.db.store import open_store
-    from evolve.session import database_url
+    from evolve.session import open_run, saved_config
 
     def fetch() -> str:
-        report = run_status(run_dir)
-        cfg = load_saved(run_dir / "config.yaml")
-        store = open_store(database_url(cfg, run_dir))
+        store, run = open_run(run_dir, saved_config(run_dir))
         try:
-            program = store.program(report["best"]["program_id"])
+            program = store.program(run.best_program_id) if run.best_program_id is not None else None
         finally:
             store.close()
         if program is None:

@@ -13,6 +13,7 @@ import json
 import math
 import random
 import time
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple
 
@@ -180,7 +181,7 @@ class Recorder:
         self.hashes[code_hash] = program_id
         island_best = False
         if member is not None:
-            self.islands[island].add(self._as_member(program_id, code, evaluation))
+            self.islands[island].add(replace(member, program_id=program_id))
             best = self.islands[island].best
             island_best = best is not None and best.program_id == program_id
         if new_best:

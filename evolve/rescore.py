@@ -14,15 +14,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from evolve.config import load_saved
+from omegaconf import DictConfig
+
 from evolve.db import models
-from evolve.db.store import open_store
 from evolve.evaluation import Evaluation, Evaluator
 from evolve.problem import SEARCH, describe_changes, identity_hash, load_problem
 from evolve.recorder import evaluation_row
 from evolve.sandbox.factory import limits_from, make_sandbox
 from evolve.runlock import run_lock
-from evolve.session import CONFIG_FILE, RunError, database_url, stored_run_id
+from evolve.session import RunError, open_run, saved_config
 
 
 @dataclass(frozen=True)
@@ -35,19 +35,16 @@ class RescoreResult:
 
 
 async def rescore_run(run_dir: Path) -> RescoreResult:
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise RunError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
+    cfg = saved_config(run_dir)
     with run_lock(run_dir):  # never while a search is writing to the run
-        return await _rescore(run_dir)
+        return await _rescore(run_dir, cfg)
 
 
-async def _rescore(run_dir: Path) -> RescoreResult:
-    cfg = load_saved(run_dir / CONFIG_FILE)
+async def _rescore(run_dir: Path, cfg: DictConfig) -> RescoreResult:
     problem = load_problem(cfg)
-    store = open_store(database_url(cfg, run_dir))
+    store, run = open_run(run_dir, cfg)
     sandbox = make_sandbox(cfg, run_dir.name)
     try:
-        run = store.load_run(stored_run_id(run_dir))
         parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
         new_hash = identity_hash(parts)
         if new_hash == run.evaluator_hash:

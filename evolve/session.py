@@ -61,6 +61,27 @@ def stored_run_id(run_dir: Path) -> int | None:
     return int(path.read_text()) if path.is_file() else None
 
 
+def saved_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """The config a run directory saved (with resumable overrides), or RunError if it is not one."""
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); start one with `evolve run`")
+    return load_saved(path, overrides)
+
+
+def open_run(run_dir: Path, cfg: DictConfig) -> tuple[Store, models.Run]:
+    """The run's database and its run row; RunError if either is missing or of another version."""
+    try:
+        store = open_store(database_url(cfg, run_dir))
+    except StoreError as error:
+        raise RunError(str(error)) from None
+    try:
+        return store, store.load_run(stored_run_id(run_dir))
+    except StoreError as error:
+        store.close()
+        raise RunError(str(error)) from None
+
+
 def database_url(cfg: DictConfig, run_dir: Path) -> str:
     return cfg.database.url or sqlite_url(run_dir)
 
@@ -91,20 +112,13 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
                      on_best: BestCallback | None = None,
                      on_progress: Callable[[Recorder], None] | None = None,
                      proposer: Proposer | None = None) -> RunResult:
-    config_path = run_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise RunError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); start one with `evolve run`")
-    cfg = load_saved(config_path, overrides)
+    cfg = saved_config(run_dir, overrides)
     cfg.run.dir = str(run_dir)
     problem = load_problem(cfg)
     proposer = proposer or make_proposer(cfg)
     with run_lock(run_dir):
         await _preflight(proposer)
-        try:
-            store = open_store(database_url(cfg, run_dir))
-            run = store.load_run(stored_run_id(run_dir))
-        except StoreError as error:
-            raise RunError(str(error)) from None
+        store, run = open_run(run_dir, cfg)
         sandbox = make_sandbox(cfg, run_dir.name)
         parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
         if identity_hash(parts) != run.evaluator_hash:

@@ -6,19 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from evolve.config import load_saved
-from evolve.db.store import open_store
-from evolve.session import CONFIG_FILE, RunError, database_url, stored_run_id
+from evolve.session import open_run, saved_config
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
-    config_path = run_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise RunError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
-    cfg = load_saved(config_path)
-    store = open_store(database_url(cfg, run_dir))
+    cfg = saved_config(run_dir)
+    store, run = open_run(run_dir, cfg)
     try:
-        run = store.load_run(stored_run_id(run_dir))
         rid = {"run": run.id}
         islands: dict[int, dict[str, Any]] = {
             i: {"island": i, "size": 0, "best": None, "evaluations": 0, "valid": 0, "proposals": 0,

@@ -220,12 +220,6 @@ class Store:
             rows = session.exec(select(Program.code_hash, Program.id).where(Program.run_id == run_id)).all()
         return {code_hash: program_id for code_hash, program_id in rows}
 
-    def evaluation(self, program_id: int, split: str) -> Evaluation | None:
-        with Session(self.engine, expire_on_commit=False) as session:
-            return session.exec(
-                select(Evaluation).where(Evaluation.program_id == program_id, Evaluation.split == split)
-            ).first()
-
     def events(self, run_id: int, kinds: tuple[str, ...]) -> list[tuple[str, dict]]:
         with Session(self.engine) as session:
             rows = session.exec(select(Event.kind, Event.data)
