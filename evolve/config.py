@@ -139,6 +139,11 @@ class VerificationConfig:
     recheck_champion: bool = True  # evaluate every new global best a second time
     alarm_window: int = 4  # champions over which search and held-out scores are compared
     alarm_margin: float = 0.0  # held-out must gain more than this while search gains, or the alarm fires
+    # Certifying verifiers (gate/certify, see docs/verification.md): each call runs in its own process,
+    # killed at its time limit plus the grace.
+    gate_seconds: float = 300.0  # "is this challenger better than the champion's certified bound?"
+    certify_seconds: float = 900.0  # the challenger's own certified bound
+    certify_grace: float = 10.0  # seconds past a time limit before the call's process is killed
 
 
 @dataclass
@@ -247,6 +252,9 @@ def validate(cfg: DictConfig) -> None:
         (cfg.search.archive_size >= 1, "search.archive_size must be at least 1"),
         (cfg.budget.evaluations >= 0, "budget.evaluations must not be negative"),
         (cfg.problem.case_timeout > 0, "problem.case_timeout must be positive"),
+        (cfg.verification.gate_seconds > 0, "verification.gate_seconds must be positive"),
+        (cfg.verification.certify_seconds > 0, "verification.certify_seconds must be positive"),
+        (cfg.verification.certify_grace >= 0, "verification.certify_grace must not be negative"),
         (cfg.sandbox.backend in ("process", "bwrap", "docker", "auto"),
          "sandbox.backend must be one of process, bwrap, docker, auto"),
     ]

@@ -10,18 +10,27 @@ updates the islands. Data moves one way: plan -> propose -> accept -> evaluate
 Budget tickets: a proposal task takes a ticket before asking the proposer, so
 no more than `budget.evaluations` candidates are ever evaluated, and gives it
 back when the proposal turns out to carry nothing new.
+
+Certifying problems (see evolve/certification.py): a candidate whose optimistic
+search score beats the champion's certified bound is a challenger. One
+background task takes challengers, most promising first, through gate and
+certify (each a killable child process), so evaluations go on meanwhile; only a
+proven bound better than the champion's makes a champion. The run is not done
+until the queued challengers are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import difflib
+import itertools
 import logging
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from omegaconf import DictConfig
 
+from evolve.certification import Certifier, CertifierError, CertifyResult, better, subject_of
 from evolve.edits import EditRejected, apply_edit, normalized_hash
 from evolve.evaluation import Evaluation, Evaluator, VerifierError
 from evolve.islands import Member, RankSelection
@@ -51,6 +60,18 @@ class Work:
     island: int
     parent: Member
     request: ProposalRequest
+
+
+@dataclass(order=True, frozen=True)
+class Challenger:
+    """A stored program waiting for certification; the lowest search score goes first."""
+
+    score: float
+    order: int
+    program_id: int = field(compare=False)
+    code: str = field(compare=False)
+    evaluation: Evaluation = field(compare=False)
+    subject: Any = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -89,15 +110,23 @@ class Engine:
         self.verifier_errors_in_row = 0
         self.failure: Exception | None = None
         self.done = asyncio.Event()
+        self.certifier = _certifier(cfg, problem)
+        self.challengers: asyncio.PriorityQueue[Challenger] = asyncio.PriorityQueue()
+        self.open_challenges = 0  # queued or being certified
+        self.challenge_order = itertools.count()
 
     async def run(self) -> str:
         """Run until a budget is spent or stop() is called; returns the stop reason."""
         if not self.recorder.seeded:
             await self._seed()
+        elif self.certifier is not None:
+            await self._requeue_challengers()
         search = self.cfg.search
         queue: asyncio.Queue[Candidate] = asyncio.Queue(maxsize=search.queue_size)
         tasks = [asyncio.create_task(self._propose_loop(queue)) for _ in range(search.proposers)]
         tasks += [asyncio.create_task(self._evaluate_loop(queue)) for _ in range(search.evaluators)]
+        if self.certifier is not None:
+            tasks.append(asyncio.create_task(self._certify_loop()))
         self._check_done()
         waiter = asyncio.create_task(self.done.wait())
         try:
@@ -127,7 +156,11 @@ class Engine:
         if not evaluation.valid:
             raise SeedInvalid(f"the seed program of '{self.problem.name}' is invalid: {evaluation.feedback}")
         await self.recorder.record_seed(self.problem.seed_code, normalized_hash(self.problem.seed_code), evaluation)
-        await self._champion(self.recorder.best_id, self.problem.seed_code, evaluation)  # type: ignore[arg-type]
+        if self.certifier is not None:  # the seed, too, is champion only once certified
+            seed_id = self.recorder.hashes[normalized_hash(self.problem.seed_code)]
+            self._queue_challenger(seed_id, self.problem.seed_code, evaluation)
+        else:
+            await self._champion(self.recorder.best_id, self.problem.seed_code, evaluation)  # type: ignore[arg-type]
         self.on_progress(self.recorder)
 
     # ------------------------------------------------------------------ proposing
@@ -157,7 +190,8 @@ class Engine:
         self._check_done()
 
     def _check_done(self) -> None:
-        if self.tickets == 0 and self.finishing == 0 and self.recorder.exhausted():
+        if (self.tickets == 0 and self.finishing == 0 and self.open_challenges == 0
+                and self.recorder.exhausted()):
             self.done.set()
 
     def _plan(self) -> Work:
@@ -238,9 +272,11 @@ class Engine:
                 self.tickets -= 1
                 self.finishing += 1
                 self.proposer.report_outcome(candidate.proposal, recorded.improvement)
+                if recorded.challenger:
+                    self._queue_challenger(recorded.program_id, candidate.code, evaluation)
                 if recorded.new_best:
                     await self._champion(recorded.program_id, candidate.code, evaluation)
-                elif recorded.island_best:
+                elif recorded.island_best and not recorded.challenger:  # a challenger's held-out waits for its crown
                     await self._heldout(recorded.program_id, candidate.code)
                 await self.recorder.maybe_migrate_or_reset()
                 await self._check_drift()
@@ -276,11 +312,71 @@ class Engine:
         await self.recorder.record_heldout(program_id, evaluation)
         return evaluation
 
-    async def _champion(self, program_id: int, code: str, evaluation: Evaluation) -> None:
+    async def _champion(self, program_id: int, code: str, evaluation: Evaluation,
+                        certified: CertifyResult | None = None) -> None:
         """A new global best: held-out score, a second evaluation, the divergence alarm."""
         heldout = await self._heldout(program_id, code)
         recheck = await self._evaluate(code) if self.cfg.verification.recheck_champion else None
-        await self.recorder.record_champion(program_id, evaluation, heldout, recheck)
+        await self.recorder.record_champion(program_id, evaluation, heldout, recheck, certified)
+
+    # ------------------------------------------------------------------ certifying
+
+    def _queue_challenger(self, program_id: int, code: str, evaluation: Evaluation) -> None:
+        subject = subject_of([v.metrics for v in evaluation.verdicts.values()])
+        if subject is None and "subject" in evaluation.metrics:  # re-queued: read back from the database
+            subject = evaluation.metrics["subject"]
+        self.open_challenges += 1
+        self.challengers.put_nowait(Challenger(evaluation.score, next(self.challenge_order), program_id, code,  # type: ignore[arg-type]
+                                               evaluation, subject))
+
+    async def _requeue_challengers(self) -> None:
+        """Challengers whose certification a kill interrupted are queued again, as they were."""
+        for program_id, code, evaluation in await self.recorder.pending_challengers():
+            self._queue_challenger(program_id, code, evaluation)
+
+    async def _certify_loop(self) -> None:
+        while True:
+            challenger = await self.challengers.get()
+            try:
+                await self._challenge(challenger)
+            finally:
+                self.open_challenges -= 1
+                self._check_done()
+            self.on_progress(self.recorder)
+
+    async def _challenge(self, challenger: Challenger) -> None:
+        """Gate against the champion's bound, then certify; a better proven bound makes a champion."""
+        assert self.certifier is not None
+        recorder = self.recorder
+        program_id = challenger.program_id
+        if challenger.subject is None:
+            await recorder.event("verifier_error", program_id=program_id, message=(
+                f"verifier {self.certifier.name}: no search verdict of program {program_id} carries "
+                "metrics['subject']; it cannot be certified"))
+            await recorder.resolve_challenge(program_id, "no_subject")
+            return
+        bound, bound_float = recorder.champion_bound, recorder.best_score
+        if bound_float is not None and not challenger.score < bound_float:
+            await recorder.resolve_challenge(program_id, "skipped")  # a newer champion already beats it
+            return
+        upper = None
+        try:
+            if bound is not None:
+                gate = await self.certifier.gate(challenger.subject, bound)
+                await recorder.record_gate(program_id, bound, bound_float, challenger.score, gate)
+                if gate.status != "proven":
+                    return
+                upper = gate.value or bound
+            result = await self.certifier.certify(challenger.subject, upper, challenger.score)
+        except CertifierError as error:  # the problem's fault: recorded loudly, never a crashed run
+            log.error("%s", error)
+            await recorder.event("verifier_error", program_id=program_id, message=str(error))
+            await recorder.resolve_challenge(program_id, "error")
+            return
+        crowned = result.status == "proven" and better(result.bound, result.bound_float, bound, bound_float)  # type: ignore[arg-type]
+        await recorder.record_certify(program_id, result, challenger.code, crowned)
+        if crowned:
+            await self._champion(program_id, challenger.code, challenger.evaluation, result)
 
     async def _check_drift(self) -> None:
         """Every few evaluations: are the verifier, its data and settings still the ones the run began with?"""
@@ -298,6 +394,14 @@ class Engine:
 
 class SeedInvalid(RuntimeError):
     pass
+
+
+def _certifier(cfg: DictConfig, problem: Problem) -> Certifier | None:
+    if not problem.certifying:
+        return None
+    verification = cfg.verification
+    return Certifier(problem.verifier_path, problem.settings, verification.gate_seconds,
+                     verification.certify_seconds, verification.certify_grace)
 
 
 def _view(member: Member) -> ProgramView:

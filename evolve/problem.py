@@ -5,7 +5,16 @@ The verifier is a Python file with one required function:
     def verify(case: Case, run: CaseRun, settings: dict) -> Verdict
 
 and, optionally, `aggregate(verdicts: list[Verdict], settings: dict) -> float`
-(default: the mean of the case scores). `verify` sees the candidate's output
+(default: the mean of the case scores).
+
+A *certifying* verifier (objective: minimize) also has both of
+
+    def gate(subject, bound: str, settings: dict, time_limit: float) -> dict
+    def certify(subject, settings: dict, upper: str | None, lower: float | None, time_limit: float) -> dict
+
+where the search score is only an optimistic estimate and a champion needs a
+proven bound; see evolve/certification.py for the contract. The engine runs
+them in a separate, killable process. `verify` sees the candidate's output
 for one case, exactly as it came back from the sandbox (JSON data, untrusted),
 and the case's private data (labels, references) that never enter a sandbox.
 """
@@ -65,6 +74,7 @@ class Problem:
     aggregate: Callable[..., float] | None
     verifier_path: Path
     files: tuple[Path, ...]  # everything the evaluator identity covers
+    certifying: bool = False  # the verifier has gate() and certify(): only certified bounds make champions
 
     def split(self, name: str) -> tuple[Case, ...]:
         return tuple(case for case in self.cases if case.split == name)
@@ -112,6 +122,7 @@ def load_problem(cfg: DictConfig) -> Problem:
             raise ProblemError(f"problem '{p.name}': {label} file not found: {path}")
     statement = resolve(p.prompt).read_text() if p.prompt else p.description
     module = load_verifier(verifier_path)
+    certifying = _certifying(module, verifier_path, p.name, p.objective)
     return Problem(
         name=p.name,
         seed_code=seed_path.read_text(),
@@ -126,7 +137,20 @@ def load_problem(cfg: DictConfig) -> Problem:
         aggregate=getattr(module, "aggregate", None),
         verifier_path=verifier_path,
         files=(verifier_path, cases_path),
+        certifying=certifying,
     )
+
+
+def _certifying(module: ModuleType, path: Path, name: str, objective: str) -> bool:
+    """Whether the verifier certifies bounds: both gate() and certify(), or neither."""
+    hooks = {hook: callable(getattr(module, hook, None)) for hook in ("gate", "certify")}
+    if hooks["gate"] != hooks["certify"]:
+        has, lacks = ("gate", "certify") if hooks["gate"] else ("certify", "gate")
+        raise ProblemError(f"verifier {path} defines {has}() but not {lacks}(); a certifying verifier needs both")
+    if hooks["gate"] and objective != "minimize":
+        raise ProblemError(f"problem '{name}': verifier {path} certifies upper bounds (gate/certify), which needs "
+                           f"objective: minimize (the config says {objective})")
+    return hooks["gate"]
 
 
 def load_verifier(path: Path) -> ModuleType:

@@ -20,15 +20,17 @@ from typing import Any, Callable, NamedTuple
 from omegaconf import DictConfig
 
 from evolve.alarms import DivergenceAlarm
+from evolve.certification import CertifyResult, GateResult, subject_of
 from evolve.db import models
 from evolve.db.store import Row, Store
 from evolve.edits import Rewrite, SearchReplace
 from evolve.evaluation import Evaluation
 from evolve.islands import PER_CLUSTER, Island, Member, ring_migration, weakest_islands
-from evolve.problem import Problem
+from evolve.problem import SEARCH, Problem
 from evolve.proposers.base import Proposal
 
 BestCallback = Callable[[int, float, str], None]  # program id, score, code
+UNSOUND_MARGIN = 1e-9  # a held-out score this far above a certified bound is a soundness alarm
 
 
 class Recorder:
@@ -72,10 +74,18 @@ class Recorder:
         self.seeded = run.seed_program_id is not None
         if run.rng_state:
             self.rng.setstate(_tuples(json.loads(run.rng_state)))
+        # Certifying problems: only a proven bound makes a champion (best_id, best_score = its bound).
+        self.certifying = problem.certifying
+        self.champion_bound: str | None = None  # the champion's exact certified bound
+        self.champion_certificate: int | None = None  # its certify row
+        self.challenge_score: float | None = None  # best search score queued so far (the bar without a champion)
+        self.unsound = 0
         if self.seeded:
             self._load_islands()
             self.hashes = store.code_hashes(self.run_id)
             self._load_alarm_history()
+            if self.certifying:
+                self._load_certification()
 
     def _load_islands(self) -> None:
         for island in self.islands:
@@ -85,6 +95,21 @@ class Recorder:
                 island.add(Member(program.id, member.fitness, score, member.signature,  # type: ignore[arg-type]
                                   program.code, feedback))
 
+    def _load_certification(self) -> None:
+        certificate = (self.store.champion_certificate(self.run_id, self.best_id)
+                       if self.best_id is not None else None)
+        if certificate is None:  # no champion, or one without a certificate (a rescore picks by search score)
+            self.best_id = self.best_score = None
+        else:
+            self.champion_bound, self.champion_certificate = certificate["bound"], certificate["id"]
+            self.best_score = certificate["bound_float"]
+        rows = self.store.query("SELECT MIN(lower) FROM certificates WHERE run_id=:run AND kind='challenge' "
+                                "AND epoch=:epoch", run=self.run_id, epoch=self.epoch)
+        self.challenge_score = rows[0][0] if rows else None
+        self.unsound = self.store.query("SELECT COUNT(*) FROM certificates WHERE run_id=:run AND unsound",
+                                        run=self.run_id)[0][0]
+        self.alarms += self.unsound
+
     def _load_alarm_history(self) -> None:
         """The divergence window continues across resumes, within the current epoch."""
         for kind, data in self.store.events(self.run_id, ("champion", "heldout_divergence")):
@@ -93,7 +118,8 @@ class Recorder:
                 self.alarm.history = self.alarm.history[-1:]
             elif data.get("epoch", 0) == self.epoch:
                 heldout = data.get("heldout")
-                self.alarm.history.append((data["program_id"], self.problem.fitness(data["search"]),
+                searched = data["certified"] if data.get("certified") is not None else data["search"]
+                self.alarm.history.append((data["program_id"], self.problem.fitness(searched),
                                            self.problem.fitness(heldout) if heldout is not None else -math.inf))
 
     # ------------------------------------------------------------------ budgets
@@ -148,12 +174,20 @@ class Recorder:
     async def record_seed(self, code: str, code_hash: str, evaluation: Evaluation) -> None:
         program = self._program(None, 0, code, code_hash, "seed", "", "seed", evaluation)
         members = [self._member(i, evaluation) for i in range(len(self.islands))]
-        self.seed_score = self.best_score = evaluation.score
+        self.seed_score = evaluation.score
+        challenge = None
+        if self.certifying:  # a champion needs a proven bound: the seed is the first challenger
+            challenge = self._challenge(evaluation.score)  # type: ignore[arg-type]
+            self.challenge_score = evaluation.score
+        else:
+            self.best_score = evaluation.score
         state = self._state() | {"status": "running"}
+        point_here = ("seed_program_id",) if self.certifying else ("seed_program_id", "best_program_id")
         program_id = await self._write(self.store.store_result, state, program, self._evaluation(evaluation),
-                                       None, (), members, ("seed_program_id", "best_program_id"))
+                                       None, (), members, point_here, challenge)
         self.seeded = True
-        self.best_id = program_id
+        if not self.certifying:
+            self.best_id = program_id
         self.hashes[code_hash] = program_id
         for island in self.islands:
             island.add(self._as_member(program_id, code, evaluation))
@@ -167,17 +201,23 @@ class Recorder:
                                 evaluation)
         member = self._as_member(0, code, evaluation) if evaluation.valid else None
         accepted = member is not None and self._would_accept(island, member)
-        new_best = evaluation.valid and (
-            self.best_score is None
-            or self.problem.fitness(evaluation.score) > self.problem.fitness(self.best_score))  # type: ignore[arg-type]
+        beats = evaluation.valid and self._beats(evaluation.score, self.best_score)  # type: ignore[arg-type]
+        # A certifying problem's search score is optimistic: beating the champion makes a challenger
+        # (queued for certification), never a champion by itself.
+        challenger = beats and self.certifying and (
+            self.best_score is not None or self._beats(evaluation.score, self.challenge_score))  # type: ignore[arg-type]
+        new_best = beats and not self.certifying
         if new_best:
             self.best_score = evaluation.score
+        if challenger and (self.challenge_score is None or self._beats(evaluation.score, self.challenge_score)):  # type: ignore[arg-type]
+            self.challenge_score = evaluation.score
         row = dict(run_id=self.run_id, island=island, parent_id=parent.program_id, proposer=proposal.proposer,
                    outcome="new", reason="", edit=diff)
         program_id = await self._write(
             self.store.store_result, self._state(), program, self._evaluation(evaluation), row,
             self._calls(proposal), [self._member(island, evaluation)] if accepted else [],
-            ("best_program_id",) if new_best else ())
+            ("best_program_id",) if new_best else (),
+            self._challenge(evaluation.score) if challenger else None)  # type: ignore[arg-type]
         self.hashes[code_hash] = program_id
         island_best = False
         if member is not None:
@@ -189,7 +229,10 @@ class Recorder:
             if self.on_best is not None:
                 self.on_best(program_id, evaluation.score, code)  # type: ignore[arg-type]
         improvement = self.problem.fitness(evaluation.score) - parent.fitness if evaluation.valid else None  # type: ignore[arg-type]
-        return Recorded(program_id, improvement, new_best, island_best)
+        return Recorded(program_id, improvement, new_best, island_best, challenger)
+
+    def _beats(self, score: float, than: float | None) -> bool:
+        return than is None or self.problem.fitness(score) > self.problem.fitness(than)
 
     async def record_proposal(self, island: int, parent_id: int, proposal: Proposal, outcome: str, reason: str,
                               program_id: int | None = None) -> None:
@@ -209,8 +252,12 @@ class Recorder:
         await self._write(self.store.store_evaluation, self._evaluation(evaluation, program_id))
 
     async def record_champion(self, program_id: int, search: Evaluation, heldout: Evaluation | None,
-                              recheck: Evaluation | None) -> None:
-        """A new global best: its held-out pair, its re-verification, and the divergence alarm."""
+                              recheck: Evaluation | None, certified: CertifyResult | None = None) -> None:
+        """A new global best: its held-out pair, its re-verification, and the divergence alarm.
+
+        A certified champion is judged by its proven bound; a held-out score above that bound
+        is impossible if the certificate is sound, and is flagged loudly.
+        """
         if recheck is not None:
             await self._write(self.store.store_evaluation, self._evaluation(recheck, program_id))
             if not self._agree(search, recheck):
@@ -219,13 +266,105 @@ class Recorder:
                                  second={"valid": recheck.valid, "score": recheck.score})
         heldout_fitness = (self.problem.fitness(heldout.score) if heldout is not None and heldout.valid
                            else None)  # type: ignore[arg-type]
-        search_fitness = self.problem.fitness(search.score)  # type: ignore[arg-type]
+        bound = certified.bound_float if certified is not None else None
+        search_fitness = self.problem.fitness(bound if bound is not None else search.score)  # type: ignore[arg-type]
         await self.event("champion", program_id=program_id, search=search.score,
-                         heldout=heldout.score if heldout is not None else None, epoch=self.epoch)
+                         heldout=heldout.score if heldout is not None else None, epoch=self.epoch,
+                         **({"certified": bound, "bound": certified.bound} if certified is not None else {}))
+        if (bound is not None and heldout is not None and heldout.valid
+                and heldout.score > bound + UNSOUND_MARGIN):  # type: ignore[operator]
+            await self._unsound(program_id, certified, heldout.score)  # type: ignore[arg-type]
         alarm = self.alarm.observe(program_id, search_fitness, heldout_fitness)
         if alarm is not None:
             self.alarms += 1
             await self.event("heldout_divergence", **alarm)
+
+    async def _unsound(self, program_id: int, certified: CertifyResult, measured: float) -> None:
+        """A measured score above a proven upper bound: the certificate (or the verifier) is wrong."""
+        self.unsound += 1
+        self.alarms += 1
+        data = dict(program_id=program_id, bound=certified.bound, bound_float=certified.bound_float,
+                    heldout=measured, excess=measured - certified.bound_float, solver=certified.solver)  # type: ignore[operator]
+        if self.champion_certificate is not None:
+            await self._write(self.store.mark_unsound, self.champion_certificate, self.run_id, **data)
+        else:
+            await self.event("certificate_unsound", **data)
+
+    # ------------------------------------------------------------------ certification
+
+    def _challenge(self, score: float) -> Row:
+        """The pending row of a program queued for certification (its id is filled in by the store)."""
+        return dict(run_id=self.run_id, epoch=self.epoch, kind="challenge", status="pending", lower=score)
+
+    def _certificate(self, program_id: int, kind: str, status: str, detail: dict[str, Any], **fields: Any) -> Row:
+        return dict(run_id=self.run_id, program_id=program_id, epoch=self.epoch, kind=kind, status=status,
+                    detail=json.dumps(detail, default=str), **fields)
+
+    async def resolve_challenge(self, program_id: int, outcome: str) -> None:
+        """A challenger dealt with without a result of its own (skipped, no subject, verifier fault)."""
+        await self._write(self.store.certification_step, self.run_id, (), (program_id, outcome))
+
+    async def record_gate(self, program_id: int, bound: str, bound_float: float | None, lower: float,
+                          gate: GateResult) -> None:
+        """A gate result; a witness's exact value replaces the program's optimistic search score."""
+        row = self._certificate(program_id, "gate", gate.status, gate.detail, bound=bound, bound_float=bound_float,
+                                value=gate.value, value_float=gate.value_float, lower=lower, seconds=gate.seconds,
+                                solver=gate.solver, calls=1)
+        rescore = None
+        if gate.status == "witness":
+            score = gate.value_float
+            rescore = dict(run_id=self.run_id, program_id=program_id, epoch=self.epoch, score=score,
+                           fitness=self.problem.fitness(score))  # type: ignore[arg-type]
+            self._rescore_member(program_id, score)  # type: ignore[arg-type]
+        resolve = (program_id, gate.status) if gate.status != "proven" else None
+        await self._write(self.store.certification_step, self.run_id, [row], resolve, rescore)
+
+    async def record_certify(self, program_id: int, result: CertifyResult, code: str, crowned: bool) -> None:
+        """A certify result; a proven bound better than the champion's makes this program champion."""
+        row = self._certificate(program_id, "certify", result.status, result.detail, bound=result.bound,
+                                bound_float=result.bound_float, lower=result.lower, width=result.width,
+                                calls=result.calls, seconds=result.seconds, solver=result.solver)
+        run = None
+        if crowned:
+            self.best_id, self.best_score, self.champion_bound = program_id, result.bound_float, result.bound
+            run = {"best_program_id": program_id, "best_score": result.bound_float}
+        outcome = "champion" if crowned else result.status
+        (certificate_id,) = await self._write(self.store.certification_step, self.run_id, [row],
+                                              (program_id, outcome), None, run)
+        if crowned:
+            self.champion_certificate = certificate_id
+            if self.on_best is not None:
+                self.on_best(program_id, result.bound_float, code)  # type: ignore[arg-type]
+
+    async def pending_challengers(self) -> list[tuple[int, str, Evaluation]]:
+        """Challengers a kill left pending: program id, code, and its search evaluation as stored
+        (with the verifier's subject in `metrics["subject"]`)."""
+        found = []
+        pending = await self._write(self.store.pending_challenges, self.run_id, self.epoch)
+        for _challenge_id, program_id, _lower in pending:
+            program = await self._write(self.store.program, program_id)
+            row = await self._write(self.store.search_evaluation, program_id, self.epoch)
+            if program is None or row is None or not row["valid"]:
+                await self.resolve_challenge(program_id, "lost")
+                continue
+            verdicts = json.loads(row["metrics"])
+            subject = subject_of(list(verdicts.values()))
+            found.append((program_id, program.code, Evaluation(
+                SEARCH, True, row["score"], {}, row["feedback"], row["seconds"], row["evaluator_hash"],
+                metrics={"subject": subject} if subject is not None else {})))
+        if pending:
+            await self.event("certification_requeued", programs=[p for _, p, _ in pending])
+        return found
+
+    def _rescore_member(self, program_id: int, score: float) -> None:
+        """The program's archive entries (on every island it reached) take the new score."""
+        fitness = self.problem.fitness(score)
+        for island in self.islands:
+            members = [m for cluster in island.ranked() for m in cluster.members]
+            if any(m.program_id == program_id for m in members):
+                island.clear()
+                for m in members:
+                    island.add(replace(m, fitness=fitness, score=score) if m.program_id == program_id else m)
 
     def _agree(self, first: Evaluation, second: Evaluation) -> bool:
         if first.valid != second.valid:
@@ -315,6 +454,7 @@ class Recorded(NamedTuple):
     improvement: float | None  # over the parent, in fitness units; None if invalid
     new_best: bool
     island_best: bool
+    challenger: bool = False  # certifying problems: beats the champion's bound, queued for certification
 
 
 def _edit_text(edit: object) -> str:

@@ -4,6 +4,8 @@
 `island_members` is the selection archive (what each island holds now), so a
 resumed run rebuilds its islands from it without scanning the history.
 `runs` carries everything else resume needs: counters, RNG state, spend.
+`certificates` holds a certifying verifier's results (gate and certify calls) and
+the challengers still waiting for them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Optional
 from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Older versions this one opens by adding what it lacks (new tables only; nothing is rewritten).
+UPGRADABLE_VERSIONS = ("2",)
 
 
 def utcnow() -> datetime:
@@ -137,4 +141,33 @@ class Event(SQLModel, table=True):
     run_id: int = Field(foreign_key="runs.id", index=True)
     kind: str
     data: str = Field(default="{}", sa_column=Column(Text))  # JSON
+    created: datetime = Field(default_factory=utcnow)
+
+
+class Certificate(SQLModel, table=True):
+    """A certifying verifier's work on one program.
+
+    kind `challenge`: the program was queued for certification (status pending until
+    it is dealt with, then the outcome); kind `gate` / `certify`: one call's result.
+    """
+
+    __tablename__ = "certificates"
+    __table_args__ = (Index("ix_certificates_run_kind_status", "run_id", "kind", "status"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id")
+    program_id: int = Field(foreign_key="programs.id", index=True)
+    epoch: int = 0
+    kind: str  # challenge | gate | certify
+    status: str  # challenge: pending | <outcome>; gate: witness | proven | unknown; certify: proven | uncertified
+    bound: Optional[str] = None  # exact: the proven bound (certify), the bound tested (gate)
+    bound_float: Optional[float] = None
+    value: Optional[str] = None  # exact: a gate witness's worst-case value
+    value_float: Optional[float] = None
+    lower: Optional[float] = None  # the search score (optimistic lower estimate)
+    width: Optional[float] = None  # bound - lower, as the verifier reports it
+    calls: int = 0
+    seconds: float = 0.0
+    solver: str = ""
+    detail: str = Field(default="{}", sa_column=Column(Text))  # JSON
+    unsound: bool = False  # a measured (held-out) score exceeded this proven bound
     created: datetime = Field(default_factory=utcnow)

@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import Table, bindparam, event, insert, inspect, text, update
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from evolve.db.models import (
     SCHEMA_VERSION,
+    UPGRADABLE_VERSIONS,
+    Certificate,
     Evaluation,
     Event,
     IslandMember,
@@ -47,7 +50,8 @@ def _table(model: type[SQLModel]) -> Table:
 
 
 # Statements built once: executing them with parameter dicts reuses SQLAlchemy's compiled form.
-_INSERT = {model: insert(_table(model)) for model in (Program, Evaluation, Proposal, LLMCall, IslandMember)}
+_INSERT = {model: insert(_table(model))
+           for model in (Program, Evaluation, Proposal, LLMCall, IslandMember, Certificate)}
 _UPDATE_RUN = update(_table(Run)).where(_table(Run).c.id == bindparam("run"))
 
 
@@ -76,12 +80,22 @@ class Store:
             raise StoreError(f"{self.url} is not an evolve database (no evolve_meta table)")
         with Session(self.engine) as session:
             row = session.get(Meta, "schema_version")
+        if row is not None and row.value in UPGRADABLE_VERSIONS:
+            self._upgrade(row.value)
+            return
         if row is None or row.value != str(SCHEMA_VERSION):
             found = row.value if row else "none"
             raise StoreError(
                 f"database schema version {found} does not match this evolve's version {SCHEMA_VERSION}; "
                 "use the evolve release that created it"
             )
+
+    def _upgrade(self, found: str) -> None:  # noqa: ARG002 - one step per version when there are more
+        """An older database: add the tables it lacks (never rewriting a row), then stamp the version."""
+        SQLModel.metadata.create_all(self.engine)  # creates only the missing tables
+        with self.engine.begin() as connection:
+            connection.execute(update(_table(Meta)).where(_table(Meta).c.key == "schema_version")
+                               .values(value=str(SCHEMA_VERSION)))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -124,10 +138,12 @@ class Store:
         calls: Iterable[Row] = (),
         members: Iterable[Row] = (),
         point_here: tuple[str, ...] = (),
+        challenge: Row | None = None,
     ) -> int:
         """One evaluated program, its proposal and calls, and the run's new state, atomically.
 
-        `point_here` names run fields (best_program_id, seed_program_id) set to the new program's id.
+        `point_here` names run fields (best_program_id, seed_program_id) set to the new program's id;
+        `challenge` is the pending certificate row of a program queued for certification.
         """
         with self.engine.begin() as connection:
             program_id = connection.execute(_INSERT[Program], stamped(program)).inserted_primary_key[0]
@@ -137,6 +153,8 @@ class Store:
             rows = [{**member, "program_id": program_id} for member in members]
             if rows:
                 connection.execute(_INSERT[IslandMember], rows)
+            if challenge is not None:
+                connection.execute(_INSERT[Certificate], stamped(challenge, program_id=program_id))
             state = {**run_state, **{name: program_id for name in point_here}}
             connection.execute(_UPDATE_RUN, {"run": program["run_id"], **state})
         return int(program_id)
@@ -161,6 +179,73 @@ class Store:
     def add_event(self, run_id: int, kind: str, **data: Any) -> None:
         with self.engine.begin() as connection:
             connection.execute(insert(_table(Event)).values(**_event(run_id, kind, data)))
+
+    # ------------------------------------------------------------------ certification
+
+    def certification_step(self, run_id: int, rows: Iterable[Row], resolve: tuple[int, str] | None = None,
+                           rescore: Row | None = None, run: Row | None = None) -> list[int]:
+        """One step of a challenger's certification, atomically: result rows, the challenge's outcome
+        (`resolve`: program id, outcome), a witness's score replacing the search score, the run's new champion."""
+        table = _table(Certificate)
+        with self.engine.begin() as connection:
+            ids = [connection.execute(_INSERT[Certificate], stamped(row)).inserted_primary_key[0] for row in rows]
+            if resolve is not None:
+                connection.execute(update(table).where(
+                    table.c.run_id == run_id, table.c.program_id == resolve[0], table.c.kind == "challenge",
+                    table.c.status == "pending").values(status=resolve[1]))
+            if rescore is not None:
+                self._replace_score(connection, **rescore)
+            if run is not None:
+                connection.execute(_UPDATE_RUN, {"run": run_id, **run})
+        return [int(i) for i in ids]
+
+    @staticmethod
+    def _replace_score(connection: Connection, run_id: int, program_id: int, epoch: int, score: float,
+                       fitness: float) -> None:
+        """A truer score (a certifying verifier's exact witness) replaces the optimistic search score."""
+        evaluations, programs, members = _table(Evaluation), _table(Program), _table(IslandMember)
+        connection.execute(update(evaluations).where(
+            evaluations.c.program_id == program_id, evaluations.c.split == "search",
+            evaluations.c.epoch == epoch, evaluations.c.valid).values(score=score))
+        connection.execute(update(programs).where(programs.c.id == program_id).values(score=score))
+        connection.execute(update(members).where(
+            members.c.run_id == run_id, members.c.program_id == program_id).values(fitness=fitness))
+
+    def mark_unsound(self, certificate_id: int, run_id: int, **data: Any) -> None:
+        """A measured score above a proven bound: the certificate is flagged and the event recorded."""
+        table = _table(Certificate)
+        with self.engine.begin() as connection:
+            connection.execute(update(table).where(table.c.id == certificate_id).values(unsound=True))
+            connection.execute(insert(_table(Event)).values(**_event(run_id, "certificate_unsound", data)))
+
+    def pending_challenges(self, run_id: int, epoch: int) -> list[tuple[int, int, float | None]]:
+        """Challengers queued but not dealt with (the run was killed): challenge id, program id, lower."""
+        table = _table(Certificate)
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                core_select(table.c.id, table.c.program_id, table.c.lower)
+                .where(table.c.run_id == run_id, table.c.kind == "challenge", table.c.status == "pending",
+                       table.c.epoch == epoch).order_by(table.c.id)).all()
+        return [(int(i), int(p), lower) for i, p, lower in rows]
+
+    def champion_certificate(self, run_id: int, program_id: int) -> Row | None:
+        """The proven certify row that made this program champion (the latest one)."""
+        table = _table(Certificate)
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                core_select(table).where(table.c.run_id == run_id, table.c.program_id == program_id,
+                                    table.c.kind == "certify", table.c.status == "proven")
+                .order_by(table.c.id.desc()).limit(1)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def search_evaluation(self, program_id: int, epoch: int) -> Row | None:
+        """A program's search-split evaluation in this epoch (the first one)."""
+        table = _table(Evaluation)
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                core_select(table).where(table.c.program_id == program_id, table.c.split == "search",
+                                    table.c.epoch == epoch).order_by(table.c.id).limit(1)).mappings().first()
+        return dict(row) if row is not None else None
 
     # ------------------------------------------------------------------ islands
 

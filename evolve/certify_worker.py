@@ -1,0 +1,75 @@
+"""One certification call in its own process: `python -m evolve.certify_worker VERIFIER_PATH`.
+
+Reads one JSON job on stdin ({"verifier", "hook": "gate" | "certify", "settings", "time_limit",
+and the hook's arguments}), loads the verifier file by path, calls the hook, and writes one
+JSON object on stdout: {"ok": true, "result": {...}} or {"ok": false, "error": "Type: message"}.
+Anything the verifier prints goes to stderr. The engine kills this process at its time
+limit or when the run stops; if the engine itself dies (kill -9), so does this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+PARENT_POLL = 0.5  # seconds between checks that the engine is still there
+
+
+def main() -> int:
+    _die_with_parent()
+    job = json.loads(sys.stdin.read())
+    real_stdout = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # the verifier's prints must not garble the answer
+            result = _call(job)
+        reply: dict[str, Any] = {"ok": True, "result": result}
+        text = json.dumps(reply, default=str, allow_nan=False)
+    except Exception as error:  # noqa: BLE001 - every failure is reported to the engine, which names the verifier
+        traceback.print_exc(file=sys.stderr)
+        text = json.dumps({"ok": False, "error": f"{type(error).__name__}: {error}"[:2000]})
+    real_stdout.write(text + "\n")
+    real_stdout.flush()
+    return 0
+
+
+def _call(job: dict[str, Any]) -> Any:
+    from evolve.problem import load_verifier
+
+    module = load_verifier(Path(job["verifier"]))
+    if job["hook"] == "gate":
+        return module.gate(job["subject"], job["bound"], job["settings"], job["time_limit"])
+    if job["hook"] == "certify":
+        return module.certify(job["subject"], job["settings"], job["upper"], job["lower"], job["time_limit"])
+    raise ValueError(f"unknown hook {job['hook']!r}")
+
+
+def _die_with_parent() -> None:
+    """The engine may be killed outright; a solver call must not keep running without it."""
+    parent = os.getppid()
+    try:  # Linux: the kernel sends SIGKILL when the parent exits
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # elsewhere (and as a second line): poll; solver calls through ctypes release the GIL
+        while True:
+            time.sleep(PARENT_POLL)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
