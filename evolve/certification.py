@@ -37,7 +37,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -123,18 +123,22 @@ class Certifier:
     async def gate(self, subject: Any, bound: str) -> GateResult:
         started = time.monotonic()
         answer = await self._call("gate", {"subject": subject, "bound": bound}, self.gate_seconds)
+        wall = time.monotonic() - started
         if isinstance(answer, str):  # killed at its time limit
-            return GateResult("unknown", seconds=time.monotonic() - started, detail={"reason": answer})
-        return self._gate_result(answer)
+            return GateResult("unknown", seconds=wall, detail={"reason": answer, "wall_seconds": wall})
+        result = self._gate_result(answer)
+        return replace(result, detail={**result.detail, "wall_seconds": wall})
 
     async def certify(self, subject: Any, upper: str | None, lower: float | None) -> CertifyResult:
         started = time.monotonic()
         answer = await self._call("certify", {"subject": subject, "upper": upper, "lower": lower},
                                   self.certify_seconds)
+        wall = time.monotonic() - started
         if isinstance(answer, str):
-            return CertifyResult("uncertified", lower=lower, seconds=time.monotonic() - started,
-                                 detail={"reason": answer})
-        return self._certify_result(answer)
+            return CertifyResult("uncertified", lower=lower, seconds=wall, detail={"reason": answer,
+                                                                                  "wall_seconds": wall})
+        result = self._certify_result(answer)
+        return replace(result, detail={**result.detail, "wall_seconds": wall})
 
     # ------------------------------------------------------------------ the child process
 

@@ -115,10 +115,18 @@ def best(run_dir: Path, output: Optional[Path] = typer.Option(None, "-o", "--out
         store, run = open_run(run_dir, saved_config(run_dir))
         try:
             program = store.program(run.best_program_id) if run.best_program_id is not None else None
+            certifying = store.query("SELECT COUNT(*) FROM certificates WHERE run_id=:run", run=run.id)[0][0] > 0
+            certificate = store.champion_certificate(run.id, program.id) if certifying and program else None
         finally:
             store.close()
+        if program is None and certifying:
+            raise RunError(f"{run_dir} has no certified champion yet; `evolve status {run_dir}` shows the best "
+                           "search score and the certifications pending")
         if program is None:
             raise RunError(f"{run_dir} has no evaluated program yet")
+        if certificate is not None:  # on stderr: stdout stays the program alone
+            errors.print(f"certified bound {certificate['bound']} ({certificate['bound_float']:.9g}), program "
+                         f"{program.id}, {certificate['solver']}", highlight=False, soft_wrap=True)
         return program.code
 
     code = _guarded(fetch)

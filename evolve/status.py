@@ -58,11 +58,13 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "ORDER BY id DESC LIMIT 1", pid=run.best_program_id or -1, epoch=run.epoch)
         alarms = [{"kind": kind, **json.loads(data)} for kind, data in store.query(
             "SELECT kind, data FROM events WHERE run_id=:run AND kind IN "
-            "('heldout_divergence', 'nondeterministic', 'drift', 'drift_refused', 'verifier_error') ORDER BY id",
+            "('heldout_divergence', 'nondeterministic', 'drift', 'drift_refused', 'verifier_error', "
+            "'certificate_unsound') ORDER BY id",
             **rid)]
         events = {kind: count for kind, count in store.query(
             "SELECT kind, COUNT(*) FROM events WHERE run_id=:run GROUP BY kind", **rid)}
         budget = cfg.budget
+        certification = _certification(store, run)
         return {
             "run_dir": str(run_dir),
             "problem": run.problem,
@@ -75,7 +77,9 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "failures": run.failures,
             "seed_score": run.seed_score,
             "best": {"score": run.best_score, "program_id": run.best_program_id,
-                     "heldout_score": heldout[0][0] if heldout else None},
+                     "heldout_score": heldout[0][0] if heldout else None,
+                     "certified": certification is not None},
+            "certification": certification,
             "budget": {
                 "evaluations": {"spent": run.evaluations, "limit": budget.evaluations},
                 "wall_time": {"spent": round(run.wall_seconds, 1), "limit": budget.wall_time},
@@ -91,6 +95,36 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         }
     finally:
         store.close()
+
+
+def _certification(store: Any, run: Any) -> dict[str, Any] | None:
+    """A certifying problem's two kinds of score, kept apart: the champion's proven bound, and the best
+    search score (optimistic, uncertified); plus what the gate and certify calls answered. None otherwise."""
+    rid = {"run": run.id}
+    counts = {(kind, status): n for kind, status, n in store.query(
+        "SELECT kind, status, COUNT(*) FROM certificates WHERE run_id=:run GROUP BY kind, status", **rid)}
+    if not counts:
+        return None
+    champion = None
+    row = store.champion_certificate(run.id, run.best_program_id) if run.best_program_id is not None else None
+    if row is not None:
+        champion = {key: row[key] for key in ("program_id", "bound", "bound_float", "lower", "width", "calls",
+                                              "seconds", "solver", "unsound")}
+        champion["unsound"] = bool(champion["unsound"])
+    search = store.query("SELECT id, score FROM programs WHERE run_id=:run AND status='valid' "
+                         "ORDER BY score ASC, id LIMIT 1", **rid)  # certifying problems minimize
+    unsound = [{"program_id": pid, "bound": bound, "bound_float": bound_float} for pid, bound, bound_float in
+               store.query("SELECT program_id, bound, bound_float FROM certificates WHERE run_id=:run AND unsound "
+                           "ORDER BY id", **rid)]
+    return {
+        "champion": champion,
+        "best_search": {"score": search[0][1], "program_id": search[0][0]} if search else None,
+        "gates": {status: counts.get(("gate", status), 0) for status in ("witness", "proven", "unknown")}
+        | {"pending": counts.get(("challenge", "pending"), 0)},
+        "certify": {status: counts.get(("certify", status), 0) for status in ("proven", "uncertified")},
+        "challengers": {status: n for (kind, status), n in counts.items() if kind == "challenge"},
+        "unsound": unsound,
+    }
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -110,7 +144,9 @@ def render(status: dict[str, Any]) -> "list[Any]":
         ("proposals", f"{status['proposals']} (duplicates {status['duplicates']}, rejected {status['rejected']}, "
                       f"failed {status['failures']})"),
         ("seed score", _fmt(status["seed_score"])),
-        ("best score", f"{_fmt(best['score'])} (program {best['program_id']}, held-out {_fmt(best['heldout_score'])})"),
+        *(_certified_rows(status) if status.get("certification") else [
+            ("best score", f"{_fmt(best['score'])} (program {best['program_id']}, "
+                           f"held-out {_fmt(best['heldout_score'])})")]),
         ("wall time", f"{status['budget']['wall_time']['spent']} s"),
         ("evaluator", f"{status['evaluator_hash']} (epoch {status['epoch']})"),
         ("events", json.dumps(status["events"])),
@@ -133,6 +169,32 @@ def render(status: dict[str, Any]) -> "list[Any]":
                         str(m["completion_tokens"]), f"{m['cost']:.4f}")
         out.append(llm)
     return out
+
+
+def _certified_rows(status: dict[str, Any]) -> list[tuple[str, str]]:
+    """The certified champion and the optimistic search best, on separate lines; unsound bounds in red."""
+    cert, best = status["certification"], status["best"]
+    champion = cert["champion"]
+    if champion is None:
+        certified = f"none yet ({cert['gates']['pending']} challenger(s) pending)"
+    else:
+        certified = (f"{champion['bound']} = {_fmt(champion['bound_float'])} (program {champion['program_id']}; "
+                     f"width {_fmt(champion['width'])}, {champion['solver'] or 'solver ?'}, {champion['calls']} "
+                     f"call(s), {_fmt(champion['seconds'])} s; held-out {_fmt(best['heldout_score'])})")
+    search = cert["best_search"]
+    gates, certify = cert["gates"], cert["certify"]
+    rows = [
+        ("certified best", certified),
+        ("best search score", "-" if search is None else
+         f"{_fmt(search['score'])} (program {search['program_id']}; uncertified, optimistic)"),
+        ("gates", f"witness {gates['witness']}, proven {gates['proven']}, unknown {gates['unknown']}, "
+                  f"pending {gates['pending']}"),
+        ("certifications", f"proven {certify['proven']}, uncertified {certify['uncertified']}"),
+    ]
+    for bad in cert["unsound"]:
+        rows.append(("[bold red]UNSOUND[/]", f"[bold red]program {bad['program_id']}: a held-out score exceeds its "
+                                             f"certified bound {bad['bound']}; the verifier is wrong[/]"))
+    return rows
 
 
 def _fmt(value: Any) -> str:
