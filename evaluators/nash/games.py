@@ -370,10 +370,11 @@ def _score(algorithm: Mapping[str, Any], instance: Instance) -> tuple[float, str
 
 
 def worst_games(algorithm: Mapping[str, Any], seed: int = 0, sizes: Sequence[int] = (3, 4, 5),
-                random_games: int = 150, climbs: int = 4, steps: int = 150) -> dict[str, Any]:
+                random_games: int = 50, climbs: int = 3, steps: int = 250,
+                kinds: Sequence[str] = KINDS) -> dict[str, Any]:
     """The worst measured epsilon over random games and hill-climbed games, deterministic for a seed.
 
-    `random_games` games are drawn across `sizes` and payoff kinds; the `climbs` worst of them
+    `random_games` games are drawn across `sizes` and payoff `kinds` (see KINDS); the `climbs` worst of them
     each start a hill climb of `steps` perturbations that keeps every change not making
     epsilon smaller (so it can cross plateaus). Returns {"worst_eps", "games", "worst",
     "arms", "seconds"}; "worst" holds the game (R, C, size, random strategies, its source
@@ -386,12 +387,14 @@ def worst_games(algorithm: Mapping[str, Any], seed: int = 0, sizes: Sequence[int
         return {"worst_eps": None, "games": 0, "worst": None, "arms": {}, "seconds": 0.0, "reason": reason}
     if not sizes or min(sizes) < 1 or random_games < 1 or climbs < 0 or steps < 0:
         raise ValueError("worst_games needs sizes >= 1, random_games >= 1, climbs >= 0 and steps >= 0")
+    if not kinds or set(kinds) - set(KINDS):
+        raise ValueError(f"unknown game kind(s) in {list(kinds)}; choose from {list(KINDS)}")
     rng = np.random.default_rng(seed)
     names = random_names(algorithm)
     arms: dict[str, int] = {}
     scored: list[tuple[float, int, Instance, str]] = []
     for k in range(random_games):
-        instance = _draw_instance(rng, int(sizes[k % len(sizes)]), KINDS[(k // len(sizes)) % len(KINDS)], names)
+        instance = _draw_instance(rng, int(sizes[k % len(sizes)]), kinds[(k // len(sizes)) % len(kinds)], names)
         eps, arm = _score(algorithm, instance)
         arms[arm] = arms.get(arm, 0) + 1
         scored.append((eps, k, instance, arm))
@@ -400,11 +403,15 @@ def worst_games(algorithm: Mapping[str, Any], seed: int = 0, sizes: Sequence[int
     for climb in range(min(climbs, len(scored))):
         eps, _, current, arm = scored[climb]
         current = Instance(current.R, current.C, current.randoms, current.source + ", hill-climbed")
-        for step in range(steps):
-            scale = 0.3 * (0.03 / 0.3) ** (step / max(steps - 1, 1))  # from 0.3 down to 0.03
+        scale = 0.2
+        for _ in range(steps):
             candidate = _perturb(rng, current, scale)
             candidate_eps, candidate_arm = _score(algorithm, candidate)
             arms[candidate_arm] = arms.get(candidate_arm, 0) + 1
+            if candidate_eps > eps:  # a step size that pays is tried larger, one that fails smaller
+                scale = min(0.5, scale * 1.5)
+            elif candidate_eps < eps:
+                scale = max(0.002, scale * 0.95)
             if candidate_eps >= eps:
                 current, eps, arm = candidate, candidate_eps, candidate_arm
         if eps > worst_eps:
