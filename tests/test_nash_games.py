@@ -36,6 +36,7 @@ BBM = {"steps": [step("ZeroSumNE", out=("xs", "ys"), payoff={"U1": 1, "U2": -1})
        "hints": {}}
 LITERATURE = {"DMP": 0.5, "KPS": 0.75, "BBM": (3 - math.sqrt(5)) / 2}
 BASELINES = {"DMP": DMP, "KPS": KPS, "BBM": BBM}
+BUDGET = {"random_games": 50, "climbs": 3, "steps": 250}  # what the default gives an LP algorithm
 
 
 def pure(size: int, index: int) -> np.ndarray:
@@ -144,7 +145,7 @@ def test_a_branch_on_an_exact_constant() -> None:
 def test_measured_epsilon_never_exceeds_the_literature_bound(name: str) -> None:
     seeds = (0, 1) if name == "BBM" else (0, 1, 2)
     for seed in seeds:
-        report = worst_games(BASELINES[name], seed=seed)
+        report = worst_games(BASELINES[name], seed=seed, **BUDGET)
         assert 0.0 < report["worst_eps"] <= LITERATURE[name] + TOLERANCE
         worst = report["worst"]
         # The reported game reproduces the reported epsilon.
@@ -154,8 +155,8 @@ def test_measured_epsilon_never_exceeds_the_literature_bound(name: str) -> None:
 
 
 def test_hill_climbing_finds_dmp_games_near_one_half() -> None:
-    only_random = worst_games(DMP, seed=4, kinds=("uniform",), climbs=0)
-    climbed = worst_games(DMP, seed=4, kinds=("uniform",))
+    only_random = worst_games(DMP, seed=4, kinds=("uniform",), **{**BUDGET, "climbs": 0})
+    climbed = worst_games(DMP, seed=4, kinds=("uniform",), **BUDGET)
     assert only_random["worst_eps"] < 0.45
     assert 0.45 < climbed["worst_eps"] <= 0.5 + TOLERANCE
     assert "hill-climbed" in climbed["worst"]["source"]

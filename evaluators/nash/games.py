@@ -369,14 +369,26 @@ def _score(algorithm: Mapping[str, Any], instance: Instance) -> tuple[float, str
     return eps, run.arm
 
 
+# Default budgets, about 1-2 s on a 2-core machine: a game costs ~0.2 ms to run, ~2 ms with an LP.
+CHEAP_BUDGET = {"random_games": 150, "climbs": 5, "steps": 800}
+LP_BUDGET = {"random_games": 50, "climbs": 3, "steps": 250}
+
+
+def default_budget(algorithm: Mapping[str, Any]) -> dict[str, int]:
+    """The default search budget: smaller when the algorithm solves an LP (ZeroSumNE) per game."""
+    uses_lp = any(step.get("block") == "ZeroSumNE" for step in _all_steps(algorithm))
+    return dict(LP_BUDGET if uses_lp else CHEAP_BUDGET)
+
+
 def worst_games(algorithm: Mapping[str, Any], seed: int = 0, sizes: Sequence[int] = (3, 4, 5),
-                random_games: int = 50, climbs: int = 3, steps: int = 250,
+                random_games: int | None = None, climbs: int | None = None, steps: int | None = None,
                 kinds: Sequence[str] = KINDS) -> dict[str, Any]:
     """The worst measured epsilon over random games and hill-climbed games, deterministic for a seed.
 
     `random_games` games are drawn across `sizes` and payoff `kinds` (see KINDS); the `climbs` worst of them
     each start a hill climb of `steps` perturbations that keeps every change not making
-    epsilon smaller (so it can cross plateaus). Returns {"worst_eps", "games", "worst",
+    epsilon smaller (so it can cross plateaus). Budgets left None come from
+    `default_budget`. Returns {"worst_eps", "games", "worst",
     "arms", "seconds"}; "worst" holds the game (R, C, size, random strategies, its source
     and the arm that ran). For an algorithm that cannot be executed, "worst_eps" is None
     and "reason" says why.
@@ -385,6 +397,10 @@ def worst_games(algorithm: Mapping[str, Any], seed: int = 0, sizes: Sequence[int
     reason = executable(algorithm)
     if reason is not None:
         return {"worst_eps": None, "games": 0, "worst": None, "arms": {}, "seconds": 0.0, "reason": reason}
+    budget = default_budget(algorithm)
+    random_games = budget["random_games"] if random_games is None else random_games
+    climbs = budget["climbs"] if climbs is None else climbs
+    steps = budget["steps"] if steps is None else steps
     if not sizes or min(sizes) < 1 or random_games < 1 or climbs < 0 or steps < 0:
         raise ValueError("worst_games needs sizes >= 1, random_games >= 1, climbs >= 0 and steps >= 0")
     if not kinds or set(kinds) - set(KINDS):
