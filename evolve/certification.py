@@ -148,7 +148,7 @@ class Certifier:
                           "time_limit": time_limit, **arguments})
         async with self.slot:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "evolve.certify_worker", str(self.verifier_path),
+                sys.executable, "-m", "evolve.certify_worker", str(self.verifier_path), str(os.getpid()),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group: a kill reaches whatever it started
                 env=_worker_env())

@@ -1,4 +1,4 @@
-"""One certification call in its own process: `python -m evolve.certify_worker VERIFIER_PATH`.
+"""One certification call in its own process: `python -m evolve.certify_worker VERIFIER_PATH ENGINE_PID`.
 
 Reads one JSON job on stdin ({"verifier", "hook": "gate" | "certify", "settings", "time_limit",
 and the hook's arguments}), loads the verifier file by path, calls the hook, and writes one
@@ -53,8 +53,12 @@ def _call(job: dict[str, Any]) -> Any:
 
 
 def _die_with_parent() -> None:
-    """The engine may be killed outright; a solver call must not keep running without it."""
-    parent = os.getppid()
+    """The engine may be killed outright; a solver call must not keep running without it.
+
+    The engine's pid comes on the command line: it may have died while this process was
+    still importing, before anything here could watch it.
+    """
+    parent = int(sys.argv[2]) if len(sys.argv) > 2 else os.getppid()
     try:  # Linux: the kernel sends SIGKILL when the parent exits
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):

@@ -78,7 +78,6 @@ class Recorder:
         self.certifying = problem.certifying
         self.champion_bound: str | None = None  # the champion's exact certified bound
         self.champion_certificate: int | None = None  # its certify row
-        self.challenge_score: float | None = None  # best search score queued so far (the bar without a champion)
         self.unsound = 0
         if self.seeded:
             self._load_islands()
@@ -103,9 +102,6 @@ class Recorder:
         else:
             self.champion_bound, self.champion_certificate = certificate["bound"], certificate["id"]
             self.best_score = certificate["bound_float"]
-        rows = self.store.query("SELECT MIN(lower) FROM certificates WHERE run_id=:run AND kind='challenge' "
-                                "AND epoch=:epoch", run=self.run_id, epoch=self.epoch)
-        self.challenge_score = rows[0][0] if rows else None
         self.unsound = self.store.query("SELECT COUNT(*) FROM certificates WHERE run_id=:run AND unsound",
                                         run=self.run_id)[0][0]
         self.alarms += self.unsound
@@ -178,7 +174,6 @@ class Recorder:
         challenge = None
         if self.certifying:  # a champion needs a proven bound: the seed is the first challenger
             challenge = self._challenge(evaluation.score)  # type: ignore[arg-type]
-            self.challenge_score = evaluation.score
         else:
             self.best_score = evaluation.score
         state = self._state() | {"status": "running"}
@@ -201,16 +196,15 @@ class Recorder:
                                 evaluation)
         member = self._as_member(0, code, evaluation) if evaluation.valid else None
         accepted = member is not None and self._would_accept(island, member)
-        beats = evaluation.valid and self._beats(evaluation.score, self.best_score)  # type: ignore[arg-type]
-        # A certifying problem's search score is optimistic: beating the champion makes a challenger
-        # (queued for certification), never a champion by itself.
-        challenger = beats and self.certifying and (
-            self.best_score is not None or self._beats(evaluation.score, self.challenge_score))  # type: ignore[arg-type]
+        beats = evaluation.valid and (self.best_score is None or self.problem.fitness(evaluation.score)  # type: ignore[arg-type]
+                                      > self.problem.fitness(self.best_score))
+        # A certifying problem's search score is optimistic: beating the champion's certified bound (or
+        # any valid score while there is no champion) makes a challenger, queued for certification,
+        # never a champion by itself.
+        challenger = beats and self.certifying
         new_best = beats and not self.certifying
         if new_best:
             self.best_score = evaluation.score
-        if challenger and (self.challenge_score is None or self._beats(evaluation.score, self.challenge_score)):  # type: ignore[arg-type]
-            self.challenge_score = evaluation.score
         row = dict(run_id=self.run_id, island=island, parent_id=parent.program_id, proposer=proposal.proposer,
                    outcome="new", reason="", edit=diff)
         program_id = await self._write(
@@ -230,9 +224,6 @@ class Recorder:
                 self.on_best(program_id, evaluation.score, code)  # type: ignore[arg-type]
         improvement = self.problem.fitness(evaluation.score) - parent.fitness if evaluation.valid else None  # type: ignore[arg-type]
         return Recorded(program_id, improvement, new_best, island_best, challenger)
-
-    def _beats(self, score: float, than: float | None) -> bool:
-        return than is None or self.problem.fitness(score) > self.problem.fitness(than)
 
     async def record_proposal(self, island: int, parent_id: int, proposal: Proposal, outcome: str, reason: str,
                               program_id: int | None = None) -> None:
