@@ -139,7 +139,7 @@ class VerificationConfig:
     recheck_champion: bool = True  # evaluate every new global best a second time
     alarm_window: int = 4  # champions over which search and held-out scores are compared
     alarm_margin: float = 0.0  # held-out must gain more than this while search gains, or the alarm fires
-    # Certifying verifiers (gate/certify, see docs/verification.md): each call runs in its own process,
+    # Certifying verifiers (gate/certify, see evolve/certification.py): each call runs in its own process,
     # killed at its time limit plus the grace.
     gate_seconds: float = 300.0  # "is this challenger better than the champion's certified bound?"
     certify_seconds: float = 900.0  # the challenger's own certified bound
