@@ -163,7 +163,9 @@ ConfigStore.instance().store(name="evolve_schema", node=Config)
 
 # Overrides `evolve resume` accepts: budgets and how the run is shown, nothing
 # that would change what the search means.
-RESUMABLE_PREFIXES = ("budget.", "run.progress", "search.proposers", "search.evaluators")
+# Certification time limits too: a proven bound is proven however long the solver was given.
+RESUMABLE_PREFIXES = ("budget.", "run.progress", "search.proposers", "search.evaluators",
+                      "verification.gate_seconds", "verification.certify_seconds", "verification.certify_grace")
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -225,7 +227,8 @@ def load_saved(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictC
         if not key.startswith(RESUMABLE_PREFIXES):
             raise ConfigError(
                 f"'{key}' cannot be changed on resume; only budgets (budget.*), run.progress, "
-                "search.proposers and search.evaluators can"
+                "search.proposers, search.evaluators and the certification time limits "
+                "(verification.gate_seconds, certify_seconds, certify_grace) can"
             )
     try:
         saved = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))

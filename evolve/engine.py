@@ -155,12 +155,12 @@ class Engine:
             raise self.failure
         if not evaluation.valid:
             raise SeedInvalid(f"the seed program of '{self.problem.name}' is invalid: {evaluation.feedback}")
-        await self.recorder.record_seed(self.problem.seed_code, normalized_hash(self.problem.seed_code), evaluation)
+        seed_id = await self.recorder.record_seed(self.problem.seed_code, normalized_hash(self.problem.seed_code),
+                                                  evaluation)
         if self.certifier is not None:  # the seed, too, is champion only once certified
-            seed_id = self.recorder.hashes[normalized_hash(self.problem.seed_code)]
             self._queue_challenger(seed_id, self.problem.seed_code, evaluation)
         else:
-            await self._champion(self.recorder.best_id, self.problem.seed_code, evaluation)  # type: ignore[arg-type]
+            await self._champion(seed_id, self.problem.seed_code, evaluation)
         self.on_progress(self.recorder)
 
     # ------------------------------------------------------------------ proposing

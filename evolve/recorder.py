@@ -167,7 +167,7 @@ class Recorder:
         """The proposal's LLM cost, counted as soon as it comes back (stored with its next write)."""
         self.llm_cost += sum(call.cost for call in proposal.calls)
 
-    async def record_seed(self, code: str, code_hash: str, evaluation: Evaluation) -> None:
+    async def record_seed(self, code: str, code_hash: str, evaluation: Evaluation) -> int:
         program = self._program(None, 0, code, code_hash, "seed", "", "seed", evaluation)
         members = [self._member(i, evaluation) for i in range(len(self.islands))]
         self.seed_score = evaluation.score
@@ -186,6 +186,7 @@ class Recorder:
         self.hashes[code_hash] = program_id
         for island in self.islands:
             island.add(self._as_member(program_id, code, evaluation))
+        return program_id
 
     async def record_program(self, island: int, parent: Member, proposal: Proposal, code: str, code_hash: str,
                              diff: str, evaluation: Evaluation) -> "Recorded":
@@ -319,7 +320,7 @@ class Recorder:
         if crowned:
             self.best_id, self.best_score, self.champion_bound = program_id, result.bound_float, result.bound
             run = {"best_program_id": program_id, "best_score": result.bound_float}
-        outcome = "champion" if crowned else result.status
+        outcome = "champion" if crowned else "not_better" if result.status == "proven" else result.status
         (certificate_id,) = await self._write(self.store.certification_step, self.run_id, [row],
                                               (program_id, outcome), None, run)
         if crowned:

@@ -248,7 +248,7 @@ def test_kill_9_during_certification_then_resume_certifies_the_pending_challenge
     assert query(run_dir, "SELECT program_id, kind, status FROM certificates") == [(seed, "challenge", "pending")]
 
     (problem_dir / "hold").unlink()
-    result = evolve.resume(run_dir)
+    result = evolve.resume(run_dir, ["verification.certify_seconds=30"])  # time limits may change on resume
     assert result.status == "finished" and result.evaluations == 0
     assert result.best_program_id == seed and result.best_score == pytest.approx(0.6)
     assert outcome(run_dir, seed) == {"challenge": "champion", "certify": "proven"}
