@@ -54,9 +54,12 @@ def _drive(coroutine_factory: Callable[[LiveProgress], object], budget: int, pro
 
 
 def _summary(result: RunResult) -> None:
+    best = (f"best score {result.best_score} (program {result.best_program_id})"
+            if result.best_program_id is not None else  # a certifying problem whose bounds are not yet proven
+            "no certified champion yet (see `evolve status`)")
     console.print(
         f"{result.status} ({result.reason}): {result.evaluations} evaluations; "
-        f"seed score {result.seed_score}, best score {result.best_score} (program {result.best_program_id})\n"
+        f"seed score {result.seed_score}, {best}\n"
         f"run directory: {result.run_dir}", highlight=False, soft_wrap=True)
 
 

@@ -225,7 +225,7 @@ def test_ctrl_c_during_a_long_certification_stops_the_run_at_once_and_kills_the_
     out, err = process.communicate(timeout=30)
     assert time.monotonic() - stopped < 5, "the run took too long to stop"
     assert process.returncode == 0, err
-    assert "interrupted" in out
+    assert "interrupted" in out and "no certified champion yet" in out
     assert worker_pids(str(problem_dir)) == []
     assert query(run_dir, "SELECT status, best_program_id FROM runs") == [("interrupted", None)]
     best = subprocess.run([sys.executable, "-m", "evolve", "best", str(run_dir)], capture_output=True, text=True)
@@ -265,6 +265,7 @@ def test_crashing_and_overrunning_hooks_are_recorded_faults_not_a_crashed_run(tm
                                   "verification.certify_grace=0.5"),
                         proposer=Script([crash_gate, crash_certify, overrun, no_gate]))
     assert time.monotonic() - started < 30
+    assert worker_pids(str(FIXTURE)) == []  # the overrunning gate's process was killed
     run_dir = result.run_dir
     ids = ids_by_code(run_dir)
     assert result.status == "finished" and result.best_score == pytest.approx(0.6)  # the seed's bound
