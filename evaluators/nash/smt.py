@@ -166,8 +166,10 @@ def certify(systems: list[ArmSystem], *, width: Fraction, time_budget: float, ca
     there closes the gap in one call). Then plain bisection.
     """
     started = time.monotonic()
-    cert = Certificate(upper, lower)
-    guesses = [q for q in (hint, None if estimate is None else _snap(Fraction(estimate) + width / 2)) if q]
+    cert = Certificate(upper if upper is not None else Fraction(1), lower)  # epsilon <= 1 always holds
+    guesses = [hint] if hint else []
+    if estimate is not None:  # the estimate itself is often exact (1/2, 3/4), else just above it
+        guesses += [_snap(Fraction(estimate)), _snap(Fraction(estimate) + width / 2)]
     probe_below = upper is not None
     while True:
         hi = cert.upper if cert.upper is not None else Fraction(1)
