@@ -105,6 +105,9 @@ def _certification(store: Any, run: Any) -> dict[str, Any] | None:
         "SELECT kind, status, COUNT(*) FROM certificates WHERE run_id=:run GROUP BY kind, status", **rid)}
     if not counts:
         return None
+    # Pending in this epoch only: an earlier epoch's challengers are never taken up again (see rescore).
+    pending = store.query("SELECT COUNT(*) FROM certificates WHERE run_id=:run AND kind='challenge' "
+                          "AND status='pending' AND epoch=:epoch", epoch=run.epoch, **rid)[0][0]
     champion = None
     row = store.champion_certificate(run.id, run.best_program_id) if run.best_program_id is not None else None
     if row is not None:
@@ -120,7 +123,7 @@ def _certification(store: Any, run: Any) -> dict[str, Any] | None:
         "champion": champion,
         "best_search": {"score": search[0][1], "program_id": search[0][0]} if search else None,
         "gates": {status: counts.get(("gate", status), 0) for status in ("witness", "proven", "unknown")}
-        | {"pending": counts.get(("challenge", "pending"), 0)},
+        | {"pending": pending},
         "certify": {status: counts.get(("certify", status), 0) for status in ("proven", "uncertified")},
         "challengers": {status: n for (kind, status), n in counts.items() if kind == "challenge"},
         "unsound": unsound,
