@@ -23,7 +23,7 @@ from evolve.sandbox.base import CaseRun
 
 try:
     from evaluators.nash import games, smt
-    from evaluators.nash.adversary import attack
+    from evaluators.nash.adversary import attack, polish
     from evaluators.nash.program import Algorithm, AlgorithmError, parse_algorithm
     from evaluators.nash.system import compile_arms
 except ImportError as error:  # z3-solver or scipy missing
@@ -96,7 +96,7 @@ def certify(subject: Any, settings: dict[str, Any], upper: str | None, lower: fl
     cert = smt.certify(systems, width=Fraction(str(settings.get("width", "1/1000000"))), time_budget=time_limit,
                        call_timeout=float(settings.get("call_timeout", 300)),
                        upper=None if upper is None else Fraction(upper), estimate=lower,
-                       hint=algorithm.bound_hint)
+                       hint=algorithm.bound_hint, polish=polish)
     proven = cert.upper is not None and (cert.upper < 1 or upper is not None)
     detail = {"calls": [d.record() for d in cert.calls], "stopped": cert.stopped, "lower_exact": exact_text(cert.lower)}
     return {

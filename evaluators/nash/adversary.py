@@ -126,33 +126,76 @@ def attack(systems: list[ArmSystem], seed: int, starts: int = 8, iterations: int
 
 
 def _attack_arm(lp: _ArmLP, rng: np.random.Generator, starts: int, iterations: int) -> float:
-    best = 0.0
+    """Multistart SLP with kicks; rho (if any) stratified over [0, 1], then refined near the best one."""
+    best, best_rho = 0.0, 0.5
     n = len(lp.names)
-    for _ in range(starts):
-        rho_values = {r: float(rng.choice([0.0, 0.25, 0.5, 0.75, 1.0, rng.random()])) for r in lp.system.rhos}
+    for start_index in range(starts):
+        rho = _rho_schedule(start_index, starts, best_rho, rng)
+        rho_values = {r: rho for r in lp.system.rhos}
         try:
             a_ub, b_ub, a_eq, b_eq = lp.matrices(rho_values)
         except _Infeasible:
             continue
-        start = linprog(rng.normal(size=n), A_ub=a_ub if len(a_ub) else None, b_ub=b_ub if len(b_ub) else None,
-                        A_eq=a_eq if len(a_eq) else None, b_eq=b_eq if len(b_eq) else None,
-                        bounds=(0, 1), method="highs")
-        if start.status != 0:
+        vertex = _vertex(rng.normal(size=n), a_ub, b_ub, a_eq, b_eq)
+        if vertex is None:
             continue  # this arm (with this rho) admits no game: nothing to gain here
-        v = start.x
-        value = lp.epsilon(v)
-        radius = 0.25
-        for _ in range(iterations):
-            step = _improve(lp, v, radius, a_ub, b_ub, a_eq, b_eq)
-            if step is not None and lp.epsilon(step) > value + 1e-12:
-                v, value = step, lp.epsilon(step)
-                radius = min(0.5, radius * 1.5)
-            else:
-                radius /= 3
-                if radius < 1e-7:
-                    break
-        best = max(best, value)
+        v, value = _climb(lp, vertex, iterations, a_ub, b_ub, a_eq, b_eq)
+        for _ in range(KICKS):  # the polytope is convex: a blend with another vertex stays feasible
+            other = _vertex(rng.normal(size=n), a_ub, b_ub, a_eq, b_eq)
+            if other is None:
+                break
+            alpha = float(rng.choice([0.05, 0.2, 0.5]))
+            kicked, kicked_value = _climb(lp, (1 - alpha) * v + alpha * other, iterations, a_ub, b_ub, a_eq, b_eq)
+            if kicked_value > value:
+                v, value = kicked, kicked_value
+        if value > best:
+            best, best_rho = value, rho
     return best
+
+
+KICKS = 2
+
+
+def polish(system: ArmSystem, assignment: dict, iterations: int = 60) -> float:
+    """Climb from a feasible point (an SMT witness), rho held at its value: a better guess for the bisection."""
+    lp = _ArmLP(system)
+    try:
+        a_ub, b_ub, a_eq, b_eq = lp.matrices({r: float(assignment[r]) for r in system.rhos})
+    except _Infeasible:
+        return 0.0
+    start = np.array([float(assignment[name]) for name in lp.names])
+    return _climb(lp, start, iterations, a_ub, b_ub, a_eq, b_eq)[1]
+
+
+def _rho_schedule(index: int, starts: int, best_rho: float, rng: np.random.Generator) -> float:
+    half = max(1, starts // 2)
+    if index < half:
+        return (index + float(rng.random())) / half
+    return float(np.clip(best_rho + rng.normal(0, 0.15 / (1 + index - half)), 0.0, 1.0))
+
+
+def _vertex(cost: np.ndarray, a_ub: np.ndarray, b_ub: np.ndarray, a_eq: np.ndarray,
+            b_eq: np.ndarray) -> np.ndarray | None:
+    result = linprog(cost, A_ub=a_ub if len(a_ub) else None, b_ub=b_ub if len(b_ub) else None,
+                     A_eq=a_eq if len(a_eq) else None, b_eq=b_eq if len(b_eq) else None,
+                     bounds=(0, 1), method="highs")
+    return result.x if result.status == 0 else None
+
+
+def _climb(lp: _ArmLP, v: np.ndarray, iterations: int, a_ub: np.ndarray, b_ub: np.ndarray, a_eq: np.ndarray,
+           b_eq: np.ndarray) -> tuple[np.ndarray, float]:
+    value = lp.epsilon(v)
+    radius = 0.25
+    for _ in range(iterations):
+        step = _improve(lp, v, radius, a_ub, b_ub, a_eq, b_eq)
+        if step is not None and lp.epsilon(step) > value + 1e-12:
+            v, value = step, lp.epsilon(step)
+            radius = min(0.5, radius * 1.5)
+        else:
+            radius /= 3
+            if radius < 1e-7:
+                break
+    return v, value
 
 
 def _improve(lp: _ArmLP, v: np.ndarray, radius: float, a_ub: np.ndarray, b_ub: np.ndarray,

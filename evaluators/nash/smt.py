@@ -15,13 +15,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, Callable
 
 import z3
 
 from evaluators.nash.system import ArmSystem, Lin, Relation
 
 SAT, UNSAT, UNKNOWN = "sat", "unsat", "unknown"
+Polish = Callable[[ArmSystem, dict[str, Fraction]], float]
 
 
 def solver_version() -> str:
@@ -36,6 +37,7 @@ class Decision:
     arm: str = ""  # the arm with the witness (sat) or that gave up (unknown)
     value: Fraction | None = None  # the witness's exact epsilon (> eps0), when sat
     reason: str = ""
+    assignment: dict[str, Fraction] | None = field(default=None, repr=False, compare=False)  # the witness
 
     def record(self) -> dict[str, Any]:
         return {"eps0": str(self.eps0), "status": self.status, "arm": self.arm, "seconds": round(self.seconds, 3),
@@ -91,7 +93,7 @@ def decide_arm(system: ArmSystem, eps0: Fraction, timeout: float) -> Decision:
         return Decision(UNSAT, eps0, seconds, system.name)
     if result == z3.sat:
         assignment = _assignment(solver.model(), encoder.vars)
-        return Decision(SAT, eps0, seconds, system.name, epsilon(system, assignment))
+        return Decision(SAT, eps0, seconds, system.name, epsilon(system, assignment), assignment=assignment)
     return Decision(UNKNOWN, eps0, seconds, system.name, reason=solver.reason_unknown())
 
 
@@ -103,7 +105,7 @@ def decide(systems: list[ArmSystem], eps0: Fraction, timeout: float) -> Decision
         last = decide_arm(system, eps0, max(0.001, timeout - spent))
         spent = time.monotonic() - started
         if last.status != UNSAT:
-            return Decision(last.status, eps0, spent, last.arm, last.value, last.reason)
+            return Decision(last.status, eps0, spent, last.arm, last.value, last.reason, last.assignment)
     return Decision(UNSAT, eps0, spent)
 
 
@@ -158,12 +160,15 @@ class Certificate:
 
 def certify(systems: list[ArmSystem], *, width: Fraction, time_budget: float, call_timeout: float,
             upper: Fraction | None = None, lower: Fraction = Fraction(0), estimate: float | None = None,
-            hint: Fraction | None = None) -> Certificate:
+            hint: Fraction | None = None, polish: Polish | None = None) -> Certificate:
     """Bisection on epsilon to `width` within `time_budget`, starting from a proven `upper` (if any).
 
     Guesses go first: the proof hint, then just above the numeric estimate. A guess
     that is proven is probably tight, so the next query sits just below it (a witness
-    there closes the gap in one call). Then plain bisection.
+    there closes the gap in one call). A witness found on the way is handed to
+    `polish` (a local numeric climb from it): its value becomes the next guess,
+    which saves most of the slow calls that only nudge the witness side up.
+    Then plain bisection.
     """
     started = time.monotonic()
     cert = Certificate(upper if upper is not None else Fraction(1), lower)  # epsilon <= 1 always holds
@@ -195,6 +200,12 @@ def certify(systems: list[ArmSystem], *, width: Fraction, time_budget: float, ca
         elif decision.status == SAT:
             cert.lower = max(cert.lower, decision.value)  # type: ignore[type-var]
             probe_below = False
+            if polish is not None and decision.assignment is not None:
+                arm = next(s for s in systems if s.name == decision.arm)
+                climbed = Fraction(polish(arm, decision.assignment))
+                hi = cert.upper if cert.upper is not None else Fraction(1)
+                if climbed > cert.lower + (hi - cert.lower) / 8:  # only a real jump is worth a guess
+                    guesses = [_snap(climbed), _snap(climbed + width / 2)]
         else:
             cert.stopped = f"the solver gave up at {query} ({decision.reason or 'unknown'})"
             break
