@@ -21,6 +21,7 @@ and the case's private data (labels, references) that never enter a sandbox.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
@@ -136,7 +137,7 @@ def load_problem(cfg: DictConfig) -> Problem:
         verify=module.verify,
         aggregate=getattr(module, "aggregate", None),
         verifier_path=verifier_path,
-        files=(verifier_path, cases_path),
+        files=(verifier_path, *local_imports(verifier_path), cases_path),
         certifying=certifying,
     )
 
@@ -151,6 +152,51 @@ def _certifying(module: ModuleType, path: Path, name: str, objective: str) -> bo
         raise ProblemError(f"problem '{name}': verifier {path} certifies upper bounds (gate/certify), which needs "
                            f"objective: minimize (the config says {objective})")
     return hooks["gate"]
+
+
+def local_imports(path: Path) -> list[Path]:
+    """The Python files a verifier imports from its own folder tree, transitively, in a stable order.
+
+    They are part of the evaluator identity: a change to a helper module changes the scores
+    just as a change to the verifier file does. Read from the source (not from what happens
+    to be imported), so the identity never depends on what else the process loaded.
+    """
+    home = path.resolve().parent
+    found: set[Path] = set()
+    todo = [path.resolve()]
+    while todo:
+        current = todo.pop()
+        try:
+            tree = ast.parse(current.read_text())
+        except (OSError, SyntaxError):
+            continue
+        for name in _imported_names(tree):
+            origin = _module_file(name)
+            if origin is not None and origin.is_relative_to(home) and origin != path.resolve() and origin not in found:
+                found.add(origin)
+                todo.append(origin)
+    return sorted(found)
+
+
+def _imported_names(tree: ast.AST) -> list[str]:
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            # "from pkg import mod" may name a submodule: try both.
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def _module_file(name: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError, AttributeError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin).resolve()
 
 
 def load_verifier(path: Path) -> ModuleType:

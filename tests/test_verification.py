@@ -114,3 +114,22 @@ def test_the_offline_search_finds_the_planted_shortcut_and_the_alarm_fires(tmp_p
     status = run_status(result.run_dir)
     assert any(a["kind"] == "heldout_divergence" for a in status["alarms"])
     assert status["best"]["heldout_score"] is not None
+
+
+def test_the_identity_covers_the_helper_modules_a_verifier_imports(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from evolve.problem import local_imports
+
+    package = tmp_path / "myhelpers"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "scoring.py").write_text("from myhelpers import weights\n\ndef score(x):\n    return x\n")
+    (package / "weights.py").write_text("W = 1\n")
+    verifier = tmp_path / "verifier.py"
+    verifier.write_text("import json\nfrom myhelpers.scoring import score\n\ndef verify(case, run, settings): ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # Transitively, in a stable order, and nothing from outside the verifier's folder (json).
+    assert local_imports(verifier) == sorted(
+        [package / "__init__.py", package / "scoring.py", package / "weights.py"])
+    nash = local_imports(ROOT / "evaluators" / "nash_guarantee.py")
+    assert ROOT / "evaluators" / "nash" / "smt.py" in nash and ROOT / "evaluators" / "nash" / "system.py" in nash
