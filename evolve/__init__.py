@@ -18,31 +18,57 @@ event loop, await `evolve.run_async` / `evolve.resume_async` instead.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from omegaconf import DictConfig
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
-from evolve.config import ConfigError, compose_config as compose
-from evolve.problem import ProblemError
-from evolve.proposers.base import Proposer
-from evolve.session import RunError, RunResult, resume_run, start_run
+    from evolve.proposers.base import Proposer
+    from evolve.session import RunResult
 
 __all__ = ["run", "resume", "run_async", "resume_async", "compose", "RunResult", "ConfigError", "ProblemError",
            "RunError", "Proposer"]
 __version__ = "0.1.0"
+
+# Loaded on first use: verifiers and the certification worker import evolve.problem,
+# and should not pay for the database, hydra and the engine at every start.
+_LAZY = {
+    "compose": ("evolve.config", "compose_config"),
+    "ConfigError": ("evolve.config", "ConfigError"),
+    "ProblemError": ("evolve.problem", "ProblemError"),
+    "Proposer": ("evolve.proposers.base", "Proposer"),
+    "RunError": ("evolve.session", "RunError"),
+    "RunResult": ("evolve.session", "RunResult"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'evolve' has no attribute {name!r}")
+
 
 OnBest = Callable[[int, float, str], None]
 
 
 async def run_async(config: DictConfig | Sequence[str] = (), on_best: OnBest | None = None,
                     proposer: Proposer | None = None) -> RunResult:
-    cfg = config if isinstance(config, DictConfig) else compose(list(config))
+    from omegaconf import DictConfig
+
+    from evolve.config import compose_config
+    from evolve.session import start_run
+
+    cfg = config if isinstance(config, DictConfig) else compose_config(list(config))
     return await start_run(cfg, on_best=on_best, proposer=proposer)
 
 
 async def resume_async(run_dir: str | Path, overrides: Sequence[str] = (), on_best: OnBest | None = None,
                        proposer: Proposer | None = None) -> RunResult:
+    from evolve.session import resume_run
+
     return await resume_run(Path(run_dir), list(overrides), on_best=on_best, proposer=proposer)
 
 
