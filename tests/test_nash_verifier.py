@@ -12,6 +12,7 @@ import pytest
 
 from evaluators import nash_guarantee as verifier
 from evaluators.nash.program import AlgorithmError, parse_algorithm
+from evaluators.nash.adversary import attack
 from evaluators.nash.smt import SAT, UNSAT, decide, epsilon
 from evaluators.nash.system import compile_arms
 from evolve.problem import Case
@@ -34,7 +35,7 @@ def search_verdict(output: object):
 
 # KPS's worst case is hard for the numeric adversary, so bisecting from its estimate takes minutes of
 # slow witness calls; with its literature bound as the proof hint it is one proof and one witness.
-HINTS = {"kps": "3/4"}
+HINTS: dict[str, str] = {}
 
 
 @functools.cache
@@ -66,13 +67,14 @@ def test_baselines_certify_to_their_known_bounds(name: str, expected: float) -> 
 
 @pytest.mark.slow
 def test_dfm_is_certified_at_one_third() -> None:
-    verdict = search_verdict(baseline("dfm"))
-    subject = verdict.metrics["subject"]
-    # The proof hint 1/3 is the first query; its two arms take tens of seconds each.
-    result = verifier.certify(subject, SETTINGS | {"width": "1/1000"}, None, verdict.score, 600)
-    assert result["status"] == "proven"
-    assert Fraction(result["bound"]) <= Fraction(1, 3)
-    assert result["detail"]["calls"][0]["eps0"] == "1/3" and result["detail"]["calls"][0]["status"] == UNSAT
+    # The proof behind DFM's 1/3: both arms unsat at exactly 1/3 (about 14 s and 32 s of Z3 here).
+    systems = compile_arms(parse_algorithm(search_verdict(baseline("dfm")).metrics["subject"]))
+    assert [s.name for s in systems] == ["then", "else"]
+    decision = decide(systems, Fraction(1, 3), 600)
+    assert decision.status == UNSAT, decision
+    # ...and it is tight: just below 1/3 there is a witness (found fast, in the easier arm first).
+    below = decide(systems[::-1], Fraction(1, 3) - Fraction(1, 1000), 600)
+    assert below.status == SAT and below.value > Fraction(1, 3) - Fraction(1, 1000)
 
 
 def test_search_score_is_a_feasible_lower_bound_and_deterministic() -> None:
@@ -188,3 +190,21 @@ def test_heldout_skips_real_games_for_blocks_that_cannot_run() -> None:
     verdict = verifier.verify(case, CaseRun("heldout", "ok", baseline("ts"), 0.0, ""), SETTINGS)
     assert verdict.valid and "StationaryPoint" in verdict.metrics["games"]["skipped"]
     assert verdict.score <= 0.3393325
+
+
+def test_the_default_instantiation_is_implied_by_the_full_one() -> None:
+    """Every constraint the certifier uses must hold on a feasible point of the full instantiation
+    (virtual best responses paired with every strategy). A constraint that does not is unsound: it
+    would let the solver prove bounds that are false (an earlier encoding merged two different
+    unknown profiles this way and "proved" DFM below 0.3)."""
+    algorithm = parse_algorithm(baseline("dfm"))
+    for full, default in zip(compile_arms(algorithm, all_pairs=True), compile_arms(algorithm)):
+        found = attack([full], seed=0, starts=8)
+        assert found.epsilon > 0.3 and found.point is not None
+        point = {name: Fraction(value) for name, value in found.point.items()}
+        for relation in default.relations:
+            value = relation.expr.value(point)
+            if relation.rho is not None:
+                value -= point[relation.rho] * relation.rho_expr.value(point)
+            assert (abs(value) if relation.op == "==" else value) <= 1e-9, relation
+        assert abs(float(epsilon(default, point)) - found.epsilon) < 1e-9

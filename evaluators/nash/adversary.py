@@ -29,6 +29,7 @@ class AdversaryResult:
     arm: str
     starts: int
     seconds: float
+    point: dict[str, float] | None = None  # the feasible assignment that has it (rho included)
 
 
 class _ArmLP:
@@ -117,17 +118,18 @@ def attack(systems: list[ArmSystem], seed: int, starts: int = 8, iterations: int
     """The largest output epsilon found over all arms (a feasible point's exact-in-floats value)."""
     started = time.monotonic()
     rng = np.random.default_rng(seed)
-    best, best_arm = 0.0, systems[0].name
+    best, best_arm, best_point = 0.0, systems[0].name, None
     for system in systems:
-        value = _attack_arm(_ArmLP(system), rng, starts, iterations)
+        value, point = _attack_arm(_ArmLP(system), rng, starts, iterations)
         if value > best:
-            best, best_arm = value, system.name
-    return AdversaryResult(best, best_arm, starts, time.monotonic() - started)
+            best, best_arm, best_point = value, system.name, point
+    return AdversaryResult(best, best_arm, starts, time.monotonic() - started, best_point)
 
 
-def _attack_arm(lp: _ArmLP, rng: np.random.Generator, starts: int, iterations: int) -> float:
+def _attack_arm(lp: _ArmLP, rng: np.random.Generator, starts: int,
+                iterations: int) -> tuple[float, dict[str, float] | None]:
     """Multistart SLP with kicks; rho (if any) stratified over [0, 1], then refined near the best one."""
-    best, best_rho = 0.0, 0.5
+    best, best_rho, best_point = 0.0, 0.5, None
     n = len(lp.names)
     for start_index in range(starts):
         rho = _rho_schedule(start_index, starts, best_rho, rng)
@@ -150,7 +152,8 @@ def _attack_arm(lp: _ArmLP, rng: np.random.Generator, starts: int, iterations: i
                 v, value = kicked, kicked_value
         if value > best:
             best, best_rho = value, rho
-    return best
+            best_point = dict(zip(lp.names, map(float, v))) | rho_values
+    return best, best_point
 
 
 KICKS = 2

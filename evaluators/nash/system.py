@@ -24,6 +24,7 @@ from itertools import combinations_with_replacement
 from evaluators.nash.program import BLOCKS, P1, P2, Algorithm, Condition, Step, Term
 
 Coefficients = dict[str, Fraction]
+MISSING = "?"
 
 
 class Lin:
@@ -98,16 +99,21 @@ class ArmSystem:
     relations: list[Relation] = field(default_factory=list)
     rhos: list[str] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
+    pairs: set[tuple[str, str]] = field(default_factory=set)  # profiles that have payoff variables
 
     def variables(self) -> list[str]:
-        names = [f"U1[{x},{y}]" for x in self.xs for y in self.ys]
-        names += [f"U2[{x},{y}]" for x in self.xs for y in self.ys]
+        pairs = sorted(self.pairs)
+        names = [f"U1[{x},{y}]" for x, y in pairs] + [f"U2[{x},{y}]" for x, y in pairs]
         names += [f"M1[{y}]" for y in self.ys] + [f"M2[{x}]" for x in self.xs]
         return names + list(self.rhos)
 
-    # The expressions every block speaks in.
+    # The expressions every block speaks in. A profile without variables (a virtual best
+    # response against another strategy) yields MISSING, and a relation using it is dropped:
+    # a quantifier is instantiated only where all its terms exist.
     def U(self, k: int, x: str, y: str) -> Lin:
-        return Lin.var(f"U{k}[{x},{y}]")
+        name = f"U{k}[{x},{y}]"
+        # Each missing profile keeps its own name: two different ones must never cancel out.
+        return Lin.var(name if (x, y) in self.pairs else MISSING + name)
 
     def f(self, k: int, x: str, y: str) -> Lin:
         return Lin.var(f"M1[{y}]") - self.U(1, x, y) if k == 1 else Lin.var(f"M2[{x}]") - self.U(2, x, y)
@@ -125,14 +131,23 @@ class ArmSystem:
         """lhs op rhs, with op one of <=, >=, ==, <, >."""
         if op in (">=", ">"):
             lhs, rhs, op = _lin(rhs), lhs, op.replace(">", "<")
-        self.relations.append(Relation(lhs - rhs, op))
+        self.relate(Relation(lhs - rhs, op))
+
+    def relate(self, relation: Relation) -> None:
+        exprs = [relation.expr] + ([relation.rho_expr] if relation.rho_expr is not None else [])
+        if not any(name.startswith(MISSING) for expr in exprs for name in expr.terms):
+            self.relations.append(relation)
 
 
-def compile_arms(algorithm: Algorithm) -> list[ArmSystem]:
-    return [compile_arm(name, steps, cond, holds) for name, steps, cond, holds in algorithm.arms()]
+def compile_arms(algorithm: Algorithm, all_pairs: bool = False) -> list[ArmSystem]:
+    return [compile_arm(name, steps, cond, holds, all_pairs) for name, steps, cond, holds in algorithm.arms()]
 
 
-def compile_arm(name: str, steps: tuple[Step, ...], cond: Condition | None, holds: bool) -> ArmSystem:
+def compile_arm(name: str, steps: tuple[Step, ...], cond: Condition | None, holds: bool,
+                all_pairs: bool = False) -> ArmSystem:
+    """The arm's system. `all_pairs` gives every (x, y) pair variables, virtual ones included: a
+    stronger system with the same worst case on the baselines, much slower for the solver, kept
+    to cross-check the default one (whose constraints must all hold on its feasible points)."""
     player = {}
     for step in steps:
         for out, p in zip(step.out, BLOCKS[step.block].outputs):
@@ -143,6 +158,10 @@ def compile_arm(name: str, steps: tuple[Step, ...], cond: Condition | None, hold
     xs = cx + [f"b1({y})" for y in cy]
     ys = cy + [f"b2({x})" for x in cx]
     system = ArmSystem(name, xs, ys, cx, cy)
+    # Payoff variables for the constructed profiles and each virtual best response against
+    # the strategy it answers.
+    system.pairs = {(x, y) for x in (xs if all_pairs else cx) for y in (ys if all_pairs else cy)}
+    system.pairs |= {(f"b1({y})", y) for y in cy} | {(x, f"b2({x})") for x in cx}
     _inherent(system)
     for y in cy:
         system.add(system.f(1, f"b1({y})", y), "==", 0)
@@ -162,11 +181,10 @@ def compile_arm(name: str, steps: tuple[Step, ...], cond: Condition | None, hold
 
 def _inherent(s: ArmSystem) -> None:
     """Payoffs in [0, 1]: U >= 0, f >= 0 and U + f <= 1 (that is, U <= M <= 1)."""
-    for x in s.xs:
-        for y in s.ys:
-            for k in (1, 2):
-                s.add(s.U(k, x, y), ">=", 0)
-                s.add(s.f(k, x, y), ">=", 0)
+    for x, y in sorted(s.pairs):
+        for k in (1, 2):
+            s.add(s.U(k, x, y), ">=", 0)
+            s.add(s.f(k, x, y), ">=", 0)
     for y in s.ys:
         s.add(Lin.var(f"M1[{y}]"), "<=", 1)
     for x in s.xs:
@@ -252,7 +270,7 @@ def _stationary_point(s: ArmSystem, step: Step, index: int) -> None:
             d1 = s.U(1, w, y) - s.U(1, x, ys_) - s.U(1, xs_, y) + s.U(1, xs_, ys_)
             d2 = s.U(2, x, z) - s.U(2, xs_, y) - s.U(2, x, ys_) + s.U(2, xs_, ys_)
             # value <= rho*d1 + (1-rho)*d2  <=>  value - d2 - rho*(d1 - d2) <= 0
-            s.relations.append(Relation(value - d2, "<=", rho, d1 - d2))
+            s.relate(Relation(value - d2, "<=", rho, d1 - d2))
 
 
 BLOCK_CONSTRAINTS = {
