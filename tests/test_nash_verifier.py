@@ -8,10 +8,12 @@ import math
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from evaluators import nash_guarantee as verifier
-from evaluators.nash.program import AlgorithmError, parse_algorithm
+from evaluators.nash import games
+from evaluators.nash.program import AlgorithmError, mirrored, parse_algorithm
 from evaluators.nash.adversary import attack
 from evaluators.nash.smt import SAT, UNSAT, decide, epsilon
 from evaluators.nash.system import compile_arms
@@ -208,3 +210,33 @@ def test_the_default_instantiation_is_implied_by_the_full_one() -> None:
                 value -= point[relation.rho] * relation.rho_expr.value(point)
             assert (abs(value) if relation.op == "==" else value) <= 1e-9, relation
         assert abs(float(epsilon(default, point)) - found.epsilon) < 1e-9
+
+
+# ---------------------------------------------------------------- the mirror image (players swapped)
+
+@pytest.mark.parametrize("name", ["dmp", "kps", "bbm", "ts", "dfm"])
+def test_mirroring_twice_is_the_identity(name: str) -> None:
+    algorithm = parse_algorithm(baseline(name))
+    assert mirrored(mirrored(algorithm)) == algorithm
+    assert mirrored(algorithm) != algorithm
+
+
+@pytest.mark.parametrize("name", ["dmp", "kps", "bbm"])
+def test_the_mirror_image_plays_the_transposed_game_the_same_way(name: str) -> None:
+    algorithm = parse_algorithm(baseline(name))
+    data, mirror = algorithm.to_data(), mirrored(algorithm).to_data()
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        R, C = rng.random((4, 3)), rng.random((4, 3))
+        randoms = {"x1": list(rng.dirichlet(np.ones(4)))}
+        mirror_randoms = {"x1": randoms["x1"]} if name == "dmp" else {}
+        assert games.measure(mirror, C.T, R.T, mirror_randoms) == pytest.approx(
+            games.measure(data, R, C, randoms if name == "dmp" else {}), abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["bbm", "ts"])
+def test_the_mirror_image_certifies_to_the_same_bound(name: str) -> None:
+    mirror = mirrored(parse_algorithm(baseline(name))).to_data()
+    verdict = search_verdict(mirror)
+    result = verifier.certify(verdict.metrics["subject"], SETTINGS, None, verdict.score, 300)
+    assert abs(result["bound_float"] - certified(name)["bound_float"]) <= 1e-6

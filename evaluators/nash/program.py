@@ -115,6 +115,41 @@ class Algorithm:
         return data
 
 
+_MIRROR_BLOCK = {"BestResponse1": "BestResponse2", "BestResponse2": "BestResponse1", "Random1": "Random2",
+                 "Random2": "Random1", "EqMix1": "EqMix2", "EqMix2": "EqMix1"}
+_MIRROR_FN = {"f1": "f2", "f2": "f1", "U1": "U2", "U2": "U1"}
+
+
+def mirrored(algorithm: Algorithm) -> Algorithm:
+    """The same algorithm with the players' roles swapped (run on the transposed game).
+
+    Its worst case is the same, but it is a different formula for the solver, whose
+    running time depends heavily on the form (an arm the solver gives up on after
+    minutes can be proven in seconds in mirror image), so the certifier tries both.
+    """
+    def step(s: Step) -> Step:
+        if s.block == "StationaryPoint":  # (xs, ys, w, z) -> player 1's is now ys, its dual z
+            xs, ys, w, z = s.out
+            return Step(s.block, (), (ys, xs, z, w))
+        if s.block == "ZeroSumNE":  # player 1 maximized a*U1 + b*U2; now the maximizer is player 2's role
+            a, b = s.payoff  # type: ignore[misc]
+            return Step(s.block, (), (s.out[1], s.out[0]), (-b, -a))
+        if s.block == "MaxPayoff":
+            a, b = s.payoff  # type: ignore[misc]
+            return Step(s.block, (), (s.out[1], s.out[0]), (b, a))
+        return Step(_MIRROR_BLOCK[s.block], s.args, s.out, s.payoff)
+
+    def term(t: Term) -> Term:
+        return t if t.fn is None else Term(_MIRROR_FN[t.fn], t.y, t.x)
+
+    branch = None
+    if algorithm.branch is not None:
+        c = algorithm.branch.cond
+        branch = Branch(Condition(term(c.lhs), c.op, term(c.rhs)), tuple(map(step, algorithm.branch.then)),
+                        tuple(map(step, algorithm.branch.orelse)))
+    return Algorithm(tuple(map(step, algorithm.steps)), branch, algorithm.bound_hint)
+
+
 def parse_algorithm(data: Any) -> Algorithm:
     """Validate a candidate's output (or the normalized form) into an Algorithm."""
     if not isinstance(data, dict):

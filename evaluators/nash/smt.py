@@ -13,7 +13,7 @@ the abstraction, `unknown` proves nothing. Exact rationals throughout.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -38,6 +38,7 @@ class Decision:
     value: Fraction | None = None  # the witness's exact epsilon (> eps0), when sat
     reason: str = ""
     assignment: dict[str, Fraction] | None = field(default=None, repr=False, compare=False)  # the witness
+    form: ArmSystem | None = field(default=None, repr=False, compare=False)  # the system it is an assignment of
 
     def record(self) -> dict[str, Any]:
         return {"eps0": str(self.eps0), "status": self.status, "arm": self.arm, "seconds": round(self.seconds, 3),
@@ -80,7 +81,30 @@ class _Encoder:
         return formulas
 
 
+FIRST_SLICE = 40.0  # seconds for each form's first try; every round after that gets 4x longer
+
+
 def decide_arm(system: ArmSystem, eps0: Fraction, timeout: float) -> Decision:
+    """A portfolio over the arm and its mirror image (players swapped): the same question, but the
+    solver's time differs wildly between the two forms, so each gets growing time slices in turn."""
+    forms = [system] + ([system.mirror] if system.mirror is not None else [])
+    started, length = time.monotonic(), FIRST_SLICE if len(forms) > 1 else timeout
+    while True:
+        gave_up = 0
+        for form in forms:
+            left = timeout - (time.monotonic() - started)
+            if left <= 0:
+                return Decision(UNKNOWN, eps0, time.monotonic() - started, system.name, reason="timeout")
+            decision = _decide_once(form, eps0, min(length, left))
+            if decision.status != UNKNOWN:
+                return replace(decision, seconds=time.monotonic() - started, arm=system.name)
+            gave_up += decision.reason != "timeout"
+        if gave_up == len(forms):  # the solver is incomplete here, not slow: more time will not help
+            return replace(decision, seconds=time.monotonic() - started, arm=system.name)
+        length *= 4
+
+
+def _decide_once(system: ArmSystem, eps0: Fraction, timeout: float) -> Decision:
     started = time.monotonic()
     encoder = _Encoder(system)
     solver = z3.SolverFor("QF_NRA") if system.rhos else z3.Solver()
@@ -93,8 +117,11 @@ def decide_arm(system: ArmSystem, eps0: Fraction, timeout: float) -> Decision:
         return Decision(UNSAT, eps0, seconds, system.name)
     if result == z3.sat:
         assignment = _assignment(solver.model(), encoder.vars)
-        return Decision(SAT, eps0, seconds, system.name, epsilon(system, assignment), assignment=assignment)
-    return Decision(UNKNOWN, eps0, seconds, system.name, reason=solver.reason_unknown())
+        return Decision(SAT, eps0, seconds, system.name, epsilon(system, assignment), assignment=assignment,
+                        form=system)
+    reason = solver.reason_unknown()
+    return Decision(UNKNOWN, eps0, seconds, system.name, reason="timeout" if "timeout" in reason or "canceled" in reason
+                    else reason)
 
 
 def decide(systems: list[ArmSystem], eps0: Fraction, timeout: float) -> Decision:
@@ -105,7 +132,7 @@ def decide(systems: list[ArmSystem], eps0: Fraction, timeout: float) -> Decision
         last = decide_arm(system, eps0, max(0.001, timeout - spent))
         spent = time.monotonic() - started
         if last.status != UNSAT:
-            return Decision(last.status, eps0, spent, last.arm, last.value, last.reason, last.assignment)
+            return replace(last, seconds=spent)
     return Decision(UNSAT, eps0, spent)
 
 
@@ -201,8 +228,7 @@ def certify(systems: list[ArmSystem], *, width: Fraction, time_budget: float, ca
             cert.lower = max(cert.lower, decision.value)  # type: ignore[type-var]
             probe_below = False
             if polish is not None and decision.assignment is not None:
-                arm = next(s for s in systems if s.name == decision.arm)
-                climbed = Fraction(polish(arm, decision.assignment))
+                climbed = Fraction(polish(decision.form, decision.assignment))  # type: ignore[arg-type]
                 hi = cert.upper if cert.upper is not None else Fraction(1)
                 if climbed > cert.lower + (hi - cert.lower) / 8:  # only a real jump is worth a guess
                     guesses = [_snap(climbed), _snap(climbed + width / 2)]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import combinations_with_replacement
 
-from evaluators.nash.program import BLOCKS, P1, P2, Algorithm, Condition, Step, Term
+from evaluators.nash.program import BLOCKS, P1, P2, Algorithm, Condition, Step, Term, mirrored
 
 Coefficients = dict[str, Fraction]
 MISSING = "?"
@@ -100,6 +100,7 @@ class ArmSystem:
     rhos: list[str] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
     pairs: set[tuple[str, str]] = field(default_factory=set)  # profiles that have payoff variables
+    mirror: "ArmSystem | None" = None  # the same arm with the players swapped (see program.mirrored)
 
     def variables(self) -> list[str]:
         pairs = sorted(self.pairs)
@@ -140,7 +141,12 @@ class ArmSystem:
 
 
 def compile_arms(algorithm: Algorithm, all_pairs: bool = False) -> list[ArmSystem]:
-    return [compile_arm(name, steps, cond, holds, all_pairs) for name, steps, cond, holds in algorithm.arms()]
+    systems = [compile_arm(name, steps, cond, holds, all_pairs) for name, steps, cond, holds in algorithm.arms()]
+    mirrors = [compile_arm(name, steps, cond, holds, all_pairs)
+               for name, steps, cond, holds in mirrored(algorithm).arms()]
+    for system, mirror in zip(systems, mirrors):
+        system.mirror = mirror
+    return systems
 
 
 def compile_arm(name: str, steps: tuple[Step, ...], cond: Condition | None, holds: bool,
