@@ -68,6 +68,7 @@ def test_baselines_certify_to_their_known_bounds(name: str, expected: float) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_dfm_is_certified_at_one_third() -> None:
     # The proof behind DFM's 1/3: both arms unsat at exactly 1/3 (about 14 s and 32 s of Z3 here).
     systems = compile_arms(parse_algorithm(search_verdict(baseline("dfm")).metrics["subject"]))
@@ -104,6 +105,15 @@ def test_gate_that_runs_out_of_time_is_unknown() -> None:
     ts = search_verdict(baseline("dfm")).metrics["subject"]
     result = verifier.gate(ts, "1/3", SETTINGS, 0.01)
     assert result["status"] == "unknown" and result["value"] is None
+
+
+def test_the_losing_racer_is_killed_and_no_solver_process_outlives_a_decision() -> None:
+    import multiprocessing
+
+    systems = compile_arms(parse_algorithm(baseline("ts")))
+    assert systems[0].alternative is not None
+    assert decide(systems, Fraction(1, 3), 60).status == SAT
+    assert multiprocessing.active_children() == []
 
 
 def test_a_witness_is_an_exact_instance_worse_than_the_query() -> None:

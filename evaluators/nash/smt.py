@@ -12,6 +12,10 @@ the abstraction, `unknown` proves nothing. Exact rationals throughout.
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import multiprocessing.connection
+import signal
 import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -81,27 +85,58 @@ class _Encoder:
         return formulas
 
 
-FIRST_SLICE = 40.0  # seconds for each form's first try; every round after that gets 4x longer
-
-
 def decide_arm(system: ArmSystem, eps0: Fraction, timeout: float) -> Decision:
-    """A portfolio over the arm and its mirror image (players swapped): the same question, but the
-    solver's time differs wildly between the two forms, so each gets growing time slices in turn."""
-    forms = [system] + ([system.mirror] if system.mirror is not None else [])
-    started, length = time.monotonic(), FIRST_SLICE if len(forms) > 1 else timeout
-    while True:
-        gave_up = 0
-        for form in forms:
-            left = timeout - (time.monotonic() - started)
-            if left <= 0:
-                return Decision(UNKNOWN, eps0, time.monotonic() - started, system.name, reason="timeout")
-            decision = _decide_once(form, eps0, min(length, left))
-            if decision.status != UNKNOWN:
-                return replace(decision, seconds=time.monotonic() - started, arm=system.name)
-            gave_up += decision.reason != "timeout"
-        if gave_up == len(forms):  # the solver is incomplete here, not slow: more time will not help
-            return replace(decision, seconds=time.monotonic() - started, arm=system.name)
-        length *= 4
+    """A race between the arm and its alternative form (see system.compile_arms): the same
+    question, but the solver's time on the two differs wildly (seconds against many minutes),
+    so both run at once, each in a forked process, and the first definite answer wins."""
+    if system.alternative is None:
+        return _decide_once(system, eps0, timeout)
+    started = time.monotonic()
+    context = multiprocessing.get_context("fork")
+    racers = []
+    for form in (system, system.alternative):
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_race, args=(form, eps0, timeout, send), daemon=True)
+        process.start()
+        send.close()
+        racers.append((process, receive))
+    answers: list[Decision] = []
+    try:
+        pending = [receive for _, receive in racers]
+        while pending:
+            for ready in multiprocessing.connection.wait(pending, timeout=timeout + 5):
+                pending.remove(ready)  # type: ignore[arg-type]
+                try:
+                    decision = ready.recv()  # type: ignore[union-attr]
+                except EOFError:  # the racer died (out of memory, killed): it has no answer
+                    continue
+                if decision.status != UNKNOWN:
+                    return replace(decision, seconds=time.monotonic() - started, arm=system.name)
+                answers.append(decision)
+            if time.monotonic() - started > timeout + 5:
+                break
+    finally:
+        for process, receive in racers:
+            if process.is_alive():
+                process.kill()
+            process.join()
+            receive.close()
+    reason = "; ".join(sorted({a.reason for a in answers})) or "timeout"
+    return Decision(UNKNOWN, eps0, time.monotonic() - started, system.name, reason=reason)
+
+
+def _race(form: ArmSystem, eps0: Fraction, timeout: float, send: Any) -> None:
+    _die_with_parent()
+    send.send(_decide_once(form, eps0, timeout))
+    send.close()
+
+
+def _die_with_parent() -> None:
+    """A racer must not outlive the process that started it (it may be killed at its time limit)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _decide_once(system: ArmSystem, eps0: Fraction, timeout: float) -> Decision:

@@ -100,7 +100,7 @@ class ArmSystem:
     rhos: list[str] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
     pairs: set[tuple[str, str]] = field(default_factory=set)  # profiles that have payoff variables
-    mirror: "ArmSystem | None" = None  # the same arm with the players swapped (see program.mirrored)
+    alternative: "ArmSystem | None" = None  # the same arm in another form, raced against it (see smt.decide_arm)
 
     def variables(self) -> list[str]:
         pairs = sorted(self.pairs)
@@ -141,19 +141,31 @@ class ArmSystem:
 
 
 def compile_arms(algorithm: Algorithm, all_pairs: bool = False) -> list[ArmSystem]:
-    systems = [compile_arm(name, steps, cond, holds, all_pairs) for name, steps, cond, holds in algorithm.arms()]
-    mirrors = [compile_arm(name, steps, cond, holds, all_pairs)
+    """One system per arm, each with an alternative form: the same constraints over canonically
+    named strategies (or, when the names already are canonical, the players swapped).
+
+    The solver's time depends wildly on the order of its variables, which follows their names:
+    DFM's then arm is proven in 32 s as written and not within minutes canonically named, its
+    else arm the other way round. The two forms are raced.
+    """
+    arms = algorithm.arms()
+    systems = [compile_arm(name, steps, cond, holds, all_pairs) for name, steps, cond, holds in arms]
+    canonical = [compile_arm(name, steps, cond, holds, all_pairs, canonical=True)
+                 for name, steps, cond, holds in arms]
+    swapped = [compile_arm(name, steps, cond, holds, all_pairs, canonical=True)
                for name, steps, cond, holds in mirrored(algorithm).arms()]
-    for system, mirror in zip(systems, mirrors):
-        system.mirror = mirror
+    for system, other, mirror in zip(systems, canonical, swapped):
+        system.alternative = other if other.variables() != system.variables() else mirror
     return systems
 
 
 def compile_arm(name: str, steps: tuple[Step, ...], cond: Condition | None, holds: bool,
-                all_pairs: bool = False) -> ArmSystem:
+                all_pairs: bool = False, canonical: bool = False) -> ArmSystem:
     """The arm's system. `all_pairs` gives every (x, y) pair variables, virtual ones included: a
     stronger system with the same worst case on the baselines, much slower for the solver, kept
     to cross-check the default one (whose constraints must all hold on its feasible points)."""
+    if canonical:
+        steps, cond = _canonical(steps, cond)
     player = {}
     for step in steps:
         for out, p in zip(step.out, BLOCKS[step.block].outputs):
@@ -183,6 +195,29 @@ def compile_arm(name: str, steps: tuple[Step, ...], cond: Condition | None, hold
             system.add(lhs, "<" if cond.op == ">=" else ">", rhs)
     system.lines = _lines(cx, cy)
     return system
+
+
+def _canonical(steps: tuple[Step, ...], cond: Condition | None) -> tuple[tuple[Step, ...], Condition | None]:
+    """Strategies renamed x0, x1, ... and y0, y1, ... in the order they are constructed.
+
+    The solver's running time depends on the order of its variables, which follows their
+    names: this gives each arm a second ordering, fixed by its structure alone.
+    """
+    names: dict[str, str] = {}
+    counts = {P1: 0, P2: 0}
+    for step in steps:
+        for out, p in zip(step.out, BLOCKS[step.block].outputs):
+            names[out] = f"{'x' if p == P1 else 'y'}{counts[p]}"
+            counts[p] += 1
+    renamed = tuple(Step(s.block, tuple(names[a] for a in s.args), tuple(names[o] for o in s.out), s.payoff)
+                    for s in steps)
+    if cond is None:
+        return renamed, None
+
+    def term(t: Term) -> Term:
+        return t if t.fn is None else Term(t.fn, names[t.x], names[t.y])
+
+    return renamed, Condition(term(cond.lhs), cond.op, term(cond.rhs))
 
 
 def _inherent(s: ArmSystem) -> None:
