@@ -25,6 +25,9 @@ from evolve.runlock import run_lock
 from evolve.session import RunError, open_run, saved_config
 
 
+RECERTIFY = 3  # a certifying problem's best programs queued for certification in the new epoch
+
+
 @dataclass(frozen=True)
 class RescoreResult:
     epoch: int
@@ -74,10 +77,18 @@ async def _rescore(run_dir: Path, cfg: DictConfig) -> RescoreResult:
     valid = {pid: e for pid, e in results.items() if e.valid}
     best_id = max(valid, key=lambda pid: problem.fitness(valid[pid].score)) if valid else None  # type: ignore[arg-type]
     seed = results.get(run.seed_program_id)  # type: ignore[arg-type]
+    challenges = None
+    if problem.certifying:
+        # Certificates belong to the old verifier: the new epoch has no certified champion until
+        # the next session certifies its best programs, queued here as pending challengers.
+        ranked = sorted(valid, key=lambda pid: problem.fitness(valid[pid].score), reverse=True)  # type: ignore[arg-type]
+        challenges = [dict(run_id=run.id, program_id=pid, epoch=epoch, kind="challenge", status="pending",
+                           lower=valid[pid].score) for pid in ranked[:RECERTIFY]]
+        best_id = None
     store.start_epoch(run.id, rows, members, epoch=epoch, evaluator_hash=new_hash,  # type: ignore[arg-type]
                       evaluator_parts=json.dumps(parts), best_program_id=best_id,
                       best_score=valid[best_id].score if best_id is not None else None,
-                      seed_score=seed.score if seed is not None else None, changes=changes)
+                      seed_score=seed.score if seed is not None else None, changes=changes, challenges=challenges)
     store.close()
     return RescoreResult(epoch, len(results), len(valid), valid[best_id].score if best_id is not None else None,
                          changes)

@@ -314,3 +314,29 @@ def test_a_database_of_the_previous_version_opens_and_gains_the_certificates_tab
     assert run_status(result.run_dir)["certification"] is None
     assert query(result.run_dir, "SELECT value FROM evolve_meta WHERE key='schema_version'") == [("3",)]
     assert evolve.resume(result.run_dir, ["budget.evaluations=4"]).evaluations == 4
+
+
+def test_rescore_queues_the_best_programs_for_certification_in_the_new_epoch(tmp_path: Path) -> None:
+    from evolve.rescore import RECERTIFY, rescore_run
+
+    folder = problem_copy(tmp_path)
+    run_dir = tmp_path / "run"
+    candidates = [program(0.55, 0.58), program(0.52, 0.56), program(0.7, 0.7), program(0.65, 0.66)]
+    evolve.run(overrides(folder, run_dir, 4), proposer=Script(candidates))
+    ids = ids_by_code(run_dir)
+    # The verifier changes on purpose: its old certificates no longer vouch for anything.
+    verifier = folder / "verifier.py"
+    verifier.write_text(verifier.read_text() + "\n# revised\n")
+    result = asyncio.run(rescore_run(run_dir))
+    assert result.epoch == 1 and result.best_score is None
+    pending = query(run_dir, "SELECT program_id FROM certificates WHERE kind='challenge' AND status='pending' "
+                             "AND epoch=1 ORDER BY lower")
+    best_by_search = [pid for (pid,) in query(run_dir, "SELECT program_id FROM evaluations WHERE epoch=1 AND "
+                                                       "split='search' AND valid ORDER BY score")][:RECERTIFY]
+    assert [pid for (pid,) in pending] == best_by_search
+    # The next session certifies them under the new verifier, before anything new is proposed.
+    resumed = evolve.resume(run_dir, ["budget.evaluations=4"])
+    assert resumed.best_program_id == ids[program(0.52, 0.56)] and resumed.best_score == pytest.approx(0.56)
+    champion = ids[program(0.52, 0.56)]
+    assert query(run_dir, f"SELECT epoch, bound FROM certificates WHERE kind='certify' AND status='proven' "
+                          f"AND program_id={champion} ORDER BY id") == [(0, "14/25"), (1, "14/25")]

@@ -266,11 +266,14 @@ class Store:
             connection.execute(insert(_table(Event)).values(**_event(run_id, "reset", {"island": island, **data})))
 
     def start_epoch(self, run_id: int, evaluations: list[Row], members: list[Row], changes: str,
-                    **run_fields: Any) -> None:
-        """Store a rescore: new-epoch evaluations, islands rebuilt from them only, the run's new identity."""
+                    challenges: list[Row] | None = None, **run_fields: Any) -> None:
+        """Store a rescore: new-epoch evaluations, islands rebuilt from them only, the run's new identity
+        (and, for a certifying problem, the pending challenges the next session certifies)."""
         with self.engine.begin() as connection:
             if evaluations:
                 connection.execute(insert(_table(Evaluation)), [stamped(e) for e in evaluations])
+            if challenges:
+                connection.execute(insert(_table(Certificate)), [stamped(c) for c in challenges])
             connection.execute(update(_table(IslandMember)).where(_table(IslandMember).c.run_id == run_id)
                                .values(active=False))
             if members:
