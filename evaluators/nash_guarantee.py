@@ -24,8 +24,8 @@ from evolve.sandbox.base import CaseRun
 try:
     from evaluators.nash import games, smt
     from evaluators.nash.adversary import attack, polish
-    from evaluators.nash.program import Algorithm, AlgorithmError, parse_algorithm
-    from evaluators.nash.system import compile_arms
+    from evaluators.nash.program import AlgorithmError, parse_algorithm
+    from evaluators.nash.system import ArmSystem, compile_arms
 except ImportError as error:  # z3-solver or scipy missing
     raise ImportError(f"{error}; the nash_guarantee problem needs `pip install 'evolve[nash]'`") from None
 
@@ -40,7 +40,7 @@ def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
     systems = compile_arms(algorithm)
     subject = algorithm.to_data()
     if case.split == "heldout":
-        return _heldout(case, algorithm, systems, subject)
+        return _heldout(case, systems, subject)
     seed = int(case.private.get("seed", 0))
     found = attack(systems, seed=seed, starts=int(settings.get("search_starts", 8)))
     metrics = {"subject": subject, "adversary": {"epsilon": found.epsilon, "arm": found.arm, "seed": seed,
@@ -50,7 +50,7 @@ def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
                    f"'{found.arm}'); this is optimistic: only an SMT certificate makes a champion")
 
 
-def _heldout(case: Case, algorithm: Algorithm, systems: list, subject: dict[str, Any]) -> Verdict:
+def _heldout(case: Case, systems: list[ArmSystem], subject: dict[str, Any]) -> Verdict:
     seeds = [int(s) for s in case.private.get("seeds", [1001])]
     starts = int(case.private.get("starts", 32))
     adversary = max((attack(systems, seed=s, starts=starts) for s in seeds), key=lambda r: r.epsilon)
