@@ -97,7 +97,7 @@ def certify(subject: Any, settings: dict[str, Any], upper: str | None, lower: fl
                        call_timeout=float(settings.get("call_timeout", 300)),
                        upper=None if upper is None else Fraction(upper), estimate=lower,
                        hint=algorithm.bound_hint, polish=polish)
-    proven = cert.upper is not None and (cert.upper < 1 or upper is not None)
+    proven = cert.upper < 1 or upper is not None  # 1 is the trivial bound, not a certificate
     detail = {"calls": [d.record() for d in cert.calls], "stopped": cert.stopped, "lower_exact": exact_text(cert.lower)}
     return {
         "status": "proven" if proven else "uncertified",

@@ -210,14 +210,14 @@ def _q(value: Fraction) -> z3.RatNumRef:
 
 @dataclass
 class Certificate:
-    upper: Fraction | None  # smallest proven bound (None: nothing proven)
+    upper: Fraction  # smallest proven bound (1 holds for every algorithm: nothing proven yet)
     lower: Fraction  # largest exact witness value (0 when none)
     calls: list[Decision] = field(default_factory=list)
     seconds: float = 0.0
     stopped: str = ""  # why the bisection ended early, if it did
 
-    def width(self) -> Fraction | None:
-        return None if self.upper is None else self.upper - self.lower
+    def width(self) -> Fraction:
+        return self.upper - self.lower
 
 
 def certify(systems: list[ArmSystem], *, width: Fraction, time_budget: float, call_timeout: float,
@@ -239,8 +239,8 @@ def certify(systems: list[ArmSystem], *, width: Fraction, time_budget: float, ca
         guesses += [_snap(Fraction(estimate)), _snap(Fraction(estimate) + width / 2)]
     probe_below = upper is not None
     while True:
-        hi = cert.upper if cert.upper is not None else Fraction(1)
-        if cert.upper is not None and hi - cert.lower <= width:
+        hi = cert.upper
+        if hi - cert.lower <= width:
             break
         left = time_budget - (time.monotonic() - started)
         if left <= 0.05:
@@ -264,8 +264,7 @@ def certify(systems: list[ArmSystem], *, width: Fraction, time_budget: float, ca
             probe_below = False
             if polish is not None and decision.assignment is not None:
                 climbed = Fraction(polish(decision.form, decision.assignment))  # type: ignore[arg-type]
-                hi = cert.upper if cert.upper is not None else Fraction(1)
-                if climbed > cert.lower + (hi - cert.lower) / 8:  # only a real jump is worth a guess
+                if climbed > cert.lower + cert.width() / 8:  # only a real jump is worth a guess
                     guesses = [_snap(climbed), _snap(climbed + width / 2)]
         else:
             cert.stopped = f"the solver gave up at {query} ({decision.reason or 'unknown'})"
