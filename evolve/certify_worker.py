@@ -52,6 +52,14 @@ def _call(job: dict[str, Any]) -> Any:
     raise ValueError(f"unknown hook {job['hook']!r}")
 
 
+def killed_with_parent() -> None:
+    """Linux: the kernel sends this process SIGKILL when its parent exits (elsewhere: nothing)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _die_with_parent() -> None:
     """The engine may be killed outright; a solver call must not keep running without it.
 
@@ -59,10 +67,7 @@ def _die_with_parent() -> None:
     still importing, before anything here could watch it.
     """
     parent = int(sys.argv[2]) if len(sys.argv) > 2 else os.getppid()
-    try:  # Linux: the kernel sends SIGKILL when the parent exits
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    killed_with_parent()
 
     def watch() -> None:  # elsewhere (and as a second line): poll; solver calls through ctypes release the GIL
         while True:

@@ -12,10 +12,8 @@ the abstraction, `unknown` proves nothing. Exact rationals throughout.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import multiprocessing.connection
-import signal
 import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -24,6 +22,7 @@ from typing import Any, Callable
 import z3
 
 from evaluators.nash.system import ArmSystem, Lin, Relation
+from evolve.certify_worker import killed_with_parent
 
 SAT, UNSAT, UNKNOWN = "sat", "unsat", "unknown"
 Polish = Callable[[ArmSystem, dict[str, Fraction]], float]
@@ -126,17 +125,9 @@ def decide_arm(system: ArmSystem, eps0: Fraction, timeout: float) -> Decision:
 
 
 def _race(form: ArmSystem, eps0: Fraction, timeout: float, send: Any) -> None:
-    _die_with_parent()
+    killed_with_parent()  # a racer must not outlive its caller (a worker killed at its time limit)
     send.send(_decide_once(form, eps0, timeout))
     send.close()
-
-
-def _die_with_parent() -> None:
-    """A racer must not outlive the process that started it (it may be killed at its time limit)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _decide_once(system: ArmSystem, eps0: Fraction, timeout: float) -> Decision:
