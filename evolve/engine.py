@@ -158,7 +158,7 @@ class Engine:
         seed_id = await self.recorder.record_seed(self.problem.seed_code, normalized_hash(self.problem.seed_code),
                                                   evaluation)
         if self.certifier is not None:  # the seed, too, is champion only once certified
-            self._queue_challenger(seed_id, self.problem.seed_code, evaluation)
+            self._queue_challenger(seed_id, self.problem.seed_code, evaluation, _subject(evaluation))
         else:
             await self._champion(seed_id, self.problem.seed_code, evaluation)
         self.on_progress(self.recorder)
@@ -273,7 +273,7 @@ class Engine:
                 self.finishing += 1
                 self.proposer.report_outcome(candidate.proposal, recorded.improvement)
                 if recorded.challenger:
-                    self._queue_challenger(recorded.program_id, candidate.code, evaluation)
+                    self._queue_challenger(recorded.program_id, candidate.code, evaluation, _subject(evaluation))
                 if recorded.new_best:
                     await self._champion(recorded.program_id, candidate.code, evaluation)
                 elif recorded.island_best and not recorded.challenger:  # a challenger's held-out waits for its crown
@@ -321,18 +321,15 @@ class Engine:
 
     # ------------------------------------------------------------------ certifying
 
-    def _queue_challenger(self, program_id: int, code: str, evaluation: Evaluation) -> None:
-        subject = subject_of([v.metrics for v in evaluation.verdicts.values()])
-        if subject is None and "subject" in evaluation.metrics:  # re-queued: read back from the database
-            subject = evaluation.metrics["subject"]
+    def _queue_challenger(self, program_id: int, code: str, evaluation: Evaluation, subject: Any) -> None:
         self.open_challenges += 1
         self.challengers.put_nowait(Challenger(evaluation.score, next(self.challenge_order), program_id, code,  # type: ignore[arg-type]
                                                evaluation, subject))
 
     async def _requeue_challengers(self) -> None:
         """Challengers whose certification a kill interrupted are queued again, as they were."""
-        for program_id, code, evaluation in await self.recorder.pending_challengers():
-            self._queue_challenger(program_id, code, evaluation)
+        for program_id, code, evaluation, subject in await self.recorder.pending_challengers():
+            self._queue_challenger(program_id, code, evaluation, subject)
 
     async def _certify_loop(self) -> None:
         while True:
@@ -402,6 +399,11 @@ def _certifier(cfg: DictConfig, problem: Problem) -> Certifier | None:
     verification = cfg.verification
     return Certifier(problem.verifier_path, problem.settings, verification.gate_seconds,
                      verification.certify_seconds, verification.certify_grace)
+
+
+def _subject(evaluation: Evaluation) -> Any:
+    """What the verifier asked to have certified: `metrics["subject"]` of its search verdicts."""
+    return subject_of([v.metrics for v in evaluation.verdicts.values()])
 
 
 def _view(member: Member) -> ProgramView:

@@ -328,9 +328,9 @@ class Recorder:
             if self.on_best is not None:
                 self.on_best(program_id, result.bound_float, code)  # type: ignore[arg-type]
 
-    async def pending_challengers(self) -> list[tuple[int, str, Evaluation]]:
-        """Challengers a kill left pending: program id, code, and its search evaluation as stored
-        (with the verifier's subject in `metrics["subject"]`)."""
+    async def pending_challengers(self) -> list[tuple[int, str, Evaluation, Any]]:
+        """Challengers a kill left pending: program id, code, its search evaluation as stored, and
+        the subject its verdicts carry (None if none does)."""
         found = []
         pending = await self._write(self.store.pending_challenges, self.run_id, self.epoch)
         for _challenge_id, program_id, _lower in pending:
@@ -339,11 +339,9 @@ class Recorder:
             if program is None or row is None or not row["valid"]:
                 await self.resolve_challenge(program_id, "lost")
                 continue
-            verdicts = json.loads(row["metrics"])
-            subject = subject_of(list(verdicts.values()))
+            subject = subject_of(list(json.loads(row["metrics"]).values()))
             found.append((program_id, program.code, Evaluation(
-                SEARCH, True, row["score"], {}, row["feedback"], row["seconds"], row["evaluator_hash"],
-                metrics={"subject": subject} if subject is not None else {})))
+                SEARCH, True, row["score"], {}, row["feedback"], row["seconds"], row["evaluator_hash"]), subject))
         if pending:
             await self.event("certification_requeued", programs=[p for _, p, _ in pending])
         return found
