@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -18,3 +22,14 @@ def query(run_dir: Path, sql: str) -> list[tuple]:
     """Read a run's database directly, as a user's own tooling would."""
     with sqlite3.connect(run_dir / "evolve.db") as connection:
         return connection.execute(sql).fetchall()
+
+
+def wait_for(condition: Callable[[], T], seconds: float, what: str) -> T:
+    """Poll until `condition()` is truthy and return it; fail naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} within {seconds} s")

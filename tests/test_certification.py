@@ -28,7 +28,7 @@ from evolve.edits import Rewrite
 from evolve.problem import ProblemError, load_problem
 from evolve.proposers.base import Proposal, ProposalRequest
 from evolve.status import render, run_status
-from tests.conftest import query
+from tests.conftest import query, wait_for
 
 FIXTURE = Path(__file__).parent / "fixtures" / "certifying"
 
@@ -192,16 +192,6 @@ def worker_pids(marker: str) -> list[int]:
         if b"evolve.certify_worker" in cmdline and marker.encode() in cmdline and stat[stat.rfind(")") + 2] != "Z":
             found.append(int(name))
     return found
-
-
-def wait_for(condition, seconds: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {seconds} s")
 
 
 def start_held_run(tmp_path: Path, evaluations: int) -> tuple[subprocess.Popen, Path, Path]:

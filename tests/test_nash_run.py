@@ -17,14 +17,13 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import query
+from tests.conftest import query, wait_for
 
-T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 PROBLEM_FILE = ROOT / "configs" / "problem" / "nash_guarantee.yaml"
 BASELINES = ROOT / "problems" / "nash_guarantee" / "baselines"
@@ -202,16 +201,6 @@ def _parent(pid: int) -> int | None:
     except OSError:
         return None
     return int(stat[stat.rfind(")") + 2:].split()[1])
-
-
-def wait_for(condition: Callable[[], T], seconds: float, what: str) -> T:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} within {seconds} s")
 
 
 def stored_evaluations(run_dir: Path) -> int:
