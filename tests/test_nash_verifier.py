@@ -250,3 +250,14 @@ def test_the_mirror_image_certifies_to_the_same_bound(name: str) -> None:
     verdict = search_verdict(mirror)
     result = verifier.certify(verdict.metrics["subject"], SETTINGS, None, verdict.score, 300)
     assert abs(result["bound_float"] - certified(name)["bound_float"]) <= 1e-6
+
+
+def test_an_arm_is_raced_against_a_different_form_even_when_its_names_are_canonical() -> None:
+    dmp = baseline("dmp")  # x1, y1, x2: renamed x0, y0, x1 in the canonical form
+    (arm,) = compile_arms(parse_algorithm(dmp))
+    assert arm.alternative.constructed_x == ["x0", "x1"]
+    renamed = json.loads(json.dumps(dmp).replace('"x1"', '"x0"').replace('"y1"', '"y0"').replace('"x2"', '"x1"'))
+    (arm,) = compile_arms(parse_algorithm(renamed))
+    # Already canonical: the alternative swaps the players (one player 1 strategy, two for player 2).
+    assert arm.alternative.constructed_x == ["x0"] and arm.alternative.constructed_y == ["y0", "y1"]
+    assert decide([arm], Fraction(1, 2), 60).status == UNSAT

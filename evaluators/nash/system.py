@@ -152,10 +152,10 @@ def compile_arms(algorithm: Algorithm, all_pairs: bool = False) -> list[ArmSyste
     systems = [compile_arm(name, steps, cond, holds, all_pairs) for name, steps, cond, holds in arms]
     canonical = [compile_arm(name, steps, cond, holds, all_pairs, canonical=True)
                  for name, steps, cond, holds in arms]
-    swapped = [compile_arm(name, steps, cond, holds, all_pairs, canonical=True)
-               for name, steps, cond, holds in mirrored(algorithm).arms()]
-    for system, other, mirror in zip(systems, canonical, swapped):
-        system.alternative = other if other.variables() != system.variables() else mirror
+    for system, other, swapped in zip(systems, canonical, mirrored(algorithm).arms()):
+        if other.variables() == system.variables():  # already canonical: the players swapped instead
+            other = compile_arm(*swapped, all_pairs, canonical=True)
+        system.alternative = other
     return systems
 
 
