@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-command -v docker >/dev/null 2>&1 || need+=(docker.io)
+# The engine, not the client: a machine may ship a docker client without dockerd.
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)

@@ -47,8 +47,9 @@ class CaseRun:
     case_id: str
     status: CaseStatus
     output: Any
-    seconds: float
+    seconds: float  # wall-clock time of the case
     message: str = ""
+    cpu_seconds: float = 0.0  # CPU time of the candidate's whole process tree during the case
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ def decode_result(job: SandboxJob, nonce: str, stdout: bytes, seconds: float) ->
     try:
         data = json.loads(line[len(nonce) + 1 :])
         runs = tuple(
-            CaseRun(str(r["id"]), r["status"], r.get("output"), float(r["seconds"]), str(r.get("message", "")))
+            CaseRun(str(r["id"]), r["status"], r.get("output"), float(r["seconds"]), str(r.get("message", "")),
+                    float(r.get("cpu_seconds", 0.0)))
             for r in data["cases"]
         )
     except (ValueError, KeyError, TypeError) as error:
