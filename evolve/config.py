@@ -88,6 +88,9 @@ class SandboxConfig:
     max_log_bytes: int = 64 << 10
     python: Optional[str] = None  # interpreter for the process and bwrap backends (default: the engine's)
     scratch_mb: int = 64  # the job's writable tmpfs (bwrap, docker)
+    wall_factor: float = 3.0  # a case's wall-clock backstop: this many times its CPU time limit, plus 1 s
+    # process: candidates would run unisolated as root; refused unless the candidates are trusted code
+    allow_root: bool = False
     # docker
     image: Optional[str] = None  # default: evolve-sandbox:<hash of the recipe in sandbox/>
     pool_size: Optional[int] = None  # warm containers (default: search.evaluators)

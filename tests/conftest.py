@@ -15,7 +15,7 @@ T = TypeVar("T")
 @pytest.fixture
 def quick(tmp_path: Path) -> list[str]:
     """Overrides for a short, fast search in a fresh run directory (process sandbox)."""
-    return [f"run.dir={tmp_path / 'run'}", "sandbox=process", "run.progress=false", "budget.evaluations=30"]
+    return [f"run.dir={tmp_path / 'run'}", "sandbox=process", "sandbox.allow_root=true", "run.progress=false", "budget.evaluations=30"]
 
 
 def query(run_dir: Path, sql: str) -> list[tuple]:

@@ -132,7 +132,7 @@ def test_cases_cover_the_or_library_and_weibull_sets():
 
 
 async def test_the_seed_packs_every_instance_validly_in_the_process_sandbox():
-    cfg = compose_config(["problem=bin_packing", "sandbox=process"])
+    cfg = compose_config(["problem=bin_packing", "sandbox=process", "sandbox.allow_root=true"])
     problem = load_problem(cfg)
     assert not problem.maximize
     sandbox = make_sandbox(cfg, "test")

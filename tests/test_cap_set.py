@@ -119,7 +119,7 @@ def test_a_failed_run_is_invalid(status):
 
 
 async def test_the_seed_builds_a_verified_cap_set_in_the_process_sandbox():
-    cfg = compose_config(["problem=cap_set", "sandbox=process"])
+    cfg = compose_config(["problem=cap_set", "sandbox=process", "sandbox.allow_root=true"])
     problem = load_problem(cfg)
     sandbox = make_sandbox(cfg, "test")
     try:

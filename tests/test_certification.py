@@ -72,7 +72,7 @@ def problem_copy(tmp_path: Path, seed: str | None = None) -> Path:
 
 
 def overrides(problem_dir: Path, run_dir: Path, evaluations: int, *extra: str) -> list[str]:
-    return [f"problem={problem_dir / 'problem.yaml'}", f"run.dir={run_dir}", "sandbox=process",
+    return [f"problem={problem_dir / 'problem.yaml'}", f"run.dir={run_dir}", "sandbox=process", "sandbox.allow_root=true",
             "run.progress=false", "search.islands=1", "search.proposers=1", "search.evaluators=1",
             f"budget.evaluations={evaluations}", "verification.gate_seconds=20", "verification.certify_seconds=20",
             *extra]
@@ -297,7 +297,7 @@ def test_certifying_verifiers_need_both_hooks_and_a_minimized_objective(tmp_path
 
 
 def test_a_database_of_the_previous_version_opens_and_gains_the_certificates_table(tmp_path: Path) -> None:
-    result = evolve.run([f"run.dir={tmp_path / 'run'}", "sandbox=process", "budget.evaluations=2"])
+    result = evolve.run([f"run.dir={tmp_path / 'run'}", "sandbox=process", "sandbox.allow_root=true", "budget.evaluations=2"])
     with sqlite3.connect(result.run_dir / "evolve.db") as connection:
         connection.execute("DROP TABLE certificates")
         connection.execute("UPDATE evolve_meta SET value='2' WHERE key='schema_version'")

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import query
 
 EVOLVE = [sys.executable, "-m", "evolve"]
-FAST = ["sandbox=process", "run.progress=false"]
+FAST = ["sandbox=process", "sandbox.allow_root=true", "run.progress=false"]
 
 
 def evolve_cmd(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:

@@ -59,7 +59,7 @@ def test_resume_continues_counters_and_budget(quick: list[str]) -> None:
 def test_target_score_and_wall_time_budgets_stop_the_search(quick: list[str], tmp_path: Path) -> None:
     result = evolve.run(quick + ["budget.evaluations=500", "budget.target_score=1.2834"])
     assert result.reason == "target score reached" and result.evaluations < 500
-    timed = evolve.run([f"run.dir={tmp_path / 'timed'}", "sandbox=process", "budget.evaluations=100000",
+    timed = evolve.run([f"run.dir={tmp_path / 'timed'}", "sandbox=process", "sandbox.allow_root=true", "budget.evaluations=100000",
                         "budget.wall_time=3"])
     assert timed.reason == "wall-time budget spent" and timed.evaluations < 100000
 
@@ -120,8 +120,8 @@ def test_a_proposer_that_always_fails_stops_the_run_with_its_reason(quick: list[
 
 def test_runs_sharing_one_database_stay_apart(tmp_path: Path) -> None:
     shared = f"database.url=sqlite:///{tmp_path / 'shared.db'}"
-    first = evolve.run([f"run.dir={tmp_path / 'a'}", "sandbox=process", shared, "budget.evaluations=6"])
-    second = evolve.run([f"run.dir={tmp_path / 'b'}", "sandbox=process", shared, "budget.evaluations=4", "seed=3"])
+    first = evolve.run([f"run.dir={tmp_path / 'a'}", "sandbox=process", "sandbox.allow_root=true", shared, "budget.evaluations=6"])
+    second = evolve.run([f"run.dir={tmp_path / 'b'}", "sandbox=process", "sandbox.allow_root=true", shared, "budget.evaluations=4", "seed=3"])
     resumed = evolve.resume(second.run_dir, ["budget.evaluations=9"])
     assert resumed.evaluations == 9
     with sqlite3.connect(tmp_path / "shared.db") as connection:

@@ -98,7 +98,7 @@ def _category(action) -> str:
 @pytest.mark.timeout(240)
 def test_a_run_against_an_endpoint_failing_30_percent_finishes_and_records_every_failure(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    overrides = [f"run.dir={run_dir}", "sandbox=process", "run.progress=false", "budget.evaluations=200",
+    overrides = [f"run.dir={run_dir}", "sandbox=process", "sandbox.allow_root=true", "run.progress=false", "budget.evaluations=200",
                  *tiny_problem(tmp_path / "tiny"), "search.proposers=4", "search.evaluators=2",
                  *_llm("URL", "llm.models=[{name:flaky,price_in:1.0,price_out:1.0}]", "llm.timeout=0.4",
                        "llm.max_retries=3")]
@@ -132,7 +132,7 @@ def test_a_run_against_an_endpoint_failing_30_percent_finishes_and_records_every
 def test_the_cost_budget_stops_new_proposals(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     with FakeLLM(author_script(tweak_author(seed=2))) as fake:
-        result = evolve.run([f"run.dir={run_dir}", "sandbox=process", "run.progress=false", "budget.evaluations=100",
+        result = evolve.run([f"run.dir={run_dir}", "sandbox=process", "sandbox.allow_root=true", "run.progress=false", "budget.evaluations=100",
                              "budget.llm_cost=0.05", *tiny_problem(tmp_path / "tiny"), "search.proposers=2",
                              *_llm(fake.url, "llm.models=[{name:pricey,price_in:20.0,price_out:60.0}]")])
     costs = [row[0] for row in query(run_dir, "SELECT cost FROM llm_calls ORDER BY id")]

@@ -37,7 +37,7 @@ ONE_AT_A_TIME = ["search.islands=1", "search.proposers=1", "search.evaluators=1"
 # candidate changes the zero-sum game to U1 - U2 (BBM, certified at (3 - sqrt 5)/2 = 0.3819660);
 # two more evaluations are slack. The run's length is set by the certification chain (seed certified,
 # its held-out and re-check, the challenger's gate and certify, its held-out and re-check), about 25 s.
-IMPROVING_RUN = ["problem=nash_guarantee", "llm=offline", "sandbox=process", "run.progress=false", "seed=5",
+IMPROVING_RUN = ["problem=nash_guarantee", "llm=offline", "sandbox=process", "sandbox.allow_root=true", "run.progress=false", "seed=5",
                  "budget.evaluations=4", *ONE_AT_A_TIME]
 
 
@@ -211,7 +211,7 @@ def test_a_slow_z3_certification_never_holds_the_run_hostage(tmp_path: Path) -> 
     problem = dfm_problem(tmp_path)
     run_dir = tmp_path / "r"
     process = subprocess.Popen(
-        [*EVOLVE, "run", f"problem={problem}", "llm=offline", "sandbox=process", "run.progress=false", "run.dir=r",
+        [*EVOLVE, "run", f"problem={problem}", "llm=offline", "sandbox=process", "sandbox.allow_root=true", "run.progress=false", "run.dir=r",
          "budget.evaluations=100000", "verification.certify_seconds=600", *ONE_AT_A_TIME],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -20,7 +20,9 @@ from typer.testing import CliRunner
 from evolve.cli_sandbox import sandbox_app
 from evolve.paths import SANDBOX
 from evolve.sandbox.base import SandboxJob, SandboxLimits
-from evolve.sandbox.docker import LABEL, OWNER_LABEL, RUN_LABEL, DockerSandbox, DockerSettings
+from evolve.sandbox.docker import (
+    CANDIDATE_UIDS, LABEL, OWNER_LABEL, RUN_LABEL, RUNNER_CAPABILITIES, DockerSandbox, DockerSettings,
+)
 from evolve.sandbox.image import RECIPE, ImageError, recipe_hash
 from tests.sandbox_support import ensure_image, make_backend, run_containers
 
@@ -38,7 +40,8 @@ INSPECT = textwrap.dedent('''
         except OSError:
             root_writable = False
         interfaces = [line.split(":")[0].strip() for line in open("/proc/net/dev").read().splitlines()[2:]]
-        return {"uid": os.getuid(), "caps": status["CapEff"].strip(), "no_new_privs": status["NoNewPrivs"].strip(),
+        return {"uid": os.getuid(), "caps": status["CapEff"].strip(), "bounding": status["CapBnd"].strip(),
+                "permitted": status["CapPrm"].strip(), "no_new_privs": status["NoNewPrivs"].strip(),
                 "root_writable": root_writable, "interfaces": interfaces, "cwd": os.getcwd(),
                 "host": socket.gethostname()}
 ''')
@@ -48,9 +51,14 @@ MARK_SCRATCH = textwrap.dedent('''
 
     def main(**_):
         seen = sorted(os.listdir(".")) + sorted(os.listdir("/scratch")) + sorted(os.listdir("/dev/shm"))
+        written = []
         for path in ("left-in-job", "/scratch/left-in-scratch", "/dev/shm/left-in-shm"):
-            open(path, "w").write("x")
-        return {"host": socket.gethostname(), "seen": seen}
+            try:
+                open(path, "w").write("x")
+                written.append(path)
+            except OSError:
+                pass
+        return {"host": socket.gethostname(), "seen": seen, "written": written, "uid": os.getuid()}
 ''')
 
 SLEEPER = "import time\n\ndef main(**_):\n    time.sleep(3600)\n"
@@ -71,17 +79,20 @@ async def test_container_is_locked_down() -> None:
         result = await sandbox.run(job(INSPECT))
         facts = result.runs[0].output
         assert result.runs[0].status == "ok", result.runs[0].message
-        assert facts["uid"] == 65534 and facts["caps"] == "0000000000000000" and facts["no_new_privs"] == "1"
+        assert CANDIDATE_UIDS[0] <= facts["uid"] < CANDIDATE_UIDS[1] and facts["no_new_privs"] == "1"
+        assert facts["caps"] == facts["permitted"] == facts["bounding"] == "0000000000000000"
         assert facts["root_writable"] is False and facts["interfaces"] == ["lo"]
         assert facts["cwd"] == "/scratch/job"
         (container,) = run_containers(rid)  # the warm container waits for the next job
         attrs = docker.from_env().api.inspect_container(container["Id"])
         host = attrs["HostConfig"]
         assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"] and host["NetworkMode"] == "none"
+        assert sorted(host["CapAdd"]) == sorted(RUNNER_CAPABILITIES)  # the runner's, never the candidate's
+        assert host["LogConfig"]["Type"] == "none"  # nothing a candidate prints reaches the host's disk
         assert "no-new-privileges" in host["SecurityOpt"] and host["PidsLimit"] == 32 + 16
         assert host["Memory"] > 0 and host["Memory"] == host["MemorySwap"] and host["NanoCpus"] == 10**9
         assert "/scratch" in host["Tmpfs"] and "noexec" in host["Tmpfs"]["/scratch"]
-        assert attrs["Config"]["User"] == "65534:65534" and attrs["Config"]["Labels"][RUN_LABEL] == rid
+        assert attrs["Config"]["User"] == "0:0" and attrs["Config"]["Labels"][RUN_LABEL] == rid
     finally:
         await sandbox.close()
     assert run_containers(rid) == []
@@ -96,10 +107,14 @@ async def test_warm_pool_reuses_wipes_and_recycles() -> None:
         assert hosts[0] == hosts[1] == hosts[2] != hosts[3]  # reused, then replaced after 3 jobs
         # Every job starts with a wiped scratch: only the runner's own files are there.
         assert [output["seen"] for output in outputs] == [["candidate.err", "candidate.out", "candidate.py", "job"]] * 4
+        # The candidate writes only its job folder and /dev/shm (both wiped), never the scratch's root.
+        assert all(output["written"] == ["left-in-job", "/dev/shm/left-in-shm"] for output in outputs)
+        assert len({output["uid"] for output in outputs[:3]}) == 3  # a uid of its own for each job
         timed_out = await sandbox.run(job(SLEEPER, SandboxLimits(case_timeout=0.5, memory_mb=256, max_procs=32)))
         assert timed_out.runs[0].status == "timeout"
         after = (await sandbox.run(job(MARK_SCRATCH))).runs[0].output
-        assert after["host"] != hosts[3]  # a container whose job timed out is thrown away
+        # A timed-out job's container is swept, not thrown away: it is reused clean.
+        assert after["host"] == hosts[3] and after["seen"] == outputs[0]["seen"]
         assert len(run_containers(rid)) <= 1
     finally:
         await sandbox.close()

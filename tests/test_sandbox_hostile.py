@@ -40,19 +40,23 @@ class Attack:
 
 
 ONE = ({},)
-TIMEOUT = (r"^timeout: exceeded the 2 s time limit$",)
+CPU_TIMEOUT = (r"^timeout: exceeded the 2 s CPU time limit$",)
+WALL_TIMEOUT = (r"^timeout: exceeded the 7 s wall-clock limit \(waiting or sleeping\)$",)
 NOT_JSON = r"^error: the returned value is not JSON data: "
 ATTACKS = {
-    "infinite_loop": Attack(ONE, TIMEOUT),
-    "sleep_past_limit": Attack(ONE, TIMEOUT),
-    "fork_bomb": Attack(ONE, TIMEOUT),
+    "infinite_loop": Attack(ONE, CPU_TIMEOUT),
+    "sleep_past_limit": Attack(ONE, WALL_TIMEOUT),
+    "fork_bomb": Attack(ONE, (CPU_TIMEOUT[0] + "|" + WALL_TIMEOUT[0],)),
     "memory_bomb": Attack(ONE, (r"MemoryError|out of memory",)),
     "stdout_flood": Attack(ONE, (r"File too large|more than \d+ bytes|larger than",)),
     "network": Attack(ONE, (r"no network: .*(unreachable|refused).*dns",), (r"wrong answer: .*reached",), "network"),
     "write_outside": Attack(ONE, (r"every write outside the scratch was refused",), (r"wrong answer: .*written",),
                             "files"),
     "read_secrets": Attack(ONE, (r"nothing could be read",), (r"wrong answer: .*stolen",), "secrets"),
-    "kill_parent": Attack(ONE, (r"^sandbox: the sandbox runner returned no result",)),
+    # Where the runner is out of the candidate's reach (another uid, or PID 1 of the job's
+    # namespace) the kill fails or is ignored; where it is not, the runner's result is missing.
+    "kill_parent": Attack(ONE, (r"^sandbox: the sandbox runner returned no result|"
+                                r"PermissionError: \[Errno 1\] Operation not permitted$|" + WALL_TIMEOUT[0][1:],)),
     "background_process": Attack(ONE, (r"^wrong answer: .*left something running",)),
     # A reply forged on the candidate's own channel can only stand in for its own
     # output (which the verifier judges); the runner's result line is out of reach.

@@ -23,7 +23,7 @@ FOLDER_FILES = {"problem.yaml", "seed.py", "verifier.py", "cases.json", "prompt.
 
 
 def run_overrides(problem_yaml: Path, run_dir: Path, evaluations: int) -> list[str]:
-    return [f"problem={problem_yaml}", f"budget.evaluations={evaluations}", "sandbox=process",
+    return [f"problem={problem_yaml}", f"budget.evaluations={evaluations}", "sandbox=process", "sandbox.allow_root=true",
             f"run.dir={run_dir}", "run.progress=false"]
 
 

@@ -110,7 +110,7 @@ def hostile(attack: str) -> str:
 
 @pytest.fixture(scope="module")
 def evaluator() -> Evaluator:
-    cfg = compose_config(["sandbox=process"])
+    cfg = compose_config(["sandbox=process", "sandbox.allow_root=true"])
     return Evaluator(load_problem(cfg), ProcessSandbox(), limits_from(cfg), "test")
 
 

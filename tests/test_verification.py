@@ -34,7 +34,7 @@ def problem_dir(tmp_path: Path) -> Path:
 
 
 def start(problem_dir: Path, run_dir: Path, *extra: str) -> evolve.RunResult:
-    return evolve.run([f"problem={problem_dir / 'problem.yaml'}", f"run.dir={run_dir}", "sandbox=process",
+    return evolve.run([f"problem={problem_dir / 'problem.yaml'}", f"run.dir={run_dir}", "sandbox=process", "sandbox.allow_root=true",
                        "budget.evaluations=10", "search.islands=2", *extra])
 
 
@@ -93,7 +93,7 @@ def test_a_verifier_changed_during_the_run_stops_it_with_everything_stored(probl
             handle.write("\n# changed while the run was going\n")
 
     with pytest.raises(EvaluatorChanged, match="verifier.py"):
-        evolve.run([f"problem={problem_dir / 'problem.yaml'}", f"run.dir={tmp_path / 'run'}", "sandbox=process",
+        evolve.run([f"problem={problem_dir / 'problem.yaml'}", f"run.dir={tmp_path / 'run'}", "sandbox=process", "sandbox.allow_root=true",
                     "budget.evaluations=200", "verification.drift_check_interval=5"], on_best=tamper)
     evaluations, status = query(tmp_path / "run", "SELECT evaluations, status FROM runs")[0]
     assert status == "failed" and evaluations < 200
@@ -104,7 +104,7 @@ def test_a_verifier_changed_during_the_run_stops_it_with_everything_stored(probl
 
 def test_the_offline_search_finds_the_planted_shortcut_and_the_alarm_fires(tmp_path: Path) -> None:
     result = evolve.run([f"problem={FIXTURES / 'shortcut/problem.yaml'}", f"run.dir={tmp_path / 'run'}",
-                         "sandbox=process", "budget.evaluations=60", "search.islands=2"])
+                         "sandbox=process", "sandbox.allow_root=true", "budget.evaluations=60", "search.islands=2"])
     assert result.best_score > result.seed_score  # the search score rose ...
     alarms = [json.loads(d) for (d,) in query(result.run_dir, "SELECT data FROM events WHERE kind='heldout_divergence'")]
     assert alarms, "the held-out divergence alarm did not fire"

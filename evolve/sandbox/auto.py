@@ -3,7 +3,8 @@
 Docker when the daemon answers and the image exists or can be built, else
 bubblewrap when it can make namespaces here, else plain processes, with a
 one-line warning whenever a weaker tier is chosen and why the stronger ones
-were not.
+were not. Plain processes as root are refused (with both reasons) unless
+`sandbox.allow_root` says the candidates are trusted code.
 """
 
 from __future__ import annotations
@@ -32,10 +33,16 @@ def choose(cfg: DictConfig, run_id: str) -> Sandbox:
         return sandbox
     except Exception as error:  # noqa: BLE001
         reasons.append(f"bwrap: {_first_line(error)}")
+    from evolve.sandbox.factory import RootRefused
+
+    try:
+        sandbox = make_process(cfg)
+    except RootRefused as error:
+        raise RootRefused(f"sandbox=auto found no isolating sandbox ({'; '.join(reasons)}) and {error}") from None
     log.warning(
         "sandbox=auto: candidates run as plain processes with WEAKER isolation (no file-system or network "
         "isolation) because %s; install Docker or bubblewrap for a real sandbox", "; ".join(reasons))
-    return make_process(cfg)
+    return sandbox
 
 
 def _first_line(error: BaseException) -> str:

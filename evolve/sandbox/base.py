@@ -8,10 +8,15 @@ it. Backends differ only in how well they fence the candidate in.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import secrets
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Literal, Protocol
+
+from evolve.paths import RUNNER
 
 CaseStatus = Literal["ok", "error", "timeout", "crashed", "oversize", "protocol", "sandbox"]
 
@@ -24,6 +29,14 @@ class SandboxLimits:
     max_output_bytes: int = 4 << 20
     max_log_bytes: int = 64 << 10
     cpus: float = 1.0
+    # A case's timeout is CPU time; this multiple of it (plus 1 s) is its wall-clock backstop.
+    wall_factor: float = 3.0
+    # Bounds on each output before any verifier sees it (a deeper or longer one is the candidate's error).
+    max_depth: int = 64
+    max_int_digits: int = 30
+
+    def wall_timeout(self) -> float:
+        return self.case_timeout * self.wall_factor + 1.0
 
 
 @dataclass(frozen=True)
@@ -36,8 +49,8 @@ class SandboxJob:
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
     def deadline(self) -> float:
-        """Host-side wall-clock bound: every case may time out, plus start-up slack."""
-        return (len(self.cases) + 1) * self.limits.case_timeout + 10.0
+        """Host-side wall-clock bound: every case may run to its wall-clock backstop, plus start-up slack."""
+        return (len(self.cases) + 1) * self.limits.wall_timeout() + 10.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,9 @@ def encode_job(job: SandboxJob) -> tuple[str, bytes]:
         "entry": job.entry,
         "cases": [{"id": case_id, "inputs": inputs} for case_id, inputs in job.cases],
         "case_timeout": limits.case_timeout,
+        "wall_timeout": limits.wall_timeout(),
+        "max_depth": limits.max_depth,
+        "max_int_digits": limits.max_int_digits,
         "max_output_bytes": limits.max_output_bytes,
         "max_log_bytes": limits.max_log_bytes,
         "memory_bytes": limits.memory_mb << 20,
@@ -95,14 +111,16 @@ def decode_result(job: SandboxJob, nonce: str, stdout: bytes, seconds: float) ->
     if not line.startswith(nonce + " "):
         return failed(job, "the sandbox runner returned no result (it was killed or tampered with)", seconds)
     try:
-        data = json.loads(line[len(nonce) + 1 :])
+        # Bounded like each output inside it: a deep or absurd result is refused here, never a crash.
+        data = runner_module().bounded_loads(line[len(nonce) + 1 :].encode(), job.limits.max_depth + 4,
+                                             job.limits.max_int_digits)
         runs = tuple(
             CaseRun(str(r["id"]), r["status"], r.get("output"), float(r["seconds"]), str(r.get("message", "")),
                     float(r.get("cpu_seconds", 0.0)))
             for r in data["cases"]
         )
-    except (ValueError, KeyError, TypeError) as error:
-        return failed(job, f"the sandbox runner's result was malformed: {error}", seconds)
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
+        return failed(job, f"the sandbox runner's result was malformed: {str(error)[:200]}", seconds)
     expected = [case_id for case_id, _ in job.cases]
     if [run.case_id for run in runs] != expected:
         return failed(job, "the sandbox runner's result did not match the cases sent", seconds)
@@ -113,3 +131,13 @@ def failed(job: SandboxJob, reason: str, seconds: float = 0.0) -> SandboxResult:
     """A result in which every case failed for a sandbox-level reason."""
     runs = tuple(CaseRun(case_id, "sandbox", None, 0.0, reason) for case_id, _ in job.cases)
     return SandboxResult(runs, seconds=seconds, failure=reason)
+
+
+@functools.cache
+def runner_module() -> ModuleType:
+    """sandbox/runner.py as a module: the host decodes results with the runner's own bounded JSON reader."""
+    spec = importlib.util.spec_from_file_location("evolve_sandbox_runner", RUNNER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

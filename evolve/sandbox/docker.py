@@ -1,10 +1,19 @@
 """The `docker` backend: candidates run in locked-down containers.
 
-Each container has no network, a read-only root, no capabilities,
-no-new-privileges, a non-root user, pids / memory / CPU limits and a small
-tmpfs at /scratch, the only place it can write. The runner is mounted
-read-only; a job is one `docker exec` of it, with the job on stdin and one
-result line on stdout.
+Each container has no network, a read-only root, no-new-privileges, pids /
+memory / CPU limits, no log (the log driver is off, so nothing a candidate
+writes reaches the host's disk) and a small tmpfs at /scratch. The runner is
+mounted read-only; a job is one `docker exec` of it, with the job on stdin and
+one result line on stdout.
+
+Who is who inside: the container's own processes and the runner are root with
+only the few capabilities clean-up needs (kill, remove IPC objects, wipe and
+chown files, change uid). Each job's candidate runs as a uid of its own, never
+used by the previous job in that container, with no capabilities and an empty
+bounding set. It therefore cannot ptrace, signal or write to anything but its
+own processes, and the runner, before and after every job, kills every process
+not owned by root and removes every IPC object and scratch file: nothing one
+candidate leaves behind reaches the next.
 
 Warm pool: up to `pool_size` long-lived containers are reused, each for at most
 `recycle_after` jobs. An idle container already has the next job's runner
@@ -27,6 +36,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import secrets
 import socket
 import struct
 import time
@@ -37,6 +47,7 @@ from typing import Any
 from evolve.paths import RUNNER
 from evolve.sandbox.base import SandboxJob, SandboxResult, decode_result, encode_job, failed
 from evolve.sandbox.image import ImageError, image_id
+from evolve.sandbox.owner import owner, owner_alive
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +56,11 @@ RUN_LABEL = "evolve.run"
 OWNER_LABEL = "evolve.owner"
 RUNNER_PATH = "/opt/evolve/runner.py"
 SCRATCH = "/scratch"
-HEALTHY = ("ok", "error")  # case statuses after which a container is reused
+HEALTHY = ("ok", "error", "timeout")  # case statuses after which a container is reused (the runner swept it)
 RUNNER_OVERHEAD_MB = 192  # the runner and interpreter start-up, besides the candidate's limit
+# What the root runner needs to clean up after a candidate and to become its uid; the candidate has none.
+RUNNER_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETUID", "SETGID", "SETPCAP", "IPC_OWNER"]
+CANDIDATE_UIDS = (20000, 60000)  # each job's candidate gets a uid from this range, unlike the job before
 
 
 class SandboxClosed(RuntimeError):
@@ -67,7 +81,6 @@ class DockerSettings:
     max_procs: int = 64
     cpus: float = 1.0
     scratch_mb: int = 64
-    user: str = "65534:65534"
 
 
 @dataclass
@@ -76,6 +89,7 @@ class _Container:
     attach: Any  # the socket holding PID 1's stdin open; closing it ends the container
     jobs: int = 0
     pending: tuple[str, Any] | None = None  # a runner already started, waiting for the next job
+    last_uid: int = 0  # the uid of the previous job's candidate: the next one gets another
 
 
 @dataclass
@@ -235,20 +249,21 @@ class DockerSandbox:
     def _start(self) -> _Container:
         s = self.settings
         memory = f"{s.memory_mb + s.scratch_mb + RUNNER_OVERHEAD_MB}m"
-        uid, _, gid = s.user.partition(":")
         host_config = self.api.create_host_config(
             auto_remove=True,
             init=True,
             network_mode="none",
             read_only=True,
             cap_drop=["ALL"],
+            cap_add=RUNNER_CAPABILITIES,
             security_opt=["no-new-privileges"],
+            log_config={"Type": "none", "Config": {}},
             pids_limit=s.max_procs + 16,
             mem_limit=memory,
             memswap_limit=memory,
             nano_cpus=int(s.cpus * 1e9),
             shm_size="16m",
-            tmpfs={SCRATCH: f"rw,nosuid,nodev,noexec,size={s.scratch_mb}m,uid={uid},gid={gid or uid},mode=0700"},
+            tmpfs={SCRATCH: f"rw,nosuid,nodev,noexec,size={s.scratch_mb}m,uid=0,gid=0,mode=0755"},
             binds={str(RUNNER): {"bind": RUNNER_PATH, "mode": "ro"}},
             ulimits=[{"Name": "core", "Soft": 0, "Hard": 0}],
         )
@@ -256,8 +271,8 @@ class DockerSandbox:
             self.image_id,
             command=["sh", "-c", "read _"],
             stdin_open=True,
-            user=s.user,
-            labels={LABEL: "1", RUN_LABEL: self.run_id, OWNER_LABEL: _owner()},
+            user="0:0",
+            labels={LABEL: "1", RUN_LABEL: self.run_id, OWNER_LABEL: owner()},
             host_config=host_config,
             network_disabled=True,
             working_dir="/",
@@ -303,14 +318,19 @@ class DockerSandbox:
             self._remove(_Container(item["Id"], None))
 
     def _open_exec(self, container: _Container) -> tuple[str, Any]:
-        """Start the runner in `container`; it wipes the scratch, then waits for a job on stdin."""
+        """Start the runner in `container`; it cleans up, then waits for a job on stdin."""
         import docker.errors
 
+        uid = container.last_uid
+        while uid == container.last_uid:
+            uid = CANDIDATE_UIDS[0] + secrets.randbelow(CANDIDATE_UIDS[1] - CANDIDATE_UIDS[0])
+        container.last_uid = uid
         try:
             exec_id = self.api.exec_create(
                 container.id,
-                ["python3", "-I", RUNNER_PATH, "--workdir", f"{SCRATCH}/job", "--wipe", SCRATCH, "--wipe", "/dev/shm"],
-                stdin=True, stdout=True, stderr=False, user=self.settings.user, workdir=SCRATCH,
+                ["python3", "-I", RUNNER_PATH, "--workdir", f"{SCRATCH}/job", "--uid", str(uid), "--sweep",
+                 "--wipe", SCRATCH, "--wipe", "/dev/shm"],
+                stdin=True, stdout=True, stderr=False, user="0:0", workdir=SCRATCH,
                 environment=_environment(),
             )["Id"]
             return exec_id, self.api.exec_start(exec_id, socket=True)
@@ -373,8 +393,7 @@ def remove_orphans(client: Any) -> int:
 
     removed = 0
     for item in client.api.containers(all=True, filters={"label": [LABEL]}):
-        owner = item.get("Labels", {}).get(OWNER_LABEL, "")
-        if _owner_alive(owner):
+        if owner_alive(item.get("Labels", {}).get(OWNER_LABEL, "")):
             continue
         try:
             client.api.remove_container(item["Id"], force=True)
@@ -441,28 +460,6 @@ def _demultiplex(data: bytes) -> bytes:
 def _slug(text: str) -> str:
     """A container-name-safe form of the run id."""
     return "".join(c if c.isalnum() or c in "_.-" else "-" for c in text)[:40] or "run"
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
-
-
-def _owner_alive(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return host != socket.gethostname() and bool(host)  # another machine's: not ours to judge
-    return _start_time(int(pid)) == started and started != ""
-
-
-def _start_time(pid: int) -> str:
-    """The process's start time in clock ticks: tells a live owner from a reused pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return ""
-    return stat[stat.rfind(b")") + 2 :].split()[19].decode()
 
 
 def _close_quietly(thing: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from omegaconf import DictConfig
 
@@ -24,6 +25,7 @@ def limits_from(cfg: DictConfig) -> SandboxLimits:
         max_output_bytes=int(s.max_output_bytes),
         max_log_bytes=int(s.max_log_bytes),
         cpus=float(s.cpus),
+        wall_factor=float(s.wall_factor),
     )
 
 
@@ -44,6 +46,10 @@ def make_sandbox(cfg: DictConfig, run_id: str) -> Sandbox:
 
 
 def make_process(cfg: DictConfig) -> ProcessSandbox:
+    """The process tier; refused as root unless `sandbox.allow_root` says the candidates are trusted."""
+    if os.geteuid() == 0 and not cfg.sandbox.allow_root:
+        raise RootRefused("sandbox=process would run candidates as root with no isolation; use sandbox=docker "
+                          "or sandbox=bwrap, or set sandbox.allow_root=true if every candidate is trusted code")
     return ProcessSandbox(python=cfg.sandbox.python)
 
 
@@ -107,6 +113,10 @@ def remove_orphans(cfg: DictConfig | None = None) -> int:
 
 class DockerUnavailable(SandboxUnavailable):
     pass
+
+
+class RootRefused(SandboxUnavailable):
+    """The process tier as root without `sandbox.allow_root`."""
 
 
 def _short(error: BaseException) -> str:

@@ -9,6 +9,15 @@ the file system or the network from the candidate: that takes `bwrap` or
 Process-count limits: RLIMIT_NPROC, which the kernel ignores for root; when
 running as root, each job gets its own pids cgroup instead (cgroup v1 or v2),
 which also lets us find every process the job left behind.
+
+As root the tier is refused unless the config says the code is trusted
+(`sandbox.allow_root`), and each job runs in PID, IPC and mount namespaces of
+its own (util-linux `unshare`, with a /proc of its own): the candidate sees no
+process but its job's, so not the engine's environment (API keys), and every
+process and IPC object of the job ends with it.
+
+Scratch folders live under one parent per machine, named after their engine;
+those of an engine that died (kill -9) are removed by the next one.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from pathlib import Path
 from evolve.paths import RUNNER
 from evolve.sandbox.base import SandboxJob, SandboxResult, decode_result, encode_job, failed
 from evolve.sandbox.errors import SandboxUnavailable
+from evolve.sandbox.owner import start_time
 
 JOB_MARKER = "EVOLVE_SANDBOX_JOB"
 STALE_GROUP_SECONDS = 60.0  # a job group older than this with no process in it is left over
@@ -43,16 +53,19 @@ class ProcessSandbox:
         self.python = python or sys.executable
         self.cgroups = _PidsCgroups.find() if os.geteuid() == 0 else None
         self.identity = f"{self.name}:python-{python_version(self.python)}:runner-{runner_hash()}"
+        self.scratch_root = scratch_root()
+        self.namespaces = _namespaces() if os.geteuid() == 0 and self.name == "process" else []
+        remove_stale_scratch(self.scratch_root)
 
     def command(self, scratch: Path, job_id: str) -> tuple[list[str], dict[str, str]]:
         """How to start the runner for one job: argv and environment."""
-        return [self.python, "-I", str(RUNNER)], clean_env(scratch, job_id)
+        return [*self.namespaces, self.python, "-I", str(RUNNER)], clean_env(scratch, job_id)
 
     extra_procs = 0  # processes the backend itself adds to the job's pids cgroup
 
     async def run(self, job: SandboxJob) -> SandboxResult:
         job_id = uuid.uuid4().hex
-        scratch = Path(tempfile.mkdtemp(prefix="evolve-job-"))
+        scratch = Path(tempfile.mkdtemp(prefix=_scratch_prefix(), dir=self.scratch_root))
         procs = job.limits.max_procs + self.extra_procs
         cgroup = self.cgroups.create(job_id, procs) if self.cgroups else None
         nonce, stdin = encode_job(job)
@@ -111,6 +124,50 @@ async def _communicate(process: asyncio.subprocess.Process, stdin: bytes, cap: i
         chunks.append(chunk)
     await process.wait()
     return b"".join(chunks)
+
+
+def scratch_root() -> Path:
+    """The parent of every job's scratch folder on this machine."""
+    root = Path(tempfile.gettempdir()) / "evolve-jobs"
+    root.mkdir(mode=0o711, exist_ok=True)
+    return root
+
+
+def _scratch_prefix() -> str:
+    """`<pid>.<start time>.`: the engine that owns the folder (the scratch root is this machine's)."""
+    return f"{os.getpid()}.{start_time(os.getpid())}."
+
+
+def remove_stale_scratch(root: Path) -> int:
+    """Remove the scratch folders of engines that are gone (killed with -9); how many."""
+    removed = 0
+    for entry in root.iterdir():
+        pid, _, rest = entry.name.partition(".")
+        started = rest.partition(".")[0]
+        if not pid.isdigit() or not started or start_time(int(pid)) == started:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _namespaces() -> list[str]:
+    """As root: the `unshare` prefix that gives a job its own PID, IPC and mount namespaces and /proc."""
+    import subprocess
+
+    command = [shutil.which("unshare") or "/usr/bin/unshare", "--pid", "--ipc", "--fork", "--mount-proc", "--kill-child"]
+    try:
+        done = subprocess.run([*command, "true"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        done = None
+    if done is None or done.returncode != 0:
+        import logging
+
+        logging.getLogger("evolve.sandbox").warning(
+            "sandbox=process: `unshare` cannot make namespaces here, so candidates can see every process "
+            "on this machine (and their environments)")
+        return []
+    return command
 
 
 def python_version(python: str) -> str:

@@ -2,7 +2,6 @@
 import ctypes
 import json
 import os
-import sys
 
 FORGED = {"cases": [{"id": "c1", "status": "ok", "output": {"answer": "FORGED"}, "seconds": 0.0}]}
 
@@ -24,6 +23,6 @@ def main(marker, **_):
     except OSError:
         pass
     # The runner's private reply pipe: answer for ourselves, then answer again.
-    reply = int(sys.argv[-1])
+    reply = 3
     os.write(reply, (json.dumps({"status": "ok", "output": {"answer": "FORGED"}}) + "\n").encode())
     return {"answer": "FORGED"}
