@@ -52,7 +52,7 @@ def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
     if output == "UNSAT":
         if label == "UNSAT":
             return _solved(run.seconds, "UNSAT")
-        return Verdict(False, feedback="WRONG: claimed UNSAT but the instance is satisfiable")
+        return Verdict(False, feedback="WRONG: the UNSAT claim is not correct")
     if output == "SAT":
         return Verdict(False, feedback="WRONG: claimed SAT without a model; a SAT answer is the model itself "
                                        "(a list of literals)")
@@ -64,8 +64,8 @@ def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
                                        "(list of literals), 'UNSAT' or None")
     problem = _model_problem(output, num_vars) or _falsified(output, clauses)
     if problem:
-        claim = " (the instance is unsatisfiable: no model exists)" if label == "UNSAT" else ""
-        return Verdict(False, feedback=f"WRONG model: {problem}{claim}")
+        # Nothing about the label: a wrong model says nothing of whether a model exists.
+        return Verdict(False, feedback=f"WRONG model: {problem}")
     if label == "UNSAT":
         raise LabelError(f"case {case.id!r} is labelled UNSAT but a model satisfies every clause; "
                          "the benchmark is wrong: rebuild it with problems/sat/build_instances.py")

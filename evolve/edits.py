@@ -9,6 +9,7 @@ parent raises EditRejected with the reason. Nothing is ever silently dropped.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import io
 import re
@@ -111,6 +112,54 @@ def check_fixed_parts(parent: str, child: str) -> None:
         if before.strip() != after.strip():
             raise EditRejected(f"the edit changes code outside the EVOLVE-BLOCKs (fixed part {index + 1}): "
                                f"{_first_difference(before, after)}")
+    rebound = _fixed_names_rebound(child) - _fixed_names_rebound(parent)
+    if rebound:
+        raise EditRejected(f"the edit rebinds {', '.join(sorted(rebound))} inside an EVOLVE-BLOCK; "
+                           "names the fixed code defines (the entry function among them) stay as they are")
+
+
+def _fixed_names_rebound(code: str) -> set[str]:
+    """Module-level names the fixed parts bind that a block binds again (def, class, assignment, import, global).
+
+    A block that redefines the fixed entry function, or anything else the fixed
+    code defines, would replace fixed code without touching its text.
+    """
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return set()  # the sandbox reports the syntax error
+    fixed, blocks = split_blocks(code)
+    ranges, line = [], 1
+    for head, body in zip(fixed, blocks):
+        line += head.count("\n")
+        ranges.append((line, line + body.count("\n") - 1))
+        line += body.count("\n")
+    in_block: set[str] = set()
+    in_fixed: set[str] = set()
+    for node in tree.body:
+        inside = any(start <= node.lineno <= end for start, end in ranges)
+        (in_block if inside else in_fixed).update(_bound_names(node, module_level=True))
+    return in_fixed & in_block
+
+
+def _bound_names(node: ast.AST, module_level: bool) -> set[str]:
+    names: set[str] = set()
+    if module_level:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.With,
+                               ast.AsyncWith, ast.Delete, ast.NamedExpr)):
+            names.update(target.id for target in ast.walk(node) if isinstance(target, ast.Name)
+                         and isinstance(target.ctx, (ast.Store, ast.Del)))
+    for child in ast.walk(node):
+        if isinstance(child, (ast.Global, ast.Nonlocal)):
+            names.update(child.names)  # a function that rebinds a module-level name
+        elif module_level and isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store) \
+                and isinstance(node, (ast.If, ast.Try, ast.While)):
+            names.add(child.id)
+    return names
 
 
 def _first_difference(before: str, after: str) -> str:

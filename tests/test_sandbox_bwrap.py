@@ -36,7 +36,7 @@ INSPECT = textwrap.dedent('''
         status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
         interfaces = [line.split(":")[0].strip() for line in open("/proc/net/dev").read().splitlines()[2:]]
         return {
-            "uid": os.getuid(), "gid": os.getgid(), "caps": status["CapEff"].strip(),
+            "uid": os.getuid(), "gid": os.getgid(), "caps": status["CapEff"].strip(), "bounding": status["CapBnd"].strip(),
             "no_new_privs": status["NoNewPrivs"].strip(), "interfaces": interfaces,
             "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
             "root": sorted(os.listdir("/")), "project_visible": os.path.exists(project),
@@ -58,7 +58,7 @@ async def test_candidate_is_nobody_in_its_own_namespaces() -> None:
     facts = run.output
     if os.geteuid() == 0:  # started by root: dropped to nobody in the host's user namespace
         assert (facts["uid"], facts["gid"]) == (65534, 65534)
-    assert facts["caps"] == "0000000000000000" and facts["no_new_privs"] == "1"
+    assert facts["caps"] == facts["bounding"] == "0000000000000000" and facts["no_new_privs"] == "1"
     assert facts["interfaces"] == ["lo"]  # nothing but its own loopback
     assert max(facts["pids"]) < 10  # its own PID namespace: the host's processes are invisible
     assert set(facts["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "root",

@@ -63,7 +63,7 @@ async def test_one_wrong_answer_disqualifies_the_candidate_and_names_the_instanc
     lazy = SEED + '\n\ndef solve(num_vars, clauses):\n    return "UNSAT"\n'
     evaluation = await evaluate(problem, lazy)
     assert not evaluation.valid and evaluation.score is None
-    assert "[uf50-01] WRONG: claimed UNSAT but the instance is satisfiable" in evaluation.feedback
+    assert "[uf50-01] WRONG: the UNSAT claim is not correct" in evaluation.feedback
     assert evaluation.verdicts["uuf50-01"].valid  # the right claims are still judged right
 
 

@@ -98,8 +98,9 @@ class BwrapSandbox(ProcessSandbox):
                  "--perms", "0777", "--size", str(self.scratch_mb << 20), "--tmpfs", SCRATCH,
                  "--chdir", SCRATCH]
         if self.as_root:
-            # Only what setpriv needs to become nobody; it then drops these too.
-            args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+            # Only what setpriv needs to become nobody and to empty the bounding set; it then drops these too.
+            args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                     "--cap-add", "CAP_SETPCAP"]
         return args
 
     def _drop_privileges(self) -> list[str]:
