@@ -152,7 +152,7 @@ def remove_stale_scratch(root: Path) -> int:
 
 
 def _namespaces() -> list[str]:
-    """As root: the `unshare` prefix that gives a job its own PID, IPC and mount namespaces and /proc."""
+    """As root: the `unshare` prefix that gives a job its own PID, IPC and mount namespaces, /proc and /dev/shm."""
     import subprocess
 
     command = [shutil.which("unshare") or "/usr/bin/unshare", "--pid", "--ipc", "--fork", "--mount-proc", "--kill-child"]
@@ -167,7 +167,9 @@ def _namespaces() -> list[str]:
             "sandbox=process: `unshare` cannot make namespaces here, so candidates can see every process "
             "on this machine (and their environments)")
         return []
-    return command
+    # POSIX shared memory lives in /dev/shm: the job gets an empty one of its own (its mount namespace's).
+    private_shm = 'mount -t tmpfs -o size=64m,mode=1777 evolve-shm /dev/shm 2>/dev/null; exec "$0" "$@"'
+    return [*command, "sh", "-c", private_shm]
 
 
 def python_version(python: str) -> str:
