@@ -23,6 +23,7 @@ those of an engine that died (kill -9) are removed by the next one.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import os
 import platform
@@ -210,6 +211,9 @@ def _enter(cgroup: Path | None, memory_bytes: int) -> None:
     """Runs in the forked runner before exec: join the job's cgroup, set limits."""
     if cgroup is not None:
         (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+    # The job dies with the engine, even on kill -9 (then `unshare --kill-child` or the runner's
+    # PID namespace takes the rest).
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # The runner's own bound; the candidate's child gets the configured limit.
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes + (512 << 20),) * 2)
