@@ -193,3 +193,61 @@ def test_the_process_tier_is_refused_as_root_unless_allowed(group: str, monkeypa
         make_sandbox(compose_config([f"sandbox={group}"]), "test-refused")
     allowed = make_sandbox(compose_config([f"sandbox={group}", "sandbox.allow_root=true"]), "test-allowed")
     assert allowed.name == "process"
+
+
+HAUNT = '''
+import os as _os
+if _os.fork() == 0:  # a daemon that outlives this job and rewrites whatever candidate comes next
+    _os.setsid()
+    if _os.fork() == 0:
+        import glob as _glob, time as _time
+        _end = _time.monotonic() + 60
+        while _time.monotonic() < _end:
+            for _path in _glob.glob("/scratch/job/candidate.py") + _glob.glob("/tmp/evolve-jobs/*/candidate.py"):
+                try:
+                    open(_path, "w").write("def construct(n):\\n    raise SystemExit('taken over')\\n")
+                except OSError:
+                    pass
+            _time.sleep(0.002)
+    _os._exit(0)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+@pytest.mark.timeout(300)
+def test_a_real_run_stores_the_honest_score_of_every_program_after_a_takeover_attempt(tmp_path: Path) -> None:
+    """Through `evolve run`, an LLM endpoint and the warm pool: the first proposal plants a daemon."""
+    import evolve
+    from evolve.evaluation import Evaluator
+    from evolve.problem import load_problem
+    from evolve.sandbox.factory import limits_from
+    from evolve.sandbox.process import ProcessSandbox
+    from tests.conftest import query
+    from tests.fake_llm import FakeLLM, Reply, parent_code, tweak_author
+
+    honest = tweak_author(seed=4)
+
+    def script(index: int, body: dict) -> Reply:
+        if index == 0:
+            code = parent_code(body).replace("# EVOLVE-BLOCK-START\n", "# EVOLVE-BLOCK-START\n" + HAUNT, 1)
+            return Reply(f"A new idea.\n```python\n{code}```\n")
+        return Reply(honest(index, body))
+
+    run_dir = tmp_path / "run"
+    overrides = [f"run.dir={run_dir}", "sandbox=docker", "sandbox.pool_size=1", "run.progress=false",
+                 "budget.evaluations=8", "search.proposers=1", "search.evaluators=1", "llm=openai",
+                 "llm.api_key_env=EVOLVE_FAKE_KEY", "llm.backoff_base=0.01", "verification.recheck_champion=false"]
+    os.environ["EVOLVE_FAKE_KEY"] = "sk-test"
+    with FakeLLM(script) as fake:
+        evolve.run([*overrides, f"llm.base_url={fake.url}"])
+    stored = query(run_dir, "SELECT p.code, e.valid, e.score FROM programs p JOIN evaluations e "
+                            "ON e.program_id = p.id WHERE e.split = 'search'")
+    assert any("setsid" in code for code, _, _ in stored)  # the attack was evaluated ...
+    cfg = compose_config(["problem=circle_packing", "sandbox=process", "sandbox.allow_root=true"])
+    judge = Evaluator(load_problem(cfg), ProcessSandbox(), limits_from(cfg), "honest")
+    others = [(code, valid, score) for code, valid, score in stored if "setsid" not in code]
+    assert len(others) >= 6
+    for code, valid, score in others:  # ... and every other program kept its own, honest score
+        again = asyncio.run(judge.evaluate(code, "search"))
+        assert bool(valid) == again.valid and (score is None or score == pytest.approx(again.score, rel=1e-9))
