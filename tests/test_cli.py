@@ -114,7 +114,7 @@ def test_ctrl_c_stops_cleanly_with_nothing_lost(tmp_path: Path) -> None:
     assert status == "interrupted"
     assert query(tmp_path / "r", "SELECT COUNT(*) FROM programs WHERE parent_id IS NOT NULL") == [(evaluations,)]
     assert not _processes_inside(scratch)
-    assert list(scratch.iterdir()) == []  # every job's scratch directory was removed
+    assert list((scratch / "evolve-jobs").iterdir()) == []  # every job's scratch directory was removed
 
 
 def _dump(db: Path) -> list[str]:
