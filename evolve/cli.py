@@ -166,4 +166,35 @@ def new_problem(name: str, directory: Optional[Path] = typer.Option(
         console.print(f"created {path}", highlight=False)
 
 
+RUN_TARGET = typer.Argument(..., help="a run directory, or a database URL such as sqlite:///runs.db")
+RUN_ID = typer.Option(None, "--run", help="which run, when the database holds several")
+
+
+@app.command()
+def report(target: str = RUN_TARGET, output: Optional[Path] = typer.Option(None, "-o", "--output"),
+           run_id: Optional[int] = RUN_ID) -> None:
+    """Write one self-contained HTML file showing the run (opens with no network)."""
+    from evolve.report import commands
+
+    console.print(_guarded(lambda: commands.report(target, output, run_id)), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def ui(target: str = RUN_TARGET, host: str = "127.0.0.1", port: int = 8765,
+       interval: float = typer.Option(3.0, help="seconds between the page's updates")) -> None:
+    """A live, read-only view of a running or finished search in the browser."""
+    from evolve.report import commands
+
+    _guarded(lambda: commands.ui(target, host, port, interval, lambda text: print(text, flush=True)))
+
+
+@app.command()
+def export(target: str = RUN_TARGET, output: Optional[Path] = typer.Option(None, "-o", "--output"),
+           run_id: Optional[int] = RUN_ID) -> None:
+    """Programs, evaluations, proposals and LLM calls as JSON Lines and CSV (and Parquet with pyarrow)."""
+    from evolve.report import commands
+
+    console.print(_guarded(lambda: commands.export(target, output, run_id)), highlight=False, soft_wrap=True)
+
+
 app.add_typer(sandbox_app, name="sandbox", help="Build and check the sandbox image.")

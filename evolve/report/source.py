@@ -14,9 +14,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from evolve.db.models import SCHEMA_VERSION, UPGRADABLE_VERSIONS
+from evolve.db.store import StoreError
 
 
-class SourceError(RuntimeError):
+class SourceError(StoreError):
     """The target is not a readable run database; the message says why and what to do."""
 
 

@@ -1,0 +1,45 @@
+"""The bodies of `evolve report`, `evolve ui` and `evolve export` (the CLI only wires them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from evolve.report.source import SourceError, open_source
+
+
+def report(target: str, output: Path | None, run_id: int | None) -> str:
+    from evolve.report.report import write_report
+
+    path = write_report(target, output, run_id)
+    return f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)"
+
+
+def ui(target: str, host: str, port: int, interval: float, say: Callable[[str], None]) -> None:
+    from evolve.report.server import serve
+
+    if interval < 0.5:
+        raise SourceError(f"--interval {interval} is too short; use 0.5 seconds or more")
+    source = open_source(target)
+    try:
+        serve(source, host, port, interval,
+              lambda url: say(f"serving {url} (read-only; Ctrl-C stops)"))
+    except OSError as error:
+        raise SourceError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
+                          "pick another port with --port") from None
+
+
+def export(target: str, output: Path | None, run_id: int | None) -> str:
+    from evolve.report.export import export_run, parquet_available
+
+    source = open_source(target)
+    try:
+        chosen = source.run_id(run_id)
+        directory = output or ((Path(target) / "export") if "://" not in target else Path(f"export-run{chosen}"))
+        written = export_run(source, chosen, directory)
+    finally:
+        source.close()
+    lines = [f"{table}: {info['rows']} rows" for table, info in written.items()]
+    formats = "JSON Lines, CSV and Parquet" if parquet_available() else \
+        "JSON Lines and CSV (Parquet too once pyarrow is installed: pip install pyarrow)"
+    return f"wrote {formats} to {directory}\n" + "\n".join(lines)
