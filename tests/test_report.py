@@ -196,7 +196,6 @@ def assert_shows_the_database(view: Watched, runs: Runs, run_id: int) -> None:
     assert page.inner_text("pre.code").strip() == code.strip()
 
 
-@pytest.mark.slow
 def test_report_in_the_browser(runs: Runs, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert evolve_cmd("report", str(runs.llm), "-o", "report.html", cwd=tmp_path).returncode == 0
     view = Watched(browser)
@@ -211,7 +210,6 @@ def test_report_in_the_browser(runs: Runs, browser, tmp_path: Path) -> None:  # 
     view.page.close()
 
 
-@pytest.mark.slow
 def test_live_view_picks_a_run_and_shows_what_is_stored_after_it_opened(runs: Runs, browser) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect
 

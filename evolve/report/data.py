@@ -18,7 +18,9 @@ from evolve.report.source import RunSource
 
 MAX_POINTS = 1500  # per drawn line
 BINS = 60  # bars in a count-over-time chart
-DIFF_BUDGET = 2_000_000  # characters of lineage diffs; past it only the improving steps keep theirs
+DIFF_BUDGET = 1_500_000  # characters of lineage diffs shown; the biggest score changes keep theirs first
+LINEAGE_ROWS = 300  # lineage steps shown in detail (the chart shows every step)
+MAX_DOTS = 600  # per dotted series (champions)
 ALARMS = ("heldout_divergence", "nondeterministic", "drift", "drift_refused", "verifier_error",
           "certificate_unsound")
 OUTCOMES = ("new", "duplicate", "rejected", "failed")
@@ -42,7 +44,7 @@ def collect(source: RunSource, run_id: int) -> Data:
         "champions": _champions(axis, events),
         "outcomes": _outcomes(source, run_id, programs),
         "llm": _llm(source, run_id),
-        "lineage": _lineage(source, run, sign),
+        "lineage": _lineage(source, run, programs, sign),
         "certification": _certification(source, run_id),
         "events": _count(kind for kind, _, _ in events),
     }
@@ -244,40 +246,64 @@ def _llm(source: RunSource, run_id: int) -> Data:
 
 # ---------------------------------------------------------------------------- lineage
 
-def _lineage(source: RunSource, run: Data, sign: float) -> Data:
-    """The champion's ancestry from the seed: each step's score change and diff, and the champion's code."""
+def _lineage(source: RunSource, run: Data, programs: list[Any], sign: float) -> Data:
+    """The champion's ancestry from the seed: every step's score (the chart), and for the steps shown in
+    detail their edit, score change and diff; plus the champion's code.
+
+    A long lineage shows in detail the seed, the last steps and the steps that moved the score most
+    (at most LINEAGE_ROWS), and diffs up to DIFF_BUDGET characters; the export holds everything."""
     head = run["best_program_id"]
     if head is None:  # a certifying problem with no certified champion yet: follow the best search score
-        rows = source.query(f"SELECT id FROM programs WHERE run_id=:run AND status='valid' AND score IS NOT NULL "
-                            f"ORDER BY score {'DESC' if sign > 0 else 'ASC'}, id LIMIT 1", run=run["id"])
-        head = rows[0][0] if rows else None
-    chain: list[Any] = []
+        valid = [p for p in programs if p[3] == "valid" and p[4] is not None]
+        head = max(valid, key=lambda p: (sign * p[4], -p[0]))[0] if valid else None
+    parents = {p[0]: p[1] for p in programs}
+    scores = {p[0]: p[4] for p in programs}
+    chain: list[int] = []
     seen: set[int] = set()
     while head is not None and head not in seen:
+        chain.append(head)
         seen.add(head)
-        rows = source.query("SELECT id, parent_id, island, edit_kind, proposer, status, score, code, created "
-                            "FROM programs WHERE id=:id", id=head)
-        if not rows:
-            break
-        chain.append(rows[0])
-        head = rows[0][1]
+        head = parents.get(head)
     chain.reverse()
+    deltas = [None if i == 0 or scores[pid] is None or scores[chain[i - 1]] is None
+              else scores[pid] - scores[chain[i - 1]] for i, pid in enumerate(chain)]
+    detail = _detail_steps(deltas)
+    rows = {}
+    for pid in {chain[i] for i in detail} | {chain[i - 1] for i in detail if i}:
+        (row,) = source.query("SELECT id, island, edit_kind, proposer, status, code FROM programs WHERE id=:id", id=pid)
+        rows[pid] = row
     steps, budget = [], DIFF_BUDGET
-    for index, (pid, parent, island, kind, proposer, status, score, code, created) in enumerate(chain):
-        before = chain[index - 1] if index else None
-        delta = (score - before[6]) if before is not None and score is not None and before[6] is not None else None
-        diff = "".join(difflib.unified_diff(before[7].splitlines(True), code.splitlines(True), f"program {before[0]}",
-                                            f"program {pid}", n=2)) if before is not None else ""
-        steps.append({"program_id": pid, "parent_id": parent, "island": island, "edit_kind": kind or "",
-                      "proposer": proposer or "", "status": status, "score": score, "delta": delta, "diff": diff,
-                      "created": str(created)[:19]})
-    # Diffs are the page's bulk: past the budget, only steps that improved keep theirs (newest first).
-    for step in reversed(steps):
-        improved = step["delta"] is not None and sign * step["delta"] > 0
-        if len(step["diff"]) > budget and not improved:
-            step["diff"], step["diff_dropped"] = "", True
-        budget -= len(step["diff"])
-    return {"steps": steps, "code": chain[-1][7] if chain else "", "program_id": chain[-1][0] if chain else None}
+    by_change = sorted(detail, key=lambda i: -abs(deltas[i] or 0.0))  # the biggest changes keep their diffs first
+    diffs: dict[int, str] = {}
+    for i in by_change:
+        if i == 0:
+            continue
+        before, after = rows[chain[i - 1]], rows[chain[i]]
+        text = "".join(difflib.unified_diff(before[5].splitlines(True), after[5].splitlines(True),
+                                            f"program {before[0]}", f"program {after[0]}", n=2))
+        if len(text) <= budget:
+            diffs[i], budget = text, budget - len(text)
+    for i in sorted(detail):
+        pid, row = chain[i], rows[chain[i]]
+        steps.append({"step": i, "program_id": pid, "parent_id": parents[pid], "island": row[1],
+                      "edit_kind": row[2] or "", "proposer": row[3] or "", "status": row[4], "score": scores[pid],
+                      "delta": deltas[i], "diff": diffs.get(i, ""), "diff_dropped": i > 0 and i not in diffs})
+    return {"steps": steps, "length": len(chain), "scores": _thin([(i, scores[p]) for i, p in enumerate(chain)
+                                                                    if scores[p] is not None]),
+            "code": rows[chain[-1]][5] if chain else "", "program_id": chain[-1] if chain else None}
+
+
+def _detail_steps(deltas: list[float | None]) -> list[int]:
+    """Which steps of a lineage get a row: all of a short one; else the seed, the last ones, the biggest moves."""
+    n = len(deltas)
+    if n <= LINEAGE_ROWS:
+        return list(range(n))
+    keep = {0, *range(n - LINEAGE_ROWS // 4, n)}
+    for i in sorted(range(1, n), key=lambda i: -abs(deltas[i] or 0.0)):
+        if len(keep) >= LINEAGE_ROWS:
+            break
+        keep.add(i)
+    return sorted(keep)
 
 
 # ---------------------------------------------------------------------------- certification
@@ -297,12 +323,16 @@ def _certification(source: RunSource, run_id: int) -> Data | None:
 
 # ---------------------------------------------------------------------------- helpers
 
+def spread(items: list[Any], limit: int) -> list[Any]:
+    """At most `limit` items, evenly spaced in index, always keeping the first and the last."""
+    if len(items) <= limit:
+        return list(items)
+    step = (len(items) - 1) / (limit - 1)
+    return [items[round(i * step)] for i in range(limit)]
+
+
 def _thin(line: list[tuple[int, float]], limit: int = MAX_POINTS) -> list[list[float]]:
-    """At most `limit` points, evenly spaced in index, always keeping the first and the last."""
-    if len(line) <= limit:
-        return [list(p) for p in line]
-    step = (len(line) - 1) / (limit - 1)
-    return [list(line[round(i * step)]) for i in range(limit)]
+    return [list(p) for p in spread(line, limit)]
 
 
 def _count(items: Any) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Callable
 
+from evolve.report.data import MAX_DOTS, spread
 from evolve.report.svg import Chart, color, number
 
 OUTCOME_COLORS = {"new": "#59a14f", "duplicate": "#bab0ac", "rejected": "#edc948", "failed": "#e15759"}
@@ -34,7 +35,7 @@ text-align:right}th{background:#f5f5f5}td.l,th.l{text-align:left}
 pre{background:#f6f8fa;border:1px solid #eee;padding:8px;overflow:auto;max-height:480px;font-size:12px}
 pre.diff span{display:block}.add{background:#e6ffed}.del{background:#ffeef0}.hunk{color:#6f42c1}
 .note{color:#777;font-size:13px}.alarm{color:#c62828;font-weight:600}.up{color:#2e7d32}.down{color:#c62828}
-svg.plot{max-width:900px;display:block;margin:4px 0 10px}ul.runs li{margin:4px 0}
+svg.plot{max-width:900px;display:block;margin:4px 0 10px}div.scroll{max-height:420px;overflow:auto;display:inline-block}ul.runs li{margin:4px 0}
 """
 
 
@@ -99,6 +100,8 @@ def _champions(data: Data) -> str:
     champions, alarms = data["champions"]["champions"], data["champions"]["alarms"]
     if not champions:
         return '<p class="note">No champion yet.</p>'
+    table = champions[-TABLE_ROWS:]
+    champions = spread(champions, MAX_DOTS)
     chart = Chart("champions", "evaluation at which it became champion", "score")
     titles = [f"program {c['program_id']}" for c in champions]
     chart.x_pad = 0.03
@@ -116,11 +119,11 @@ def _champions(data: Data) -> str:
         f'<tr data-program="{c["program_id"]}"><td>{c["program_id"]}</td><td>{c["x"]}</td>'
         f'<td{_value_attr(c["search"])}>{number(c["search"])}</td><td{_value_attr(c["heldout"])}>'
         f'{number(c["heldout"])}</td><td>{number(c["certified"])}</td><td>{c["epoch"]}</td></tr>'
-        for c in champions[-TABLE_ROWS:])
+        for c in table)
     alarm_rows = "".join(f'<li class="alarm">{escape(a["kind"])} at evaluation {a["x"]}: {escape(a["detail"])}</li>'
                          for a in alarms[-TABLE_ROWS:])
-    return (chart.svg() + '<table class="champions"><tr><th>program</th><th>evaluation</th><th>search</th>'
-            f'<th>held-out</th><th>certified</th><th>epoch</th></tr>{rows}</table>'
+    return (chart.svg() + '<div class="scroll"><table class="champions"><tr><th>program</th><th>evaluation</th>'
+            f'<th>search</th><th>held-out</th><th>certified</th><th>epoch</th></tr>{rows}</table></div>'
             + (f"<h3>Alarms</h3><ul>{alarm_rows}</ul>" if alarms else '<p class="note">No alarms.</p>'))
 
 
@@ -172,12 +175,17 @@ def _lineage(data: Data) -> str:
         return '<p class="note">No program yet.</p>'
     sign = 1 if data["run"]["objective"] == "maximize" else -1
     chart = Chart("lineage", "step from the seed", "score", height=200)
-    scored = [(i, s["score"]) for i, s in enumerate(steps) if s["score"] is not None]
     chart.x_pad = 0.03
-    chart.line(scored, "score", color(0), step=False, width=1.2, legend=False)
-    chart.dots(scored, "program", color(0), [f"program {steps[i]['program_id']}" for i, _ in scored], radius=3)
+    chart.line(lineage["scores"], "score", color(0), step=False, width=1.2)
+    shown = [s for s in steps if s["score"] is not None]
+    chart.dots([(s["step"], s["score"]) for s in shown], "step shown below", color(0),
+               [f"step {s['step']}: program {s['program_id']}" for s in shown], radius=3)
+    folded = lineage["length"] - len(steps)
+    note = (f'<p class="note">{lineage["length"]} steps; the table shows {len(steps)} of them (the seed, the last '
+            'steps and the biggest score changes); `evolve export` has every program.</p>' if folded else "")
     rows = []
-    for i, step in enumerate(steps):
+    for step in steps:
+        i = step["step"]
         delta = step["delta"]
         trend = "" if delta is None or delta == 0 else " class=\"up\"" if sign * delta > 0 else " class=\"down\""
         diff = (f"<details><summary>diff</summary>{_diff(step['diff'])}</details>" if step["diff"] else
@@ -187,9 +195,9 @@ def _lineage(data: Data) -> str:
                     f'<td class="l">{escape(step["proposer"])}</td><td{_value_attr(step["score"])}>'
                     f'{number(step["score"])}</td><td{trend}>{"" if delta is None else f"{delta:+.6g}"}</td>'
                     f'<td class="l">{diff}</td></tr>')
-    return (chart.svg() + '<table class="lineage"><tr><th>step</th><th>program</th><th>island</th>'
+    return (chart.svg() + note + '<div class="scroll"><table class="lineage"><tr><th>step</th><th>program</th><th>island</th>'
             '<th class="l">edit</th><th class="l">proposer</th><th>score</th><th>change</th><th class="l">diff</th>'
-            f'</tr>{"".join(rows)}</table><h3>the champion\'s code (program {lineage["program_id"]})</h3>'
+            f'</tr>{"".join(rows)}</table></div><h3>the champion\'s code (program {lineage["program_id"]})</h3>'
             f'<pre class="code">{escape(lineage["code"])}</pre>')
 
 
@@ -223,9 +231,9 @@ def _certification(data: Data) -> str:
         for r in rows[-TABLE_ROWS:])
     shown = "" if cert["total"] == len(rows) else f" (the last {len(rows)} of {cert['total']} drawn)"
     return (f'<p>{counts}{shown}</p>' + (chart.svg() if not chart.empty else "") +
-            '<table><tr><th>time</th><th>program</th><th class="l">kind</th><th class="l">status</th>'
+            '<div class="scroll"><table><tr><th>time</th><th>program</th><th class="l">kind</th><th class="l">status</th>'
             '<th class="l">bound</th><th>bound (float)</th><th>search score</th><th>calls</th><th>seconds</th>'
-            f'<th class="l">solver</th><th></th></tr>{table}</table>')
+            f'<th class="l">solver</th><th></th></tr>{table}</table></div>')
 
 
 def _config(data: Data) -> str:
