@@ -266,3 +266,28 @@ def store_a_better_program(runs: Runs, run_id: int) -> int:
         connection.execute("UPDATE runs SET evaluations=evaluations+1, proposals=proposals+1, best_program_id=?, "
                            "best_score=? WHERE id=?", (new_id, best_score + 1.0, run_id))
     return int(new_id)
+
+
+@pytest.mark.slow
+def test_a_certifying_run_shows_its_certification_timeline(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # The short nash_guarantee run of tests/test_nash_run.py: the seed certified, then a better challenger.
+    done = evolve_cmd("run", "problem=nash_guarantee", "llm=offline", "sandbox=process", "run.progress=false",
+                      "seed=5", "budget.evaluations=4", "search.islands=1", "search.proposers=1",
+                      "search.evaluators=1", "run.dir=r", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert evolve_cmd("report", "r", "-o", "report.html", cwd=tmp_path).returncode == 0
+    view = Watched(browser)
+    view.page.goto((tmp_path / "report.html").as_uri())
+    plots = view.plots()
+    assert plots.get("certification", 0) > 0 and all(marks > 0 for marks in plots.values()), plots
+    with sqlite3.connect(tmp_path / "r" / "evolve.db") as connection:
+        stored = connection.execute("SELECT id, kind, status, bound_float FROM certificates ORDER BY id").fetchall()
+    assert any(kind == "certify" and status == "proven" for _, kind, status, _ in stored)
+    for cid, kind, status, bound in stored:
+        row = f'#certification tr[data-certificate="{cid}"]'
+        assert view.page.inner_text(f"{row} td:nth-child(3)") == kind
+        assert view.page.inner_text(f"{row} td:nth-child(4)") == status
+        if bound is not None:
+            assert float(view.page.get_attribute(f"{row} td:nth-child(6)", "data-value")) == bound
+    view.assert_clean("file://")
+    view.page.close()

@@ -223,9 +223,9 @@ def _certification(data: Data) -> str:
     chart.rules([i for i, r in enumerate(rows) if r["unsound"]], "UNSOUND", "#c62828")
     counts = ", ".join(f"{escape(k)} <b>{v}</b>" for k, v in sorted(cert["counts"].items()))
     table = "".join(
-        f'<tr><td>{r["created"]}</td><td>{r["program_id"]}</td><td class="l">{escape(r["kind"])}</td>'
-        f'<td class="l">{escape(r["status"])}</td><td class="l">{escape(r["bound"] or "")}</td>'
-        f'<td>{number(r["bound_float"])}</td><td>{number(r["lower"])}</td><td>{r["calls"]}</td>'
+        f'<tr data-certificate="{r["id"]}"><td>{r["created"]}</td><td>{r["program_id"]}</td>'
+        f'<td class="l">{escape(r["kind"])}</td><td class="l">{escape(r["status"])}</td>'
+        f'<td class="l">{escape(r["bound"] or "")}</td><td{_value_attr(r["bound_float"])}>{number(r["bound_float"])}</td><td>{number(r["lower"])}</td><td>{r["calls"]}</td>'
         f'<td>{r["seconds"]:.2f}</td><td class="l">{escape(r["solver"] or "")}</td>'
         f'<td class="l">{"<span class=alarm>UNSOUND</span>" if r["unsound"] else ""}</td></tr>'
         for r in rows[-TABLE_ROWS:])
