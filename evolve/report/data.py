@@ -200,7 +200,7 @@ def _outcomes(source: RunSource, run_id: int, programs: list[Any]) -> Data:
 def _binned(labels: list[str], order: tuple[str, ...]) -> Data:
     """Counts of each label in (at most BINS) equal slices of the sequence."""
     n = len(labels)
-    bins = min(BINS, n)
+    bins = min(BINS, max(n // 4, 1)) if n else 0  # a few items per slice, or a mix means nothing
     edges = [round(i * n / bins) for i in range(bins + 1)] if bins else [0]
     names = list(order) + sorted(set(labels) - set(order))
     series = {name: [0] * bins for name in names}
@@ -215,7 +215,7 @@ def _throughput(times: list[float]) -> Data:
     if len(times) < 2:
         return {"start": times[0] if times else 0.0, "minutes": [], "rate": []}
     start, end = min(times), max(times)
-    bins = min(BINS, len(times))
+    bins = min(BINS, max(len(times) // 8, 1))
     width = max((end - start) / bins, 1e-6)
     counts = [0] * bins
     for t in times:

@@ -133,7 +133,7 @@ def _outcomes(data: Data) -> str:
     for key, title, colors, x_label in (("proposals", "proposal outcomes", OUTCOME_COLORS, "proposals"),
                                         ("evaluations", "evaluation verdicts", VERDICT_COLORS, "evaluations")):
         binned = outcomes[key]
-        chart = Chart(key, x_label, "count per slice", height=220)
+        chart = Chart(key, x_label, "share of each slice", height=220)
         chart.stacked(binned["edges"], binned["series"], {k: colors.get(k, "#999") for k in binned["series"]})
         totals = ", ".join(f"{escape(k)} <b data-total=\"{escape(k)}\">{v}</b>"
                            for k, v in sorted(outcomes["totals"][key].items()))
@@ -160,7 +160,7 @@ def _llm(data: Data) -> str:
     table = ('<table class="llm"><tr><th class="l">model</th><th>calls</th><th>errors</th><th>prompt tokens</th>'
              f'<th>completion tokens</th><th>cost</th><th>mean latency (s)</th></tr>{rows}</table>')
     colors = {m["model"]: color(i) for i, m in enumerate(llm["models"])}
-    choice = Chart("model-choice", "LLM calls", "calls per slice", height=200)
+    choice = Chart("model-choice", "LLM calls", "share of each slice", height=200)
     choice.stacked(llm["choice"]["edges"], llm["choice"]["series"], colors)
     cost = Chart("llm-cost", "LLM calls", "cumulative cost ($)", height=200)
     for model, line in llm["cost"].items():

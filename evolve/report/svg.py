@@ -87,14 +87,15 @@ class Chart:
         self.parts.append(("rules", (values, stroke, titles, dash)))
         self.legend.append((label, stroke, "rule"))
 
-    def stacked(self, edges: Sequence[float], series: dict[str, Sequence[float]], colors: dict[str, str]) -> None:
-        """Stacked bars, bar b spanning [edges[b], edges[b+1]]."""
+    def stacked(self, edges: Sequence[float], series: dict[str, Sequence[float]], colors: dict[str, str],
+                share: bool = True) -> None:
+        """Stacked bars, bar b spanning [edges[b], edges[b+1]]; `share`: each bar is the mix (0 to 1) of its slice."""
         if len(edges) < 2:
             return
         totals = [sum(values[b] for values in series.values()) for b in range(len(edges) - 1)]
         self.xs.extend([edges[0], edges[-1]])
-        self.ys.extend([0.0, max(totals) if totals else 1.0])
-        self.parts.append(("stacked", (edges, series, colors)))
+        self.ys.extend([0.0, 1.0 if share else max(totals) if totals else 1.0])
+        self.parts.append(("stacked", (edges, series, colors, totals if share else None)))
         for label in series:
             self.legend.append((label, colors[label], "box"))
 
@@ -194,19 +195,20 @@ class Chart:
         return "".join(out) + "</g>"
 
     def _draw_stacked(self, spec, sx, sy, _y0) -> str:  # type: ignore[no-untyped-def]
-        edges, series, colors = spec
+        edges, series, colors, totals = spec
         out = []
         for b in range(len(edges) - 1):
             base = 0.0
             left, right = sx(edges[b]), sx(edges[b + 1])
             for label, values in series.items():
-                value = values[b]
-                if not value:
+                count = values[b]
+                if not count:
                     continue
+                value = count / totals[b] if totals else count
                 top = sy(base + value)
                 out.append(f'<rect class="mark" x="{left}" y="{top}" width="{max(right - left - 0.5, 0.5)}" '
                            f'height="{round(sy(base) - top, 1)}" fill="{colors[label]}"><title>{escape(label)}: '
-                           f'{number(value)} ({number(edges[b])}-{number(edges[b + 1])})</title></rect>')
+                           f'{number(count)} of {number(edges[b])}-{number(edges[b + 1])}</title></rect>')
                 base += value
         return "".join(out)
 
