@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evolve.config import compose_config, to_yaml  # noqa: E402
 from evolve.db.store import Store, sqlite_url  # noqa: E402
 from evolve.paths import ROOT  # noqa: E402
-from evolve.report.data import collect  # noqa: E402
+from evolve.report.data import collect, stamp  # noqa: E402
 from evolve.report.report import write_report  # noqa: E402
 from evolve.report.source import open_source  # noqa: E402
 
@@ -129,6 +129,9 @@ def main() -> None:
         began = time.perf_counter()
         collect(source, 1)
         print(f"live view, one full refresh of its data: {time.perf_counter() - began:.1f} s")
+        began = time.perf_counter()
+        stamp(source, 1)
+        print(f"live view, one poll of an unchanged run: {(time.perf_counter() - began) * 1000:.0f} ms")
         source.close()
 
 
