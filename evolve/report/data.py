@@ -121,7 +121,7 @@ def _best(source: RunSource, run: Data, programs: list[Any], axis: _Axis, events
             best = {}
             for key, value in rescored.get(epoch, {}).items():
                 best[key] = value
-                (overall if key == "all" else islands.setdefault(key, [])).append((restart[epoch], value))
+                (overall if key == "all" else islands.setdefault(key, [])).append((restart.get(epoch, x), value))
         if status != "valid" or score is None:
             continue
         # A seed starts every island; a candidate belongs to the island that proposed it.

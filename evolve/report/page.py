@@ -318,7 +318,7 @@ def page(data: Data, live: dict[str, Any] | None = None) -> str:
             f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body{attrs}>"
-            f"<header><h1>{escape(title)}</h1><span>{escape(run['status'])}</span>{extra}</header>"
+            f"<header><h1>{escape(title)}</h1>{extra}</header>"
             f"<nav>{nav}</nav><main>{body}</main>{script}</body></html>")
 
 
