@@ -291,3 +291,40 @@ def test_a_certifying_run_shows_its_certification_timeline(browser, tmp_path: Pa
             assert float(view.page.get_attribute(f"{row} td:nth-child(6)", "data-value")) == bound
     view.assert_clean("file://")
     view.page.close()
+
+
+def test_a_long_run_is_downsampled_not_truncated(tmp_path: Path) -> None:
+    from bench.report_size import build
+    from evolve.report.data import LINEAGE_ROWS, MAX_DOTS, collect
+    from evolve.report.report import write_report
+
+    build(tmp_path / "run", 6000)  # the benchmark's synthetic run, smaller
+    with sqlite3.connect(tmp_path / "run" / "evolve.db") as connection:
+        best_id, best_score, evaluations = connection.execute(
+            "SELECT best_program_id, best_score, evaluations FROM runs").fetchone()
+        champions = connection.execute("SELECT COUNT(*) FROM events WHERE kind='champion'").fetchone()[0]
+        parents = dict(connection.execute("SELECT id, parent_id FROM programs").fetchall())
+    chain, head = [], best_id
+    while head is not None:
+        chain.append(head)
+        head = parents[head]
+    assert champions > MAX_DOTS and len(chain) > LINEAGE_ROWS  # both limits are exercised
+
+    source = open_source(tmp_path / "run")
+    try:
+        data = collect(source, 1)
+    finally:
+        source.close()
+    # the best-score line reaches the run's end and its best; the champion series spans all of them
+    assert data["best"]["overall"][-1][1] == best_score and data["best"]["x_max"] == evaluations
+    assert data["champions"]["champions"][-1]["program_id"] == best_id
+    # the lineage chart has every step; the table the seed, the champion and at most LINEAGE_ROWS steps
+    lineage = data["lineage"]
+    assert lineage["length"] == len(chain) and lineage["scores"][-1][0] == len(chain) - 1
+    shown = [s["program_id"] for s in lineage["steps"]]
+    assert len(shown) == LINEAGE_ROWS and shown[0] == chain[-1] and shown[-1] == best_id
+
+    html = write_report(tmp_path / "run", tmp_path / "report.html").read_text()
+    champion_plot = re.search(r'<svg class="plot" data-plot="champions".*?</svg>', html).group(0)  # type: ignore[union-attr]
+    assert MAX_DOTS < champion_plot.count('<circle class="mark"') <= 2 * MAX_DOTS  # search and held-out, thinned
+    assert f'data-value="{best_score!r}"' in html
