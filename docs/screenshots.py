@@ -44,7 +44,8 @@ def main() -> None:
     env = {**os.environ, "DOCS_KEY": "sk-docs", "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as scratch, FakeLLM(author_script(tweak_author(seed=11), latency=0.15)) as llm:
         run_dir = Path(scratch) / "run"
-        search = subprocess.Popen([*EVOLVE, "run", f"run.dir={run_dir}", "sandbox=process", "run.progress=false",
+        search = subprocess.Popen([*EVOLVE, "run", f"run.dir={run_dir}", "sandbox=process", "sandbox.allow_root=true",
+                                   "run.progress=false",
                                    "budget.evaluations=80", "search.migration_interval=15", "search.reset_interval=40",
                                    "llm=openai", f"llm.base_url={llm.url}", "llm.api_key_env=DOCS_KEY",
                                    "llm.selection=ucb", MODELS], env=env, stdout=subprocess.DEVNULL)

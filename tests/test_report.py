@@ -53,7 +53,7 @@ class Runs:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     """Two real short searches stored in one database."""
     runs = Runs(tmp_path_factory.mktemp("report"))
-    common = ["sandbox=process", "run.progress=false", f"database.url={runs.url}"]
+    common = ["sandbox=process", "sandbox.allow_root=true", "run.progress=false", f"database.url={runs.url}"]
     os.environ["EVOLVE_REPORT_KEY"] = "sk-test"
     try:
         with FakeLLM(author_script(tweak_author(seed=5))) as fake:
@@ -236,6 +236,10 @@ def test_live_view_picks_a_run_and_shows_what_is_stored_after_it_opened(runs: Ru
         assert_shows_the_database(view, runs, run_id)
         assert view.page.locator(f'table.lineage tr[data-program="{new_id}"]').count() == 1
         assert "live, updated" in view.page.inner_text("#live-status")
+        view.page.click("header >> text=all runs")  # back to the list, to pick the other run
+        view.page.click(f'a[href="/run/{runs.run_id(runs.offline)}"]')
+        assert int(view.field("evaluations")) == runs.query(
+            "SELECT evaluations FROM runs WHERE id=?", runs.run_id(runs.offline))[0][0]
         view.assert_clean(url.group(0))
         view.page.close()
     finally:
@@ -271,8 +275,8 @@ def store_a_better_program(runs: Runs, run_id: int) -> int:
 @pytest.mark.slow
 def test_a_certifying_run_shows_its_certification_timeline(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # The short nash_guarantee run of tests/test_nash_run.py: the seed certified, then a better challenger.
-    done = evolve_cmd("run", "problem=nash_guarantee", "llm=offline", "sandbox=process", "run.progress=false",
-                      "seed=5", "budget.evaluations=4", "search.islands=1", "search.proposers=1",
+    done = evolve_cmd("run", "problem=nash_guarantee", "llm=offline", "sandbox=process", "sandbox.allow_root=true",
+                      "run.progress=false", "seed=5", "budget.evaluations=4", "search.islands=1", "search.proposers=1",
                       "search.evaluators=1", "run.dir=r", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert evolve_cmd("report", "r", "-o", "report.html", cwd=tmp_path).returncode == 0

@@ -69,8 +69,8 @@ def _handler(views: LiveViews, interval: float, loopback: bool) -> type[BaseHTTP
             routes: list[tuple[re.Pattern[str], Callable[[int, dict[str, list[str]]], None]]] = [
                 (RUN_PAGE, self._page), (RUN_FEED, self._feed)]
             try:
-                if url.path == "/":
-                    self._index()
+                if url.path in ("/", "/runs"):
+                    self._index(listing=url.path == "/runs")
                     return
                 for pattern, action in routes:
                     match = pattern.match(url.path)
@@ -88,10 +88,11 @@ def _handler(views: LiveViews, interval: float, loopback: bool) -> type[BaseHTTP
             host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
             return host in LOOPBACK
 
-        def _index(self) -> None:
+        def _index(self, listing: bool) -> None:
+            """`/`: the run directory's own run (or the only one), else the list; `/runs`: always the list."""
             runs = source.runs()
-            if len(runs) == 1:  # nothing to pick
-                self._redirect(f"/run/{runs[0].id}")
+            if not listing and (source.default_run is not None or len(runs) == 1):
+                self._redirect(f"/run/{source.run_id()}")
                 return
             html = run_list([r.__dict__ for r in runs], lambda i: f"/run/{i}", source.label)
             self._send(200, "text/html; charset=utf-8", html.encode())
@@ -99,7 +100,7 @@ def _handler(views: LiveViews, interval: float, loopback: bool) -> type[BaseHTTP
         def _page(self, run_id: int, _query: dict[str, list[str]]) -> None:
             run_id = source.run_id(run_id)
             current, data, _ = views.current(run_id)
-            live = {"feed": f"/run/{run_id}/feed", "interval": interval, "stamp": current, "runs_url": "/"}
+            live = {"feed": f"/run/{run_id}/feed", "interval": interval, "stamp": current, "runs_url": "/runs"}
             self._send(200, "text/html; charset=utf-8", page(data, live).encode())
 
         def _feed(self, run_id: int, query: dict[str, list[str]]) -> None:
