@@ -247,6 +247,11 @@ def test_live_view_picks_a_run_and_shows_what_is_stored_after_it_opened(runs: Ru
         server.wait(timeout=10)
 
 
+# Stored text is shown, never interpreted: this line must appear as code, fetch nothing and run nothing.
+HOSTILE_LINE = ('# stored after the page opened </pre><script>console.error("ran")</script>'
+                '<img src="http://192.0.2.1/x.png">\n')
+
+
 def store_a_better_program(runs: Runs, run_id: int) -> int:
     """What the engine writes for a new champion: program, evaluation, proposal, run counters, event."""
     with sqlite3.connect(runs.db) as connection:
@@ -257,7 +262,7 @@ def store_a_better_program(runs: Runs, run_id: int) -> int:
         cursor = connection.execute(
             "INSERT INTO programs (run_id, parent_id, island, code, code_hash, edit_kind, edit, proposer, status, score, "
             "signature, created) VALUES (?, ?, 0, ?, 'stored-after-opening', 'rewrite', '', 'test', 'valid', ?, '', ?)",
-            (run_id, best_id, code + "# stored after the page opened\n", best_score + 1.0, now))
+            (run_id, best_id, code + HOSTILE_LINE, best_score + 1.0, now))
         new_id = cursor.lastrowid
         connection.execute("INSERT INTO evaluations (program_id, split, valid, score, metrics, feedback, seconds, "
                            "evaluator_hash, epoch, created) VALUES (?, 'search', 1, ?, '{}', '', 0.1, ?, 0, ?)",
