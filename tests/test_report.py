@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Iterator
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -242,6 +244,12 @@ def test_live_view_picks_a_run_and_shows_what_is_stored_after_it_opened(runs: Ru
             "SELECT evaluations FROM runs WHERE id=?", runs.run_id(runs.offline))[0][0]
         view.assert_clean(url.group(0))
         view.page.close()
+        # GET only, and only for pages addressed to 127.0.0.1 (another Host name: DNS rebinding)
+        for request, code in [(Request(url.group(0) + f"run/{run_id}", headers={"Host": "evil.example"}), 403),
+                              (Request(url.group(0) + f"run/{run_id}", data=b"x", method="POST"), 501)]:
+            with pytest.raises(HTTPError) as refused:
+                urlopen(request, timeout=10)
+            assert refused.value.code == code
     finally:
         server.terminate()
         server.wait(timeout=10)
