@@ -15,8 +15,8 @@ from tests.sandbox_support import ensure_image
 pytestmark = [pytest.mark.docker, pytest.mark.bwrap, pytest.mark.timeout(120)]
 
 
-def choose(caplog: pytest.LogCaptureFixture):
-    cfg = compose_config(["sandbox=auto"])
+def choose(caplog: pytest.LogCaptureFixture, *overrides: str):
+    cfg = compose_config(["sandbox=auto", *overrides])
     with caplog.at_level(logging.WARNING, logger="evolve.sandbox"):
         sandbox = make_sandbox(cfg, f"test-auto-{uuid.uuid4().hex[:8]}")
     asyncio.run(sandbox.close())
@@ -40,7 +40,7 @@ def test_bubblewrap_with_a_warning_when_docker_is_absent(caplog, monkeypatch) ->
 def test_processes_with_a_loud_warning_when_nothing_else_works(caplog, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on the path
-    sandbox, warnings = choose(caplog)
+    sandbox, warnings = choose(caplog, "sandbox.allow_root=true")  # refused as root otherwise
     assert sandbox.name == "process"
     assert len(warnings) == 1 and "WEAKER isolation" in warnings[0]
     assert "docker:" in warnings[0] and "bwrap: bubblewrap is not installed" in warnings[0]

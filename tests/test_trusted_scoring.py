@@ -8,6 +8,7 @@ never more than the honest score.
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -130,11 +131,14 @@ def test_no_route_raises_the_score(evaluator: Evaluator, honest_score: float, na
         assert evaluation.feedback  # caught, and the feedback says why
 
 
-def test_nan_and_parent_killing_are_caught_with_feedback(evaluator: Evaluator) -> None:
+def test_nan_and_parent_killing_are_caught_with_feedback(evaluator: Evaluator, honest_score: float) -> None:
     nan = asyncio.run(evaluator.evaluate(hostile(ATTACKS["returns NaN radii"]), SEARCH))
     assert not nan.valid and "non-finite" in nan.feedback
     killed = asyncio.run(evaluator.evaluate(hostile(ATTACKS["kills its parent runner"]), SEARCH))
-    assert not killed.valid and "no result" in killed.feedback
+    if killed.valid:  # as root, the runner is PID 1 of the job's namespace: the kill is ignored
+        assert os.geteuid() == 0 and killed.score == pytest.approx(honest_score, rel=1e-12)
+    else:
+        assert "no result" in killed.feedback
 
 
 def test_time_is_measured_outside_the_candidate() -> None:

@@ -158,7 +158,7 @@ def _namespaces() -> list[str]:
 
     command = [shutil.which("unshare") or "/usr/bin/unshare", "--pid", "--ipc", "--fork", "--mount-proc", "--kill-child"]
     try:
-        done = subprocess.run([*command, "true"], capture_output=True, timeout=30)
+        done = subprocess.run([*command, shutil.which("true") or "/bin/true"], capture_output=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         done = None
     if done is None or done.returncode != 0:
@@ -170,7 +170,7 @@ def _namespaces() -> list[str]:
         return []
     # POSIX shared memory lives in /dev/shm: the job gets an empty one of its own (its mount namespace's).
     private_shm = 'mount -t tmpfs -o size=64m,mode=1777 evolve-shm /dev/shm 2>/dev/null; exec "$0" "$@"'
-    return [*command, "sh", "-c", private_shm]
+    return [*command, shutil.which("sh") or "/bin/sh", "-c", private_shm]
 
 
 def python_version(python: str) -> str:
