@@ -14,7 +14,6 @@ name, never a crashed run.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,8 +96,8 @@ class Evaluator:
         name = self.problem.verifier_path.name
         reply = await self.verifier.judge({
             "settings": self.problem.settings,
-            "cases": [dataclasses.asdict(case) for case in cases],
-            "runs": [dataclasses.asdict(run) for run in runs[:len(cases)]],
+            "cases": [{"id": c.id, "split": c.split, "inputs": c.inputs, "private": c.private} for c in cases],
+            "runs": [_fields(run) for run in runs[:len(cases)]],
         })
         if "timeout" in reply:  # the candidate chose an output the verifier could not finish judging
             reason = f"the verifier ran past its {reply['timeout']:g} s limit on this output and was stopped"
@@ -111,3 +110,8 @@ class Evaluator:
         feedback = "\n".join(f"[{case_id}] {v.feedback}" for case_id, v in verdicts.items() if v.feedback)
         valid = all(v.valid for v in verdicts.values())
         return valid, reply["score"] if valid else None, verdicts, feedback, rejected
+
+
+def _fields(run: CaseRun) -> dict[str, Any]:
+    """A run's fields, not copied (dataclasses.asdict deep-copies every output)."""
+    return {name: getattr(run, name) for name in CaseRun.__dataclass_fields__}

@@ -37,6 +37,7 @@ class Worker:
             start_new_session=True,  # its own process group: a kill reaches whatever the verifier started
             env=worker_env())
         self.buffer = b""
+        self.known_cases: set[str] = set()  # case ids whose data this worker already holds
 
     def exchange(self, job: bytes | None, seconds: float) -> dict[str, Any] | None:
         """Send a job (None: only read) and wait for the reply line; None past `seconds` (the worker is then killed)."""
@@ -97,7 +98,7 @@ class VerifierProcesses:
         weakref.finalize(self, _kill_all, self.idle)
 
     async def judge(self, job: dict[str, Any]) -> dict[str, Any]:
-        """The worker's reply; {"timeout": seconds} past the limit, {"fault"|"crashed": message} if it failed."""
+        """Judge {"settings", "cases": [{"id", "split", "inputs", "private"}], "runs": [...]}: the worker's reply; {"timeout": seconds} past the limit, {"fault"|"crashed": message} if it failed."""
         worker = self.idle.pop() if self.idle else None
         try:
             if worker is None:
@@ -109,7 +110,11 @@ class VerifierProcesses:
                 if not ready.get("ready"):
                     worker.kill()  # it could not load the verifier and has exited
                     return ready
-            payload = json.dumps(job, default=str).encode()
+            # Case data is sent once per worker; later jobs name the cases by id.
+            new_cases = [case for case in job["cases"] if case["id"] not in worker.known_cases]
+            payload = json.dumps({**job, "cases": [case["id"] for case in job["cases"]], "new_cases": new_cases},
+                                 default=str).encode()
+            worker.known_cases.update(case["id"] for case in new_cases)
             reply = await asyncio.to_thread(worker.exchange, payload, self.timeout)
         except BaseException:
             if worker is not None:  # cancelled (Ctrl-C, stop): no verifier outlives the evaluation

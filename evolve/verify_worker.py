@@ -3,8 +3,9 @@
 Long-lived: loads the verifier once, writes one line {"ready": true} (or {"fault": "..."} if
 it cannot be loaded, then exits), then answers each job line on stdin with one reply line:
 
-    job    {"settings": {...}, "cases": [{"id", "split", "inputs", "private"}, ...],
+    job    {"settings": {...}, "cases": [case id, ...], "new_cases": [{"id", "split", "inputs", "private"}, ...],
             "runs": [{"case_id", "status", "output", "seconds", "message", "cpu_seconds"}, ...]}
+           (a case's data comes once, in the first job that needs it; later jobs name it by id)
     reply  {"verdicts": [{"valid", "score", "metrics", "feedback", "rejected"}, ...], "score": float | null}
            or {"fault": "verifier X ..."}: the verifier's own fault, which the engine counts.
 
@@ -47,8 +48,11 @@ def main() -> int:
         _send(replies, {"fault": f"verifier {path.name} could not be loaded for verification: {_text(error)}"})
         return 1
     _send(replies, {"ready": True})
+    cases: dict[str, Any] = {}  # every case seen so far, by id: the engine sends a case's data once
     for line in sys.stdin:
-        _send(replies, judge(module, path.name, json.loads(line)))
+        job = json.loads(line)
+        cases.update((case["id"], case) for case in job.pop("new_cases"))
+        _send(replies, judge(module, path.name, {**job, "cases": [cases[case_id] for case_id in job["cases"]]}))
     return 0
 
 
