@@ -26,7 +26,7 @@ from evolve.proposers.base import Proposal, ProposalRequest
 from evolve.sandbox.base import SandboxLimits
 from evolve.sandbox.factory import limits_from
 from evolve.sandbox.process import ProcessSandbox
-from tests.conftest import query
+from tests.conftest import query, wait_for
 
 # The candidate's value decides what this verifier does: an exact number is its score; "loop" keeps
 # the verifier busy forever (it writes its pid first, so the test can check it was stopped);
@@ -152,6 +152,30 @@ def test_a_seed_the_verifier_cannot_judge_stops_the_run_naming_the_verifier(prob
     (problem_yaml.parent / "seed.py").write_text(program("1e400", 0))
     with pytest.raises(SearchStalled, match="verifier verifier.py raised OverflowError on case 'c1'.*seed"):
         evolve.run(overrides(problem_yaml, tmp_path / "run", 3), proposer=Candidates(["2"]))
+
+
+def test_a_stopped_run_kills_a_verifier_that_is_still_working(problem_yaml: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    pid_file = tmp_path / "verifier.pid"
+    monkeypatch.setenv("VERIFIER_PID_FILE", str(pid_file))
+    cfg = compose_config([f"problem={problem_yaml}"])
+    evaluator = Evaluator(load_problem(cfg), ProcessSandbox(), limits_from(cfg), "test", verifier_timeout=600)
+
+    async def stop_while_verifying() -> None:
+        task = asyncio.create_task(evaluator.evaluate(program("loop", 1), "search"))
+        while not (pid_file.exists() and pid_file.read_text()):
+            await asyncio.sleep(0.05)
+        task.cancel()  # what Ctrl-C or `stop` does to an evaluation in flight
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(stop_while_verifying())
+    verifier_pid = int(pid_file.read_text())
+    assert wait_for(lambda: not _alive(verifier_pid), 10, "the verifier's process was killed")
+    # The next evaluation gets a fresh worker and is scored as usual.
+    honest = asyncio.run(evaluator.evaluate(program("5/2", 2), "search"))
+    evaluator.close()
+    assert honest.valid and honest.score == 2.5
 
 
 # ---------------------------------------------------------------- the bundled verifiers, given hostile values
