@@ -63,6 +63,9 @@ class Worker:
             self.kill()
             return {"crashed": f"the verification process answered {line[:200]!r}, which is not JSON"}
 
+    def send(self, message: dict[str, Any], seconds: float) -> dict[str, Any] | None:
+        return self.exchange(json.dumps(message, default=str).encode(), seconds)
+
     def _line(self, deadline: float) -> bytes | None:
         """The next line on stdout; b"" at end of file; None at the deadline."""
         assert self.process.stdout is not None
@@ -98,7 +101,11 @@ class VerifierProcesses:
         weakref.finalize(self, _kill_all, self.idle)
 
     async def judge(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Judge {"settings", "cases": [{"id", "split", "inputs", "private"}], "runs": [...]}: the worker's reply; {"timeout": seconds} past the limit, {"fault"|"crashed": message} if it failed."""
+        """Judge {"settings", "cases": [{"id", "split", "inputs", "private"}], "runs": [...]}.
+
+        The worker's reply (see evolve/verify_worker.py); {"timeout": seconds} past the limit;
+        {"fault" | "crashed": message} if the verifier could not be loaded or its process died.
+        """
         worker = self.idle.pop() if self.idle else None
         try:
             if worker is None:
@@ -112,10 +119,9 @@ class VerifierProcesses:
                     return ready
             # Case data is sent once per worker; later jobs name the cases by id.
             new_cases = [case for case in job["cases"] if case["id"] not in worker.known_cases]
-            payload = json.dumps({**job, "cases": [case["id"] for case in job["cases"]], "new_cases": new_cases},
-                                 default=str).encode()
+            message = {**job, "cases": [case["id"] for case in job["cases"]], "new_cases": new_cases}
             worker.known_cases.update(case["id"] for case in new_cases)
-            reply = await asyncio.to_thread(worker.exchange, payload, self.timeout)
+            reply = await asyncio.to_thread(worker.send, message, self.timeout)  # encoding megabytes: off the loop
         except BaseException:
             if worker is not None:  # cancelled (Ctrl-C, stop): no verifier outlives the evaluation
                 worker.signal_kill()
