@@ -42,6 +42,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from evolve.certify_worker import worker_env
 from evolve.evaluation import VerifierError
 
 GATE_STATUSES = ("witness", "proven", "unknown")
@@ -151,7 +152,7 @@ class Certifier:
                 sys.executable, "-m", "evolve.certify_worker", str(self.verifier_path), str(os.getpid()),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group: a kill reaches whatever it started
-                env=_worker_env())
+                env=worker_env())
             try:
                 stdout, stderr = await asyncio.wait_for(process.communicate(job.encode()), time_limit + self.grace)
             except asyncio.TimeoutError:
@@ -204,14 +205,6 @@ class Certifier:
         return CertifyResult(status, bound, bound_float, _number(answer.get("lower")), _number(answer.get("width")),
                              calls if isinstance(calls, int) else 0, _number(answer.get("seconds")) or 0.0,
                              str(answer.get("solver", "")), _detail(answer.get("detail")))
-
-
-def _worker_env() -> dict[str, str]:
-    """The engine's environment, with this checkout importable (the worker runs `-m evolve.certify_worker`)."""
-    env = dict(os.environ)
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
-    return env
 
 
 async def _kill(process: asyncio.subprocess.Process) -> None:

@@ -52,6 +52,14 @@ def _call(job: dict[str, Any]) -> Any:
     raise ValueError(f"unknown hook {job['hook']!r}")
 
 
+def worker_env() -> dict[str, str]:
+    """The engine's environment, with this checkout importable (workers run as `python -m evolve.<worker>`)."""
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def killed_with_parent() -> None:
     """Linux: the kernel sends this process SIGKILL when its parent exits (elsewhere: nothing)."""
     try:

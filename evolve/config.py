@@ -142,6 +142,9 @@ class VerificationConfig:
     recheck_champion: bool = True  # evaluate every new global best a second time
     alarm_window: int = 4  # champions over which search and held-out scores are compared
     alarm_margin: float = 0.0  # held-out must gain more than this while search gains, or the alarm fires
+    # verify() runs in a process of its own, stopped after this many seconds on one evaluation (all its
+    # cases); the candidate whose output it was judging is then invalid (see evolve/evaluation.py).
+    verifier_timeout: float = 60.0
     # Certifying verifiers (gate/certify, see evolve/certification.py): each call runs in its own process,
     # killed at its time limit plus the grace.
     gate_seconds: float = 300.0  # "is this challenger better than the champion's certified bound?"
@@ -258,6 +261,7 @@ def validate(cfg: DictConfig) -> None:
         (cfg.search.archive_size >= 1, "search.archive_size must be at least 1"),
         (cfg.budget.evaluations >= 0, "budget.evaluations must not be negative"),
         (cfg.problem.case_timeout > 0, "problem.case_timeout must be positive"),
+        (cfg.verification.verifier_timeout > 0, "verification.verifier_timeout must be positive"),
         (cfg.verification.gate_seconds > 0, "verification.gate_seconds must be positive"),
         (cfg.verification.certify_seconds > 0, "verification.certify_seconds must be positive"),
         (cfg.verification.certify_grace >= 0, "verification.certify_grace must not be negative"),

@@ -153,6 +153,8 @@ class Engine:
         evaluation = await self._evaluate(self.problem.seed_code)
         if self.failure is not None:
             raise self.failure
+        if evaluation.rejected:  # the seed is the problem's own program: a verifier that cannot judge it is broken
+            raise SearchStalled(f"{evaluation.rejected} while verifying the seed program")
         if not evaluation.valid:
             raise SeedInvalid(f"the seed program of '{self.problem.name}' is invalid: {evaluation.feedback}")
         seed_id = await self.recorder.record_seed(self.problem.seed_code, normalized_hash(self.problem.seed_code),
@@ -295,7 +297,8 @@ class Engine:
             self.verifier_errors_in_row = 0
             return evaluation
         except VerifierError as error:
-            # The problem's verifier is at fault, not the candidate: record it loudly,
+            # The problem's verifier is at fault, not the candidate (a candidate's output the verifier
+            # rejected or ran out of time on is an invalid evaluation, not an error): record it loudly,
             # score the candidate invalid, and stop if the verifier keeps failing.
             log.error("%s", error)
             await self.recorder.event("verifier_error", message=str(error))

@@ -1,23 +1,29 @@
 """Evaluation: run a candidate in the sandbox, then score its outputs on the host.
 
 Only the verifier produces scores. The candidate's outputs arrive as data; the
-verifier validates them strictly. A verifier that raises or returns something
-other than a Verdict is a fault of the problem, reported with the verifier's
+verifier validates them strictly, in a process of its own (evolve/verify_worker.py)
+that is stopped at `verification.verifier_timeout` seconds per evaluation.
+
+Who is at fault: a verifier that raises a data error (ValueError, OverflowError,
+KeyError, ...) on a value the candidate chose, or runs past its time limit on it,
+rejects that candidate: invalid, with the reason in its feedback and `rejected`.
+A verifier that raises anything else, returns something other than a Verdict or
+crashes is a fault of the problem (VerifierError), reported with the verifier's
 name, never a crashed run.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from evolve.problem import Case, Problem, Verdict
 from evolve.sandbox.base import CaseRun, Sandbox, SandboxJob, SandboxLimits
+from evolve.verifier_process import VerifierProcesses
 
 FEEDBACK_LIMIT = 2000  # characters of feedback kept for the next prompt
+DEFAULT_VERIFIER_TIMEOUT = 60.0  # seconds the verifier may spend on one evaluation (verification.verifier_timeout)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,9 @@ class Evaluation:
     stdout: str = ""
     stderr: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+    # Why the verifier could not judge the candidate's output (its exception on a value the candidate
+    # chose, or its time limit): the candidate's failure, already in `feedback`; empty otherwise.
+    rejected: str = ""
 
     def signature(self) -> str:
         """Per-case scores, rounded: programs that behave alike share a cluster."""
@@ -47,72 +56,62 @@ class VerifierError(RuntimeError):
 
 
 class Evaluator:
-    def __init__(self, problem: Problem, sandbox: Sandbox, limits: SandboxLimits, evaluator_hash: str) -> None:
+    def __init__(self, problem: Problem, sandbox: Sandbox, limits: SandboxLimits, evaluator_hash: str,
+                 verifier_timeout: float = DEFAULT_VERIFIER_TIMEOUT) -> None:
         self.problem = problem
         self.sandbox = sandbox
         self.limits = limits
         self.evaluator_hash = evaluator_hash
+        self.verifier = VerifierProcesses(problem.verifier_path, verifier_timeout)
 
     async def evaluate(self, code: str, split: str) -> Evaluation:
         cases = self.problem.split(split)
         job = SandboxJob(code, self.problem.entry, tuple((c.id, c.inputs) for c in cases), self.limits)
         started = time.monotonic()
         result = await self.sandbox.run(job)
-        # Verifiers may be slow (exact arithmetic, solvers): keep the event loop free.
-        evaluation = await asyncio.to_thread(self._score, split, cases, result.runs)
+        valid, score, verdicts, feedback, rejected = await self._score(cases, result.runs)
         return Evaluation(
             split=split,
-            valid=evaluation[0],
-            score=evaluation[1],
-            verdicts=evaluation[2],
-            feedback=evaluation[3][:FEEDBACK_LIMIT],
+            valid=valid,
+            score=score,
+            verdicts=verdicts,
+            feedback=feedback[:FEEDBACK_LIMIT],
             seconds=time.monotonic() - started,
             evaluator_hash=self.evaluator_hash,
             stdout=result.stdout,
             stderr=result.stderr,
+            rejected=rejected,
         )
 
     def fault(self, split: str, reason: str) -> Evaluation:
         """An invalid result for a program the verifier could not score."""
         return Evaluation(split, False, None, {}, reason, 0.0, self.evaluator_hash)
 
-    def _score(self, split: str, cases: tuple[Case, ...], runs: tuple[CaseRun, ...]):
-        verdicts = {case.id: self._verify(case, run) for case, run in zip(cases, runs)}
-        valid = all(v.valid for v in verdicts.values())
+    def close(self) -> None:
+        """Stop the idle verification processes."""
+        self.verifier.close()
+
+    async def _score(self, cases: tuple[Case, ...], runs: tuple[CaseRun, ...]):
+        """(valid, score, verdicts, feedback, rejected) from the verifier's process; VerifierError if it failed."""
+        name = self.problem.verifier_path.name
+        reply = await self.verifier.judge({
+            "settings": self.problem.settings,
+            "cases": [{"id": c.id, "split": c.split, "inputs": c.inputs, "private": c.private} for c in cases],
+            "runs": [_fields(run) for run in runs[:len(cases)]],
+        })
+        if "timeout" in reply:  # the candidate chose an output the verifier could not finish judging
+            reason = f"the verifier ran past its {reply['timeout']:g} s limit on this output and was stopped"
+            return False, None, {}, reason, f"verifier {name}: {reason}"
+        if "fault" in reply or "crashed" in reply:
+            raise VerifierError(reply.get("fault") or f"verifier {name}: {reply['crashed']}")
+        verdicts = {case.id: Verdict(v["valid"], v["score"], v["metrics"], v["feedback"])
+                    for case, v in zip(cases, reply["verdicts"])}
+        rejected = "; ".join(v["rejected"] for v in reply["verdicts"] if v["rejected"])
         feedback = "\n".join(f"[{case_id}] {v.feedback}" for case_id, v in verdicts.items() if v.feedback)
-        if not valid:
-            return False, None, verdicts, feedback
-        score = self._aggregate(list(verdicts.values()))
-        return True, score, verdicts, feedback
-
-    def _verify(self, case: Case, run: CaseRun) -> Verdict:
-        try:
-            verdict = self.problem.verify(case, run, self.problem.settings)
-        except Exception as error:  # noqa: BLE001 - any verifier fault is reported, not raised
-            raise VerifierError(
-                f"verifier {self.problem.verifier_path.name} raised {type(error).__name__} on case "
-                f"{case.id!r}: {error}"
-            ) from error
-        if not isinstance(verdict, Verdict) or not _finite(verdict.score):
-            raise VerifierError(
-                f"verifier {self.problem.verifier_path.name} returned {verdict!r} for case {case.id!r}; "
-                "it must return a Verdict with a finite score"
-            )
-        return verdict
-
-    def _aggregate(self, verdicts: list[Verdict]) -> float:
-        if self.problem.aggregate is None:
-            return sum(v.score for v in verdicts) / len(verdicts)
-        try:
-            score = self.problem.aggregate(verdicts, self.problem.settings)
-        except Exception as error:  # noqa: BLE001
-            raise VerifierError(
-                f"verifier {self.problem.verifier_path.name}: aggregate() raised {type(error).__name__}: {error}"
-            ) from error
-        if not _finite(score):
-            raise VerifierError(f"verifier {self.problem.verifier_path.name}: aggregate() returned {score!r}")
-        return float(score)
+        valid = all(v.valid for v in verdicts.values())
+        return valid, reply["score"] if valid else None, verdicts, feedback, rejected
 
 
-def _finite(value: object) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+def _fields(run: CaseRun) -> dict[str, Any]:
+    """A run's fields, not copied (dataclasses.asdict deep-copies every output)."""
+    return {name: getattr(run, name) for name in CaseRun.__dataclass_fields__}

@@ -58,7 +58,7 @@ async def _rescore(run_dir: Path, cfg: DictConfig) -> RescoreResult:
         epoch = run.epoch + 1
         islands = _archive(store, run)
         program_ids = sorted({pid for members in islands.values() for pid, _ in members} | {run.seed_program_id})
-        evaluator = Evaluator(problem, sandbox, limits_from(cfg), new_hash)
+        evaluator = Evaluator(problem, sandbox, limits_from(cfg), new_hash, cfg.verification.verifier_timeout)
         slots = asyncio.Semaphore(cfg.search.evaluators)
 
         async def rescore(program_id: int) -> tuple[int, Evaluation]:

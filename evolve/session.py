@@ -136,7 +136,8 @@ async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: mod
                  proposer: Proposer) -> RunResult:
     if run.proposer_state:
         proposer.restore(json.loads(run.proposer_state))
-    evaluator = Evaluator(problem, sandbox, limits_from(cfg), run.evaluator_hash)
+    evaluator = Evaluator(problem, sandbox, limits_from(cfg), run.evaluator_hash,
+                          cfg.verification.verifier_timeout)
     recorder = Recorder(cfg, problem, store, run, proposer.state, on_best)
     sandbox_identity = getattr(sandbox, "identity", sandbox.name)
     engine = Engine(cfg, problem, proposer, evaluator, recorder, on_progress,
@@ -150,6 +151,7 @@ async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: mod
         reason = "interrupted" if interrupted() else reason
     finally:
         _restore_signals()
+        evaluator.close()
         await asyncio.gather(sandbox.close(), proposer.close(), return_exceptions=True)
         await recorder.event("session_end", status=status, reason=reason, evaluations=recorder.evaluations)
         await recorder.finish(status)

@@ -31,6 +31,12 @@ MAX_STRATEGIES = 3  # constructed strategies per player in one arm
 MAX_JSON_CHARS = 20_000
 COEFFICIENT_RANGE = range(-2, 3)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,15}$")
+# Rational constants: a short decimal or fraction, its exponent bounded before Fraction expands it.
+MAX_RATIONAL_CHARS = 40
+MAX_RATIONAL_DIGITS = 40
+MAX_EXPONENT = 30
+_RATIONAL = re.compile(r"[+-]?(\d+\s*/\s*\d+|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)")
+_EXPONENT = re.compile(r"[eE]([+-]?\d+)$")
 
 
 @dataclass(frozen=True)
@@ -303,10 +309,21 @@ def rational(value: Any, what: str) -> Fraction:
         raise AlgorithmError(f"{what} is the float {value!r}; write it as an exact rational string such as "
                              "'1/3' (floats like 0.333333 are not exact)")
     if isinstance(value, int):
+        if len(str(abs(value))) > MAX_RATIONAL_DIGITS:
+            raise AlgorithmError(f"{what} has more than {MAX_RATIONAL_DIGITS} digits; write a small exact "
+                                 "rational such as '1/3'")
         return Fraction(value)
-    if isinstance(value, str) and len(value) <= 40:
+    if isinstance(value, str) and len(value) <= MAX_RATIONAL_CHARS:
+        text = value.strip()
+        if not _RATIONAL.fullmatch(text):
+            raise AlgorithmError(f"{what} must be an exact rational written like '1/3', '-2', '0.25' or '5e-3'; "
+                                 f"got {text[:40]!r}")
+        exponent = _EXPONENT.search(text)
+        if exponent and abs(int(exponent.group(1))) > MAX_EXPONENT:  # Fraction('1e9999999') takes seconds
+            raise AlgorithmError(f"{what} {text[:40]!r} has an exponent beyond +-{MAX_EXPONENT}; "
+                                 "write a small exact rational such as '1/3'")
         try:
-            return Fraction(value.strip())
+            return Fraction(text)
         except (ValueError, ZeroDivisionError):
             pass
     raise AlgorithmError(f"{what} must be an exact rational (an int or a string like '1/3'); got {str(value)[:40]!r}")
