@@ -22,7 +22,7 @@ from evolve.problem import SEARCH, describe_changes, identity_hash, load_problem
 from evolve.recorder import evaluation_row
 from evolve.sandbox.factory import limits_from, make_sandbox
 from evolve.runlock import run_lock
-from evolve.session import RunError, open_run, saved_config
+from evolve.session import RunError, open_run, sandbox_label, saved_config
 
 
 RECERTIFY = 3  # a certifying problem's best programs queued for certification in the new epoch
@@ -46,7 +46,7 @@ async def rescore_run(run_dir: Path) -> RescoreResult:
 async def _rescore(run_dir: Path, cfg: DictConfig) -> RescoreResult:
     problem = load_problem(cfg)
     store, run = open_run(run_dir, cfg)
-    sandbox = make_sandbox(cfg, run_dir.name)
+    sandbox = make_sandbox(cfg, sandbox_label(run_dir))
     try:
         parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
         new_hash = identity_hash(parts)

@@ -9,6 +9,7 @@ Nothing is written before every check has passed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import signal
@@ -56,6 +57,15 @@ def default_run_dir(cfg: DictConfig) -> Path:
     return Path("runs") / f"{cfg.problem.name}-{stamp}"
 
 
+def sandbox_label(run_dir: Path) -> str:
+    """The label a run's sandbox puts on what it starts (containers), unique to this run directory.
+
+    The folder name alone is not: `A/same` and `B/same` would clean up each other's containers.
+    """
+    digest = hashlib.sha256(str(run_dir.expanduser().resolve()).encode()).hexdigest()[:12]
+    return f"{run_dir.name}-{digest}"
+
+
 def stored_run_id(run_dir: Path) -> int | None:
     path = run_dir / RUN_ID_FILE
     return int(path.read_text()) if path.is_file() else None
@@ -95,7 +105,7 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
     problem = load_problem(cfg)
     proposer = proposer or make_proposer(cfg)  # a missing API key fails here, before anything is written
     await _preflight(proposer)
-    sandbox = make_sandbox(cfg, run_dir.name)  # an unavailable sandbox fails here, before anything is written
+    sandbox = make_sandbox(cfg, sandbox_label(run_dir))  # an unavailable sandbox fails here, before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
         cfg.run.dir = str(run_dir)
@@ -119,7 +129,7 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
     with run_lock(run_dir):
         await _preflight(proposer)
         store, run = open_run(run_dir, cfg)
-        sandbox = make_sandbox(cfg, run_dir.name)
+        sandbox = make_sandbox(cfg, sandbox_label(run_dir))
         parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
         if identity_hash(parts) != run.evaluator_hash:
             await sandbox.close()
