@@ -67,6 +67,7 @@ class LLMConfig:
     selection: str = "weights"  # weights | ucb (bandit rewarded by verified improvement)
     ucb_exploration: float = 1.0
     timeout: float = 120.0  # seconds per HTTP request
+    endpoint_down_after: float = 120.0  # seconds an endpoint may fail every request before the run stops
     max_concurrency: int = 8  # requests in flight per endpoint
     max_retries: int = 4  # extra attempts on 429 / 5xx / timeouts / dropped connections
     backoff_base: float = 1.0  # seconds; doubles per attempt (with jitter) unless retry-after says otherwise

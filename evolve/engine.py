@@ -35,7 +35,7 @@ from evolve.edits import EditRejected, apply_edit, normalized_hash
 from evolve.evaluation import Evaluation, Evaluator, VerifierError
 from evolve.islands import Member, RankSelection
 from evolve.problem import HELDOUT, SEARCH, Problem, describe_changes
-from evolve.proposers.base import Proposal, ProposalRequest, Proposer, ProgramView
+from evolve.proposers.base import Proposal, ProposalCancelled, ProposalRequest, Proposer, ProgramView
 from evolve.recorder import Recorder
 
 log = logging.getLogger("evolve")
@@ -105,6 +105,7 @@ class Engine:
         self.tickets = 0  # candidates reserved: being proposed, queued or evaluated (not yet stored)
         self.finishing = 0  # stored candidates whose held-out / re-check work is still running
         self.pending_hashes: set[str] = set()
+        self.planned = recorder.proposals  # proposals planned (islands take turns); the stored count is of rows
         self.failures_in_row = 0
         self.duplicates_in_row = 0
         self.verifier_errors_in_row = 0
@@ -140,6 +141,9 @@ class Engine:
             for task in [waiter, *tasks]:
                 task.cancel()
             await asyncio.gather(waiter, *tasks, return_exceptions=True)
+            while not queue.empty():  # proposed, never evaluated: recorded, so no LLM call goes unaccounted
+                candidate = queue.get_nowait()
+                await self._record_cancelled(candidate.work, candidate.proposal)
         if self.failure is not None:
             raise self.failure
         return self.recorder.exhausted() or "stopped"
@@ -170,7 +174,7 @@ class Engine:
             queued = False
             try:
                 work = self._plan()
-                proposal = await self.proposer.propose(work.request)
+                proposal = await self._propose(work)
                 candidate = await self._accept(work, proposal)
                 if candidate is not None:
                     await queue.put(candidate)
@@ -178,6 +182,21 @@ class Engine:
             finally:
                 if not queued:
                     self._return_ticket()
+
+    async def _propose(self, work: Work) -> Proposal:
+        """The proposer's answer. Cut short by a stop, the proposal is still recorded, with the LLM
+        attempts it made: the endpoint saw (and may bill) them."""
+        try:
+            return await self.proposer.propose(work.request)
+        except asyncio.CancelledError as stop:
+            partial = stop.proposal if isinstance(stop, ProposalCancelled) else Proposal(None, "")
+            self.recorder.add_cost(partial)
+            await self._record_cancelled(work, partial)
+            raise
+
+    async def _record_cancelled(self, work: Work, proposal: Proposal) -> None:
+        await self.recorder.record_proposal(work.island, work.parent.program_id, proposal, "cancelled",
+                                            "the run stopped before this proposal was evaluated")
 
     def _take_ticket(self) -> bool:
         if self.recorder.exhausted(reserved=self.tickets):
@@ -197,7 +216,7 @@ class Engine:
     def _plan(self) -> Work:
         recorder = self.recorder
         rng = recorder.rng
-        island = recorder.islands[recorder.proposals % len(recorder.islands)]
+        island = recorder.islands[self.planned % len(recorder.islands)]
         parent = self.selection.parent(island, rng)
         inspirations = self.selection.inspirations(island, parent, self.cfg.search.inspirations, rng)
         request = ProposalRequest(
@@ -208,13 +227,15 @@ class Engine:
             island=island.index,
             seed=rng.getrandbits(63),
         )
-        recorder.proposals += 1
+        self.planned += 1
         return Work(island.index, parent, request)
 
     async def _accept(self, work: Work, proposal: Proposal) -> Candidate | None:
         """Apply the edit and deduplicate; anything not new is recorded with its reason."""
         self.recorder.add_cost(proposal)  # at once, so the cost budget stops the next proposal
         if proposal.edit is None:
+            if proposal.fatal:  # no later proposal can succeed: stop now, not after MAX_CONSECUTIVE_FAILURES
+                self._fail(SearchStalled(proposal.failure))
             self._count_failure(proposal.failure)
             await self.recorder.record_proposal(work.island, work.parent.program_id, proposal, "failed",
                                                 proposal.failure or "the proposer returned no edit")
@@ -262,8 +283,10 @@ class Engine:
         while True:
             candidate = await queue.get()
             recorded = None
+            storing = False
             try:
                 evaluation = await self._evaluate(candidate.code)
+                storing = True  # from here the write completes even if this task is cancelled
                 recorded = await self.recorder.record_program(
                     candidate.work.island, candidate.work.parent, candidate.proposal,
                     candidate.code, candidate.code_hash, candidate.diff, evaluation)
@@ -281,6 +304,10 @@ class Engine:
                 await self.recorder.maybe_migrate_or_reset()
                 await self._check_drift()
                 self.on_progress(self.recorder)
+            except asyncio.CancelledError:
+                if not storing:
+                    await self._record_cancelled(candidate.work, candidate.proposal)
+                raise
             finally:
                 self.pending_hashes.discard(candidate.code_hash)
                 if recorded is None:

@@ -192,6 +192,7 @@ class Recorder:
                              diff: str, evaluation: Evaluation) -> "Recorded":
         """Store an evaluated candidate and update the islands and the best."""
         self.evaluations += 1
+        self.proposals += 1
         edit_kind = getattr(proposal.edit, "kind", "")
         program = self._program(parent.program_id, island, code, code_hash, edit_kind, diff, proposal.proposer,
                                 evaluation)
@@ -228,12 +229,13 @@ class Recorder:
 
     async def record_proposal(self, island: int, parent_id: int, proposal: Proposal, outcome: str, reason: str,
                               program_id: int | None = None) -> None:
-        """A proposal that brought no new program: duplicate, rejected edit or failure."""
+        """A proposal that brought no new program: duplicate, rejected edit, failure, or cancelled by a stop."""
+        self.proposals += 1
         if outcome == "duplicate":
             self.duplicates += 1
         elif outcome == "rejected":
             self.rejected += 1
-        else:
+        elif outcome == "failed":
             self.failures += 1
         text = _edit_text(proposal.edit)
         row = dict(run_id=self.run_id, island=island, parent_id=parent_id, proposer=proposal.proposer,
