@@ -120,8 +120,10 @@ class Engine:
         """Run until a budget is spent or stop() is called; returns the stop reason."""
         if not self.recorder.seeded:
             await self._seed()
-        elif self.certifier is not None:
-            await self._requeue_challengers()
+        else:  # before new work: finish what a stop left half-done
+            await self._finish_champion()
+            if self.certifier is not None:
+                await self._requeue_challengers()
         search = self.cfg.search
         queue: asyncio.Queue[Candidate] = asyncio.Queue(maxsize=search.queue_size)
         tasks = [asyncio.create_task(self._propose_loop(queue)) for _ in range(search.proposers)]
@@ -345,6 +347,20 @@ class Engine:
         heldout = await self._heldout(program_id, code)
         recheck = await self._evaluate(code) if self.cfg.verification.recheck_champion else None
         await self.recorder.record_champion(program_id, evaluation, heldout, recheck, certified)
+
+    async def _finish_champion(self) -> None:
+        """A champion stored just before a stop (kill -9, Ctrl-C) gets the checks it missed."""
+        unfinished = await self.recorder.unfinished_champion()
+        if unfinished is None:
+            return
+        await self.recorder.event("champion_resumed", program_id=unfinished.program_id,
+                                  heldout_stored=unfinished.heldout is not None, rechecked=unfinished.rechecked)
+        heldout = unfinished.heldout or await self._heldout(unfinished.program_id, unfinished.code)
+        # A second evaluation stored before the stop is not repeated (nor stored twice).
+        recheck = (await self._evaluate(unfinished.code)
+                   if self.cfg.verification.recheck_champion and not unfinished.rechecked else None)
+        await self.recorder.record_champion(unfinished.program_id, unfinished.search, heldout, recheck,
+                                            unfinished.certified)
 
     # ------------------------------------------------------------------ certifying
 
