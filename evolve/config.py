@@ -174,11 +174,13 @@ ConfigStore.instance().store(name="evolve_schema", node=Config)
 # Overrides `evolve resume` accepts: budgets and how the run is shown, nothing
 # that would change what the search means.
 # Certification time limits too: a proven bound is proven however long the solver was given.
-# The sandbox too: the tier may change between sessions (sandbox=auto picks what answers now); the
-# change is recorded as an event. And `problem=PATH/problem.yaml` for a problem folder that moved.
+# The sandbox tier too (sandbox=NAME; auto picks what answers now), recorded as an event when it
+# changes, but not the limits a candidate runs under. And `problem=PATH/problem.yaml` for a
+# problem folder that moved.
 RESUMABLE_PREFIXES = ("budget.", "run.progress", "search.proposers", "search.evaluators",
                       "verification.gate_seconds", "verification.certify_seconds", "verification.certify_grace",
-                      "sandbox")
+                      "sandbox.backend", "sandbox.image", "sandbox.pool_size", "sandbox.recycle_after",
+                      "sandbox.fresh_container", "sandbox.auto_build", "sandbox.build_method")
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -278,7 +280,7 @@ def load_saved(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictC
         else:
             raise ConfigError(
                 f"'{key}' cannot be changed on resume; only budgets (budget.*), run.progress, "
-                "search.proposers, search.evaluators, the sandbox (sandbox=NAME, sandbox.*), the certification "
+                "search.proposers, search.evaluators, the sandbox tier (sandbox=NAME), the certification "
                 "time limits (verification.gate_seconds, certify_seconds, certify_grace) and the place of a moved "
                 "problem (problem=PATH/problem.yaml) can"
             )
