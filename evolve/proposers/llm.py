@@ -17,8 +17,8 @@ request would fail alike: they stop the run at once, naming the URL.
 Circuit breaker: an endpoint that has failed every attempt for
 `llm.endpoint_down_after` seconds (and at least ENDPOINT_DOWN_ATTEMPTS attempts
 in a row) stops the run with its URL and last error, so a dead or hanging
-server ends a run within about endpoint_down_after + timeout seconds, not after
-hours of retries (see docs/llm-endpoints.md).
+server ends a run within minutes, not after hours of retries (the bound is in
+docs/llm-endpoints.md).
 
 The API key is read from the environment variable `llm.api_key_env` names and
 lives only in the client object: it is never put in a record, a failure text
