@@ -200,7 +200,7 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
             cfg.problem = _problem_from_file(problem_file, problem_overrides)
         else:
             cfg.problem.file = f"configs/problem/{_problem_group(rest)}.yaml"
-            cfg.problem.file_overrides = [o for o in rest if o.startswith("problem.")]
+            cfg.problem.file_overrides = [o.lstrip("+") for o in rest if o.lstrip("+").startswith("problem.")]
     except MissingConfigException as error:
         raise ConfigError(_missing_option(error)) from None
     except (HydraException, OmegaConfBaseException) as error:
