@@ -180,7 +180,7 @@ ConfigStore.instance().store(name="evolve_schema", node=Config)
 RESUMABLE_PREFIXES = ("budget.", "run.progress", "search.proposers", "search.evaluators",
                       "verification.gate_seconds", "verification.certify_seconds", "verification.certify_grace",
                       "sandbox.backend", "sandbox.image", "sandbox.pool_size", "sandbox.recycle_after",
-                      "sandbox.fresh_container", "sandbox.auto_build", "sandbox.build_method")
+                      "sandbox.fresh_container", "sandbox.auto_build", "sandbox.build_method", "sandbox.allow_root")
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

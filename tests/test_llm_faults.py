@@ -24,7 +24,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def _run(tmp_path: Path, url: str, *extra: str) -> list[str]:
-    return [f"run.dir={tmp_path / 'run'}", "sandbox=process", "run.progress=false", "budget.evaluations=50",
+    return [f"run.dir={tmp_path / 'run'}", "sandbox=process", "sandbox.allow_root=true", "run.progress=false",
+            "budget.evaluations=50",
             *tiny_problem(tmp_path / "tiny"), "llm=openai", f"llm.base_url={url}", "llm.api_key_env=",
             "llm.models=[{name:fake}]", "llm.backoff_base=0.05", *extra]
 

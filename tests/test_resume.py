@@ -21,7 +21,7 @@ from tests.conftest import query, wait_for
 pytestmark = pytest.mark.slow  # every test here drives `evolve` processes (several seconds each)
 
 EVOLVE = [sys.executable, "-m", "evolve"]
-FAST = ["sandbox=process", "run.progress=false"]
+FAST = ["sandbox=process", "sandbox.allow_root=true", "run.progress=false"]
 
 # The candidate stops on its held-out case while `gate` exists (telling the test it got there):
 # the engine is then between storing a new champion and finishing its checks.
@@ -226,6 +226,7 @@ def test_sandbox_auto_on_resume_takes_what_answers_now_and_says_so(tmp_path: Pat
     assert change["old"].startswith("bwrap") and change["new"].startswith("docker:")
     assert query(run_dir, "SELECT evaluations, epoch FROM runs") == [(5, 0)]
 
-    chosen = evolve_cmd("resume", "r", "sandbox=process", "budget.evaluations=6", cwd=tmp_path)  # chosen by hand
+    chosen = evolve_cmd("resume", "r", "sandbox=process", "sandbox.allow_root=true", "budget.evaluations=6",
+                        cwd=tmp_path)  # chosen by hand
     assert chosen.returncode == 0, chosen.stderr
     assert len(query(run_dir, "SELECT id FROM events WHERE kind='sandbox_changed'")) == 2
