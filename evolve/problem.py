@@ -153,10 +153,6 @@ class IdentityDiff:
     adopted: tuple[str, ...]  # parts this version covers that the run's identity predates
     relabelled: bool  # the same file contents under other names (a moved problem folder)
 
-    @property
-    def same_scores(self) -> bool:
-        return not self.changes
-
 
 def compare_identity(old: dict[str, str], new: dict[str, str]) -> IdentityDiff:
     """Compare identities part by part; files are matched by content when their names moved."""
