@@ -179,7 +179,11 @@ class Engine:
                 proposal = await self._propose(work)
                 candidate = await self._accept(work, proposal)
                 if candidate is not None:
-                    await queue.put(candidate)
+                    try:
+                        await queue.put(candidate)
+                    except asyncio.CancelledError:  # stopped while waiting for room: still recorded
+                        await self._record_cancelled(candidate.work, candidate.proposal)
+                        raise
                     queued = True
             finally:
                 if not queued:

@@ -23,11 +23,10 @@ from tests.fake_llm import FakeLLM, NoChoices, Reply, Slow, Status, tiny_problem
 pytestmark = pytest.mark.timeout(120)
 
 
-def _run(tmp_path: Path, url: str, *extra: str) -> list[str]:
+def _run(tmp_path: Path, url: str, *extra: str, sleep: float = 0.0) -> list[str]:
     return [f"run.dir={tmp_path / 'run'}", "sandbox=process", "sandbox.allow_root=true", "run.progress=false",
-            "budget.evaluations=50",
-            *tiny_problem(tmp_path / "tiny"), "llm=openai", f"llm.base_url={url}", "llm.api_key_env=",
-            "llm.models=[{name:fake}]", "llm.backoff_base=0.05", *extra]
+            "budget.evaluations=50", *tiny_problem(tmp_path / "tiny", sleep=sleep), "llm=openai",
+            f"llm.base_url={url}", "llm.api_key_env=", "llm.models=[{name:fake}]", "llm.backoff_base=0.05", *extra]
 
 
 def _accounted(run_dir: Path, fake: FakeLLM) -> None:
@@ -110,3 +109,19 @@ def test_a_completion_far_over_max_tokens_is_flagged() -> None:
     assert proposal.edit is not None  # the reply is used ...
     (call,) = proposal.calls
     assert call.completion_tokens == 5000 and call.error.startswith("over max_tokens")  # ... and flagged
+
+
+def test_candidates_waiting_for_evaluation_when_the_run_stops_are_recorded(tmp_path: Path) -> None:
+    """Replies come faster than one evaluator scores them; a 404 then stops the run with candidates queued."""
+    write = tweak_author(seed=4)
+    replies = 8
+    script = (lambda index, body: Reply(write(index, body)) if index < replies else Status(404))
+    with FakeLLM(script) as fake:
+        with pytest.raises(SearchStalled):
+            evolve.run(_run(tmp_path, fake.url, "search.proposers=2", "search.evaluators=1", "search.queue_size=2",
+                            sleep=0.3))
+    run_dir = tmp_path / "run"
+    _accounted(run_dir, fake)
+    cancelled = query(run_dir, "SELECT COUNT(*) FROM proposals p JOIN llm_calls c ON c.proposal_id=p.id "
+                               "WHERE p.outcome='cancelled' AND c.error=''")[0][0]
+    assert cancelled >= 1  # answered, never evaluated: the calls are there all the same
