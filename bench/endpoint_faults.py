@@ -28,7 +28,8 @@ from tests.fake_llm import FakeLLM, Slow, Status, tiny_problem  # noqa: E402
 
 def measure(action, down_after: float, timeout: float, proposers: int) -> tuple[float, int, str]:
     with tempfile.TemporaryDirectory() as scratch, FakeLLM([action]) as fake:
-        overrides = [f"run.dir={Path(scratch) / 'run'}", "sandbox=process", "sandbox.allow_root=true", "run.progress=false",
+        overrides = [f"run.dir={Path(scratch) / 'run'}", "sandbox=process", "sandbox.allow_root=true",
+                     "run.progress=false",
                      "budget.evaluations=1000", *tiny_problem(Path(scratch) / "tiny"), "llm=openai",
                      f"llm.base_url={fake.url}", "llm.api_key_env=", "llm.models=[{name:fake}]",
                      f"llm.timeout={timeout}", f"llm.endpoint_down_after={down_after}",

@@ -161,7 +161,8 @@ def _adopt_identity(store: Store, run: models.Run, diff: IdentityDiff, parts: di
         log.warning("the sandbox changed since the last session: %s -> %s (recorded as an event)", *diff.sandbox)
         store.add_event(run.id, "sandbox_changed", old=diff.sandbox[0], new=diff.sandbox[1])  # type: ignore[arg-type]
     if diff.adopted:
-        store.add_event(run.id, "identity_extended", parts={k: parts[k] for k in diff.adopted})  # type: ignore[arg-type]
+        adopted = {key: parts[key] for key in diff.adopted}
+        store.add_event(run.id, "identity_extended", parts=adopted)  # type: ignore[arg-type]
     if diff.sandbox is not None or diff.adopted or diff.relabelled:
         run.evaluator_parts = json.dumps(parts)
         store.save_run(run.id, evaluator_parts=run.evaluator_parts)  # type: ignore[arg-type]

@@ -226,7 +226,8 @@ class OpenAIProposer:
             return (f"the LLM endpoint {endpoint.url} answered {last} for model '{model}'; check llm.base_url, "
                     "the model name and the API key, then `evolve resume` the run")
         if self._breaker_open(endpoint):
-            return (f"the LLM endpoint {endpoint.url} failed every request for {endpoint.down_for(time.monotonic()):.0f} s "
+            down = endpoint.down_for(time.monotonic())
+            return (f"the LLM endpoint {endpoint.url} failed every request for {down:.0f} s "
                     f"({endpoint.failures_in_row} attempts in a row; llm.endpoint_down_after="
                     f"{self.endpoint_down_after:g}); the last: {last}. Fix the endpoint, then `evolve resume` the run")
         return ""
