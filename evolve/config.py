@@ -18,7 +18,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from evolve.paths import CONFIGS
+from evolve.paths import CONFIGS, resolve
 
 
 class ConfigError(ValueError):
@@ -38,6 +38,12 @@ class ProblemConfig:
     case_timeout: float = 10.0  # seconds per case, measured outside the candidate
     score_tolerance: float = 0.0  # re-verified scores this far apart (relative) still agree (timed scores)
     settings: dict[str, Any] = field(default_factory=dict)  # passed to the verifier
+    # Where this definition was read from (filled in by evolve): resume re-reads it to catch edits
+    # and to find a moved folder. `file_overrides`: the problem.* overrides given with it at start;
+    # `file_from_run`: the file's path relative to the run directory.
+    file: Optional[str] = None
+    file_overrides: list[str] = field(default_factory=list)
+    file_from_run: Optional[str] = None
 
 
 @dataclass
@@ -67,6 +73,7 @@ class LLMConfig:
     selection: str = "weights"  # weights | ucb (bandit rewarded by verified improvement)
     ucb_exploration: float = 1.0
     timeout: float = 120.0  # seconds per HTTP request
+    endpoint_down_after: float = 120.0  # seconds an endpoint may fail every request before the run stops
     max_concurrency: int = 8  # requests in flight per endpoint
     max_retries: int = 4  # extra attempts on 429 / 5xx / timeouts / dropped connections
     backoff_base: float = 1.0  # seconds; doubles per attempt (with jitter) unless retry-after says otherwise
@@ -170,8 +177,13 @@ ConfigStore.instance().store(name="evolve_schema", node=Config)
 # Overrides `evolve resume` accepts: budgets and how the run is shown, nothing
 # that would change what the search means.
 # Certification time limits too: a proven bound is proven however long the solver was given.
+# The sandbox tier too (sandbox=NAME; auto picks what answers now), recorded as an event when it
+# changes, but not the limits a candidate runs under. And `problem=PATH/problem.yaml` for a
+# problem folder that moved.
 RESUMABLE_PREFIXES = ("budget.", "run.progress", "search.proposers", "search.evaluators",
-                      "verification.gate_seconds", "verification.certify_seconds", "verification.certify_grace")
+                      "verification.gate_seconds", "verification.certify_seconds", "verification.certify_grace",
+                      "sandbox.backend", "sandbox.image", "sandbox.pool_size", "sandbox.recycle_after",
+                      "sandbox.fresh_container", "sandbox.auto_build", "sandbox.build_method", "sandbox.allow_root")
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -189,6 +201,9 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
         cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.to_container(cfg))
         if problem_file is not None:
             cfg.problem = _problem_from_file(problem_file, problem_overrides)
+        else:
+            cfg.problem.file = f"configs/problem/{_problem_group(rest)}.yaml"
+            cfg.problem.file_overrides = [o.lstrip("+") for o in rest if o.lstrip("+").startswith("problem.")]
     except MissingConfigException as error:
         raise ConfigError(_missing_option(error)) from None
     except (HydraException, OmegaConfBaseException) as error:
@@ -216,6 +231,15 @@ def _split_problem_path(overrides: list[str]) -> tuple[Path | None, list[str], l
     return problem_file, on_problem, rest
 
 
+def _problem_group(overrides: list[str]) -> str:
+    """The bundled problem a composition chose: the last `problem=NAME`, else the default of config.yaml."""
+    chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("problem=")]
+    if chosen:
+        return chosen[-1]
+    defaults = OmegaConf.load(CONFIGS / "config.yaml").get("defaults", [])
+    return next(str(d["problem"]) for d in defaults if isinstance(d, DictConfig) and "problem" in d)
+
+
 def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
     loaded = OmegaConf.load(path)
     for key in ("seed_program", "prompt", "cases", "verifier"):
@@ -223,27 +247,68 @@ def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
         if value and not Path(value).is_absolute():
             loaded[key] = str((path.parent / value).resolve())
     dotlist = [o.removeprefix("problem.") for o in overrides]
-    return OmegaConf.merge(OmegaConf.structured(ProblemConfig), loaded, OmegaConf.from_dotlist(dotlist))
+    problem = OmegaConf.merge(OmegaConf.structured(ProblemConfig), loaded, OmegaConf.from_dotlist(dotlist))
+    problem.file, problem.file_overrides = str(path), list(overrides)
+    return problem
+
+
+def reread_problem(problem: DictConfig, path: Path | None = None) -> DictConfig:
+    """The problem definition as its file says now (at `path` if it moved), with the overrides it
+    was started with; ConfigError if the file cannot be read."""
+    source = path or resolve(problem.file)
+    overrides = list(problem.file_overrides)
+    try:
+        if source.is_relative_to(CONFIGS):  # a bundled problem: paths stay relative to the project
+            loaded = OmegaConf.merge(OmegaConf.structured(ProblemConfig), OmegaConf.load(source),
+                                     OmegaConf.from_dotlist([o.removeprefix("problem.") for o in overrides]))
+            loaded.file, loaded.file_overrides = problem.file, overrides
+        else:
+            loaded = _problem_from_file(source, overrides)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{source}: {_describe(error)}") from None
+    loaded.file_from_run = problem.file_from_run
+    return loaded
 
 
 def load_saved(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """The resolved config a run saved, with resumable overrides applied."""
-    for item in overrides:
-        key = item.lstrip("+~").split("=", 1)[0]
-        if not key.startswith(RESUMABLE_PREFIXES):
+    _moved_to, rest = moved_problem(overrides)
+    dotlist = []
+    for item in rest:
+        key, _, value = item.lstrip("+~").partition("=")
+        if key == "sandbox":
+            dotlist.append(f"sandbox.backend={value}")  # the group's other fields are in the saved config
+        elif key.startswith(RESUMABLE_PREFIXES):
+            dotlist.append(item)
+        else:
             raise ConfigError(
                 f"'{key}' cannot be changed on resume; only budgets (budget.*), run.progress, "
-                "search.proposers, search.evaluators and the certification time limits "
-                "(verification.gate_seconds, certify_seconds, certify_grace) can"
+                "search.proposers, search.evaluators, the sandbox tier (sandbox=NAME), the certification "
+                "time limits (verification.gate_seconds, certify_seconds, certify_grace) and the place of a moved "
+                "problem (problem=PATH/problem.yaml) can"
             )
     try:
         saved = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
-        cfg = OmegaConf.merge(saved, OmegaConf.from_dotlist(list(overrides)))
+        cfg = OmegaConf.merge(saved, OmegaConf.from_dotlist(dotlist))
     except OmegaConfBaseException as error:
         raise ConfigError(f"{path}: {_describe(error)}") from None
     OmegaConf.set_struct(cfg, True)
     validate(cfg)
     return cfg
+
+
+def moved_problem(overrides: list[str] | tuple[str, ...]) -> tuple[Path | None, list[str]]:
+    """`problem=PATH/problem.yaml` given on resume (a problem folder that moved), and the other overrides."""
+    moved_to, rest = None, []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key == "problem" and value.endswith((".yaml", ".yml")):
+            moved_to = Path(value).expanduser().resolve()
+            if not moved_to.is_file():
+                raise ConfigError(f"problem file not found: {moved_to}")
+        else:
+            rest.append(item)
+    return moved_to, rest
 
 
 def to_yaml(cfg: DictConfig) -> str:

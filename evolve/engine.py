@@ -35,7 +35,7 @@ from evolve.edits import EditRejected, apply_edit, normalized_hash
 from evolve.evaluation import Evaluation, Evaluator, VerifierError
 from evolve.islands import Member, RankSelection
 from evolve.problem import HELDOUT, SEARCH, Problem, describe_changes
-from evolve.proposers.base import Proposal, ProposalRequest, Proposer, ProgramView
+from evolve.proposers.base import Proposal, ProposalCancelled, ProposalRequest, Proposer, ProgramView
 from evolve.recorder import Recorder
 
 log = logging.getLogger("evolve")
@@ -105,6 +105,7 @@ class Engine:
         self.tickets = 0  # candidates reserved: being proposed, queued or evaluated (not yet stored)
         self.finishing = 0  # stored candidates whose held-out / re-check work is still running
         self.pending_hashes: set[str] = set()
+        self.planned = recorder.proposals  # proposals planned (islands take turns); the stored count is of rows
         self.failures_in_row = 0
         self.duplicates_in_row = 0
         self.verifier_errors_in_row = 0
@@ -119,8 +120,10 @@ class Engine:
         """Run until a budget is spent or stop() is called; returns the stop reason."""
         if not self.recorder.seeded:
             await self._seed()
-        elif self.certifier is not None:
-            await self._requeue_challengers()
+        else:  # before new work: finish what a stop left half-done
+            await self._finish_champion()
+            if self.certifier is not None:
+                await self._requeue_challengers()
         search = self.cfg.search
         queue: asyncio.Queue[Candidate] = asyncio.Queue(maxsize=search.queue_size)
         tasks = [asyncio.create_task(self._propose_loop(queue)) for _ in range(search.proposers)]
@@ -140,6 +143,9 @@ class Engine:
             for task in [waiter, *tasks]:
                 task.cancel()
             await asyncio.gather(waiter, *tasks, return_exceptions=True)
+            while not queue.empty():  # proposed, never evaluated: recorded, so no LLM call goes unaccounted
+                candidate = queue.get_nowait()
+                await self._record_cancelled(candidate.work, candidate.proposal)
         if self.failure is not None:
             raise self.failure
         return self.recorder.exhausted() or "stopped"
@@ -172,14 +178,33 @@ class Engine:
             queued = False
             try:
                 work = self._plan()
-                proposal = await self.proposer.propose(work.request)
+                proposal = await self._propose(work)
                 candidate = await self._accept(work, proposal)
                 if candidate is not None:
-                    await queue.put(candidate)
+                    try:
+                        await queue.put(candidate)
+                    except asyncio.CancelledError:  # stopped while waiting for room: still recorded
+                        await self._record_cancelled(candidate.work, candidate.proposal)
+                        raise
                     queued = True
             finally:
                 if not queued:
                     self._return_ticket()
+
+    async def _propose(self, work: Work) -> Proposal:
+        """The proposer's answer. Cut short by a stop, the proposal is still recorded, with the LLM
+        attempts it made: the endpoint saw (and may bill) them."""
+        try:
+            return await self.proposer.propose(work.request)
+        except asyncio.CancelledError as stop:
+            partial = stop.proposal if isinstance(stop, ProposalCancelled) else Proposal(None, "")
+            self.recorder.add_cost(partial)
+            await self._record_cancelled(work, partial)
+            raise
+
+    async def _record_cancelled(self, work: Work, proposal: Proposal) -> None:
+        await self.recorder.record_proposal(work.island, work.parent.program_id, proposal, "cancelled",
+                                            "the run stopped before this proposal was evaluated")
 
     def _take_ticket(self) -> bool:
         if self.recorder.exhausted(reserved=self.tickets):
@@ -199,7 +224,7 @@ class Engine:
     def _plan(self) -> Work:
         recorder = self.recorder
         rng = recorder.rng
-        island = recorder.islands[recorder.proposals % len(recorder.islands)]
+        island = recorder.islands[self.planned % len(recorder.islands)]
         parent = self.selection.parent(island, rng)
         inspirations = self.selection.inspirations(island, parent, self.cfg.search.inspirations, rng)
         request = ProposalRequest(
@@ -210,13 +235,15 @@ class Engine:
             island=island.index,
             seed=rng.getrandbits(63),
         )
-        recorder.proposals += 1
+        self.planned += 1
         return Work(island.index, parent, request)
 
     async def _accept(self, work: Work, proposal: Proposal) -> Candidate | None:
         """Apply the edit and deduplicate; anything not new is recorded with its reason."""
         self.recorder.add_cost(proposal)  # at once, so the cost budget stops the next proposal
         if proposal.edit is None:
+            if proposal.fatal:  # no later proposal can succeed: stop now, not after MAX_CONSECUTIVE_FAILURES
+                self._fail(SearchStalled(proposal.failure))
             self._count_failure(proposal.failure)
             await self.recorder.record_proposal(work.island, work.parent.program_id, proposal, "failed",
                                                 proposal.failure or "the proposer returned no edit")
@@ -264,8 +291,10 @@ class Engine:
         while True:
             candidate = await queue.get()
             recorded = None
+            storing = False
             try:
                 evaluation = await self._evaluate(candidate.code)
+                storing = True  # from here the write completes even if this task is cancelled
                 recorded = await self.recorder.record_program(
                     candidate.work.island, candidate.work.parent, candidate.proposal,
                     candidate.code, candidate.code_hash, candidate.diff, evaluation)
@@ -283,6 +312,10 @@ class Engine:
                 await self.recorder.maybe_migrate_or_reset()
                 await self._check_drift()
                 self.on_progress(self.recorder)
+            except asyncio.CancelledError:
+                if not storing:
+                    await self._record_cancelled(candidate.work, candidate.proposal)
+                raise
             finally:
                 self.pending_hashes.discard(candidate.code_hash)
                 if recorded is None:
@@ -321,6 +354,20 @@ class Engine:
         heldout = await self._heldout(program_id, code)
         recheck = await self._evaluate(code) if self.cfg.verification.recheck_champion else None
         await self.recorder.record_champion(program_id, evaluation, heldout, recheck, certified)
+
+    async def _finish_champion(self) -> None:
+        """A champion stored just before a stop (kill -9, Ctrl-C) gets the checks it missed."""
+        unfinished = await self.recorder.unfinished_champion()
+        if unfinished is None:
+            return
+        await self.recorder.event("champion_resumed", program_id=unfinished.program_id,
+                                  heldout_stored=unfinished.heldout is not None, rechecked=unfinished.rechecked)
+        heldout = unfinished.heldout or await self._heldout(unfinished.program_id, unfinished.code)
+        # A second evaluation stored before the stop is not repeated (nor stored twice).
+        recheck = (await self._evaluate(unfinished.code)
+                   if self.cfg.verification.recheck_champion and not unfinished.rechecked else None)
+        await self.recorder.record_champion(unfinished.program_id, unfinished.search, heldout, recheck,
+                                            unfinished.certified)
 
     # ------------------------------------------------------------------ certifying
 

@@ -22,6 +22,7 @@ and the case's private data (labels, references) that never enter a sandbox.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import json
@@ -76,6 +77,7 @@ class Problem:
     verifier_path: Path
     files: tuple[Path, ...]  # everything the evaluator identity covers
     certifying: bool = False  # the verifier has gate() and certify(): only certified bounds make champions
+    home: Path = ROOT  # the problem's folder: file names in the identity are relative to it
 
     def split(self, name: str) -> tuple[Case, ...]:
         return tuple(case for case in self.cases if case.split == name)
@@ -86,20 +88,91 @@ class Problem:
 
     def identity_parts(self, sandbox: str = "") -> dict[str, str]:
         """What the evaluator identity covers, part by part, so a change can be named."""
-        parts = {_label(path): hashlib.sha256(path.read_bytes()).hexdigest()[:16] for path in self.files}
+        parts = {_label(path, self.home): hashlib.sha256(path.read_bytes()).hexdigest()[:16] for path in self.files}
         settings = json.dumps({"settings": self.settings, "entry": self.entry, "maximize": self.maximize,
                                "case_timeout": self.case_timeout}, sort_keys=True)
         parts["evaluator settings"] = hashlib.sha256(settings.encode()).hexdigest()[:16]
-        parts["sandbox"] = sandbox
+        parts[ENGINE_SCORING] = scoring_code_hash(self.certifying)
+        parts[SANDBOX_PART] = sandbox
         return parts
 
 
-def _label(path: Path) -> str:
-    """A file's name in the identity: relative to the project when inside it, so a moved checkout still matches."""
-    try:
-        return str(path.relative_to(ROOT))
-    except ValueError:
-        return str(path)
+def _label(path: Path, home: Path) -> str:
+    """A file's name in the identity: relative to the problem's folder (or the project) when inside it,
+    so a moved folder or checkout still matches."""
+    for base in (home, ROOT):
+        try:
+            return str(path.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
+
+
+ENGINE_SCORING = "engine scoring"  # the host-side code between the verifier and a stored score
+SANDBOX_PART = "sandbox"
+NOT_FILES = ("evaluator settings", ENGINE_SCORING, SANDBOX_PART)
+# The engine's own code a score passes through on the host: running verify() and aggregate() and
+# judging their results (all of evaluation.py), the Case and Verdict types, and for certifying
+# problems the running of gate() / certify(). None: the whole module.
+SCORING_CODE: dict[str, tuple[str, ...] | None] = {"evaluation.py": None, "problem.py": ("Case", "Verdict")}
+CERTIFYING_CODE: dict[str, tuple[str, ...] | None] = {"certification.py": None, "certify_worker.py": None}
+
+
+@functools.lru_cache(maxsize=None)
+def scoring_code_hash(certifying: bool = False) -> str:
+    """A hash of the engine's scoring code, by its syntax tree without docstrings: comments,
+    docstrings and layout do not change it, code does. Read once per process: the code that
+    scores is the code this process loaded."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name, classes in {**SCORING_CODE, **(CERTIFYING_CODE if certifying else {})}.items():
+        code = _code_only((package / name).read_text(), classes)
+        digest.update(name.encode() + b"\0" + code.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _code_only(source: str, classes: tuple[str, ...] | None) -> str:
+    tree = ast.parse(source)
+    if classes is not None:
+        tree.body = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name in classes]
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+@dataclass(frozen=True)
+class IdentityDiff:
+    """How a recomputed evaluator identity differs from a run's stored one."""
+
+    changes: str  # what would change the scores ('' if nothing): verifier, data, settings, engine scoring code
+    sandbox: tuple[str, str] | None  # (old, new) when only the sandbox differs in that part
+    adopted: tuple[str, ...]  # parts this version covers that the run's identity predates
+    relabelled: bool  # the same file contents under other names (a moved problem folder)
+
+
+def compare_identity(old: dict[str, str], new: dict[str, str]) -> IdentityDiff:
+    """Compare identities part by part; files are matched by content when their names moved."""
+    plain = [key for key in NOT_FILES if key != SANDBOX_PART]
+    adopted = tuple(key for key in plain if key not in old and key in new)  # a run older than the part
+    changes = [f"{key}: {old[key]} -> {new.get(key, 'absent')}" for key in plain
+               if key in old and old[key] != new.get(key)]
+    old_files = {k: v for k, v in old.items() if k not in NOT_FILES}
+    new_files = {k: v for k, v in new.items() if k not in NOT_FILES}
+    relabelled = False
+    if old_files != new_files:
+        if sorted(old_files.values()) == sorted(new_files.values()) and len(old_files) == len(new_files):
+            relabelled = True
+        else:
+            changes += [f"{key}: {old_files.get(key, 'absent')} -> {new_files.get(key, 'absent')}"
+                        for key in sorted(set(old_files) | set(new_files)) if old_files.get(key) != new_files.get(key)]
+    sandbox = None
+    if old.get(SANDBOX_PART) != new.get(SANDBOX_PART):
+        sandbox = (old.get(SANDBOX_PART, "absent"), new.get(SANDBOX_PART, "absent"))
+    return IdentityDiff("; ".join(sorted(changes)), sandbox, adopted, relabelled)
 
 
 def identity_hash(parts: dict[str, str]) -> str:
@@ -139,7 +212,17 @@ def load_problem(cfg: DictConfig) -> Problem:
         verifier_path=verifier_path,
         files=(verifier_path, *local_imports(verifier_path), cases_path),
         certifying=certifying,
+        home=_home(p, verifier_path),
     )
+
+
+def _home(p: DictConfig, verifier_path: Path) -> Path:
+    """The problem's folder: where its problem.yaml is; the project for a bundled problem; else the verifier's."""
+    source = p.get("file")
+    if source:
+        path = resolve(source)
+        return ROOT if path.is_relative_to(ROOT / "configs") else path.parent
+    return ROOT if verifier_path.is_relative_to(ROOT) else verifier_path.parent
 
 
 def _certifying(module: ModuleType, path: Path, name: str, objective: str) -> bool:

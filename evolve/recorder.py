@@ -192,6 +192,7 @@ class Recorder:
                              diff: str, evaluation: Evaluation) -> "Recorded":
         """Store an evaluated candidate and update the islands and the best."""
         self.evaluations += 1
+        self.proposals += 1
         edit_kind = getattr(proposal.edit, "kind", "")
         program = self._program(parent.program_id, island, code, code_hash, edit_kind, diff, proposal.proposer,
                                 evaluation)
@@ -228,12 +229,13 @@ class Recorder:
 
     async def record_proposal(self, island: int, parent_id: int, proposal: Proposal, outcome: str, reason: str,
                               program_id: int | None = None) -> None:
-        """A proposal that brought no new program: duplicate, rejected edit or failure."""
+        """A proposal that brought no new program: duplicate, rejected edit, failure, or cancelled by a stop."""
+        self.proposals += 1
         if outcome == "duplicate":
             self.duplicates += 1
         elif outcome == "rejected":
             self.rejected += 1
-        else:
+        elif outcome == "failed":
             self.failures += 1
         text = _edit_text(proposal.edit)
         row = dict(run_id=self.run_id, island=island, parent_id=parent_id, proposer=proposal.proposer,
@@ -346,6 +348,36 @@ class Recorder:
             await self.event("certification_requeued", programs=[p for _, p, _ in pending])
         return found
 
+    async def unfinished_champion(self) -> "UnfinishedChampion | None":
+        """The best program, if a stop came between storing it and finishing its champion checks
+        (held-out score, second evaluation, `champion` event): what of them was already stored."""
+        if self.best_id is None:
+            return None
+        return await self._write(self._unfinished_champion, self.best_id)
+
+    def _unfinished_champion(self, program_id: int) -> "UnfinishedChampion | None":
+        done = self.store.query("SELECT data FROM events WHERE run_id=:run AND kind='champion'", run=self.run_id)
+        if any(json.loads(data).get("program_id") == program_id and json.loads(data).get("epoch", 0) == self.epoch
+               for (data,) in done):
+            return None
+        program = self.store.program(program_id)
+        rows = self.store.query("SELECT split, valid, score, feedback, seconds, evaluator_hash FROM evaluations "
+                                "WHERE program_id=:program AND epoch=:epoch ORDER BY id",
+                                program=program_id, epoch=self.epoch)
+        searches = [_stored_evaluation(row) for row in rows if row[0] == SEARCH]
+        heldouts = [_stored_evaluation(row) for row in rows if row[0] != SEARCH]
+        if program is None or not searches:
+            return None
+        certified = None
+        if self.certifying:
+            row = self.store.champion_certificate(self.run_id, program_id)
+            if row is None:
+                return None
+            certified = CertifyResult(row["status"], row["bound"], row["bound_float"], row["lower"], row["width"],
+                                      row["calls"], row["seconds"], row["solver"])
+        return UnfinishedChampion(program_id, program.code, searches[0], heldouts[0] if heldouts else None,
+                                  len(searches) > 1, certified)
+
     def _rescore_member(self, program_id: int, score: float) -> None:
         """The program's archive entries (on every island it reached) take the new score."""
         fitness = self.problem.fitness(score)
@@ -445,6 +477,22 @@ class Recorded(NamedTuple):
     new_best: bool
     island_best: bool
     challenger: bool = False  # certifying problems: beats the champion's bound, queued for certification
+
+
+class UnfinishedChampion(NamedTuple):
+    """A champion whose checks a stop interrupted, and which of them were already stored."""
+
+    program_id: int
+    code: str
+    search: Evaluation
+    heldout: Evaluation | None  # its held-out evaluation, if stored before the stop
+    rechecked: bool  # its second search evaluation was stored before the stop
+    certified: CertifyResult | None
+
+
+def _stored_evaluation(row: Any) -> Evaluation:
+    split, valid, score, feedback, seconds, evaluator_hash = row
+    return Evaluation(split, bool(valid), score, {}, feedback, seconds, evaluator_hash)
 
 
 def _edit_text(edit: object) -> str:

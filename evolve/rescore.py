@@ -18,11 +18,13 @@ from omegaconf import DictConfig
 
 from evolve.db import models
 from evolve.evaluation import Evaluation, Evaluator
-from evolve.problem import SEARCH, describe_changes, identity_hash, load_problem
+from evolve.config import reread_problem, to_yaml
+from evolve.problem import SEARCH, compare_identity, identity_hash, load_problem
+from evolve.problem_source import find_problem_file, locate
 from evolve.recorder import evaluation_row
 from evolve.sandbox.factory import limits_from, make_sandbox
 from evolve.runlock import run_lock
-from evolve.session import RunError, open_run, saved_config
+from evolve.session import CONFIG_FILE, RunError, open_run, sandbox_label, saved_config
 
 
 RECERTIFY = 3  # a certifying problem's best programs queued for certification in the new epoch
@@ -39,22 +41,30 @@ class RescoreResult:
 
 async def rescore_run(run_dir: Path) -> RescoreResult:
     cfg = saved_config(run_dir)
+    source = find_problem_file(cfg.problem, run_dir)
+    if source is not None:  # edits to problem.yaml (settings, case_timeout) are adopted here, on purpose
+        cfg.problem = locate(reread_problem(cfg.problem, source), source, run_dir)
     with run_lock(run_dir):  # never while a search is writing to the run
-        return await _rescore(run_dir, cfg)
+        result = await _rescore(run_dir, cfg)
+        (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))  # the run now goes on under what it was rescored with
+        return result
 
 
 async def _rescore(run_dir: Path, cfg: DictConfig) -> RescoreResult:
     problem = load_problem(cfg)
     store, run = open_run(run_dir, cfg)
-    sandbox = make_sandbox(cfg, run_dir.name)
+    sandbox = make_sandbox(cfg, sandbox_label(run_dir))
     try:
         parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
-        new_hash = identity_hash(parts)
-        if new_hash == run.evaluator_hash:
+        diff = compare_identity(json.loads(run.evaluator_parts), parts)
+        if not diff.changes and diff.sandbox is None:
             raise RunError("the evaluator is unchanged since this run's current epoch; there is nothing to rescore")
+        # Salted with the epoch: going back to an earlier epoch's verifier still makes a hash of its own,
+        # so one epoch's evaluations are never taken for another's.
+        new_hash = identity_hash({**parts, "epoch": str(run.epoch + 1)})
         if run.seed_program_id is None:
             raise RunError(f"{run_dir} has no evaluated program yet; start it afresh instead of rescoring")
-        changes = describe_changes(json.loads(run.evaluator_parts), parts)
+        changes = "; ".join(filter(None, [diff.changes, diff.sandbox and "sandbox: {} -> {}".format(*diff.sandbox)]))
         epoch = run.epoch + 1
         islands = _archive(store, run)
         program_ids = sorted({pid for members in islands.values() for pid, _ in members} | {run.seed_program_id})

@@ -9,6 +9,7 @@ Nothing is written before every check has passed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import signal
@@ -19,12 +20,14 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
-from evolve.config import ConfigError, load_saved, to_yaml
+from evolve.config import ConfigError, load_saved, moved_problem, to_yaml
 from evolve.db import models
 from evolve.db.store import Store, StoreError, open_store, sqlite_url
 from evolve.engine import Engine
 from evolve.evaluation import Evaluator
-from evolve.problem import describe_changes, identity_hash, load_problem
+from evolve.paths import resolve
+from evolve.problem import IdentityDiff, compare_identity, identity_hash, load_problem
+from evolve.problem_source import current_problem, locate
 from evolve.proposers.base import Proposer
 from evolve.proposers.factory import make_proposer
 from evolve.recorder import BestCallback, Recorder
@@ -54,6 +57,15 @@ class RunResult:
 def default_run_dir(cfg: DictConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     return Path("runs") / f"{cfg.problem.name}-{stamp}"
+
+
+def sandbox_label(run_dir: Path) -> str:
+    """The label a run's sandbox puts on what it starts (containers), unique to this run directory.
+
+    The folder name alone is not: `A/same` and `B/same` would clean up each other's containers.
+    """
+    digest = hashlib.sha256(str(run_dir.expanduser().resolve()).encode()).hexdigest()[:12]
+    return f"{run_dir.name}-{digest}"
 
 
 def stored_run_id(run_dir: Path) -> int | None:
@@ -92,10 +104,12 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
     run_dir = Path(cfg.run.dir) if cfg.run.dir else default_run_dir(cfg)
     if (run_dir / CONFIG_FILE).exists():
         raise RunError(f"{run_dir} already holds a run; continue it with `evolve resume {run_dir}`")
+    if cfg.problem.file:
+        locate(cfg.problem, resolve(cfg.problem.file), run_dir)  # so that resume finds a folder that moved
     problem = load_problem(cfg)
     proposer = proposer or make_proposer(cfg)  # a missing API key fails here, before anything is written
     await _preflight(proposer)
-    sandbox = make_sandbox(cfg, run_dir.name)  # an unavailable sandbox fails here, before anything is written
+    sandbox = make_sandbox(cfg, sandbox_label(run_dir))  # an unavailable sandbox fails here, before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
         cfg.run.dir = str(run_dir)
@@ -114,21 +128,44 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
                      proposer: Proposer | None = None) -> RunResult:
     cfg = saved_config(run_dir, overrides)
     cfg.run.dir = str(run_dir)
+    cfg.problem = current_problem(cfg.problem, run_dir, moved_problem(overrides)[0])  # edited? moved?
     problem = load_problem(cfg)
     proposer = proposer or make_proposer(cfg)
     with run_lock(run_dir):
         await _preflight(proposer)
         store, run = open_run(run_dir, cfg)
-        sandbox = make_sandbox(cfg, run_dir.name)
+        sandbox = make_sandbox(cfg, sandbox_label(run_dir))
         parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
-        if identity_hash(parts) != run.evaluator_hash:
+        diff = compare_identity(json.loads(run.evaluator_parts), parts)
+        if diff.changes:
             await sandbox.close()
-            changed = describe_changes(json.loads(run.evaluator_parts), parts)
-            store.add_event(run.id, "drift_refused", changes=changed)  # type: ignore[arg-type]
-            raise RunError(f"the evaluator changed since this run started ({changed}); its scores would not be "
-                           "comparable. Restore the original files, or start a new run")
-        (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))  # budgets may have been raised
+            store.add_event(run.id, "drift_refused", changes=diff.changes)  # type: ignore[arg-type]
+            store.close()
+            raise RunError(f"the evaluator changed since this run started ({diff.changes}); its scores would not "
+                           "be comparable. Restore the original files, or adopt the change with "
+                           f"`evolve rescore {run_dir}` (a new evaluator epoch)")
+        _adopt_identity(store, run, diff, parts)
+        (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))  # budgets, sandbox or the problem's place may have changed
         return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
+
+
+def _adopt_identity(store: Store, run: models.Run, diff: IdentityDiff, parts: dict[str, str]) -> None:
+    """What may differ between sessions without changing the scores, recorded.
+
+    The sandbox (sandbox=auto finding Docker up or down, a rebuilt image): the verifier, its data
+    and settings decide the scores, the sandbox only runs the candidate. File names (a moved
+    problem folder, same contents). Parts a newer evolve covers that the run's identity predates.
+    The run keeps its evaluator hash: its evaluations stay one epoch.
+    """
+    if diff.sandbox is not None:
+        log.warning("the sandbox changed since the last session: %s -> %s (recorded as an event)", *diff.sandbox)
+        store.add_event(run.id, "sandbox_changed", old=diff.sandbox[0], new=diff.sandbox[1])  # type: ignore[arg-type]
+    if diff.adopted:
+        adopted = {key: parts[key] for key in diff.adopted}
+        store.add_event(run.id, "identity_extended", parts=adopted)  # type: ignore[arg-type]
+    if diff.sandbox is not None or diff.adopted or diff.relabelled:
+        run.evaluator_parts = json.dumps(parts)
+        store.save_run(run.id, evaluator_parts=run.evaluator_parts)  # type: ignore[arg-type]
 
 
 async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: models.Run, sandbox,

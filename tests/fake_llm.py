@@ -9,6 +9,10 @@ n-th request (0-based) and its JSON body, what the server does:
     Drop()                              close the connection without answering
     Garbage()                           200 with a body that is not JSON
     Slow(delay)                         answer nothing for `delay` seconds (for client timeouts)
+    NoChoices()                         200 with usage but an empty `choices` list
+
+`Reply(..., completion_tokens=N)` reports N completion tokens whatever the text's length
+(an endpoint that ignores max_tokens).
 
 Every request the server saw is kept in `seen` with what it did, so tests can
 compare the server's count with the calls the engine recorded.
@@ -33,6 +37,7 @@ class Reply:
     finish_reason: str = "stop"
     delay: float = 0.0
     kind: str = "reply"
+    completion_tokens: int | None = None  # reported usage; default: the text's length / 4
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,14 @@ class Slow:
     kind: str = "slow"
 
 
-Action = Union[Reply, Status, Drop, Garbage, Slow]
+@dataclass(frozen=True)
+class NoChoices:
+    prompt_tokens: int = 120
+    completion_tokens: int = 30
+    kind: str = "no_choices"
+
+
+Action = Union[Reply, Status, Drop, Garbage, Slow, NoChoices]
 Script = Callable[[int, dict], Action]
 
 
@@ -141,7 +153,12 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
         def _act(self, action: Action, body: dict) -> None:
             if isinstance(action, Reply):
                 time.sleep(action.delay)
-                self._send(200, json.dumps(completion(body, action.text, action.finish_reason)).encode())
+                reply = completion(body, action.text, action.finish_reason)
+                if action.completion_tokens is not None:
+                    usage = reply["usage"]
+                    usage["completion_tokens"] = action.completion_tokens
+                    usage["total_tokens"] = usage["prompt_tokens"] + action.completion_tokens
+                self._send(200, json.dumps(reply).encode())
             elif isinstance(action, Status):
                 payload = action.body or json.dumps({"error": {"message": f"scripted {action.code}", "type": "fake"}})
                 headers = {"retry-after": action.retry_after} if action.retry_after is not None else {}
@@ -151,6 +168,12 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(socket.SHUT_RDWR)
             elif isinstance(action, Garbage):
                 self._send(200, b"<html>upstream proxy error: \x00\xff not json", content_type="application/json")
+            elif isinstance(action, NoChoices):
+                usage = {"prompt_tokens": action.prompt_tokens, "completion_tokens": action.completion_tokens,
+                         "total_tokens": action.prompt_tokens + action.completion_tokens}
+                self._send(200, json.dumps({"id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
+                                            "model": body.get("model", "fake"), "choices": [],
+                                            "usage": usage}).encode())
             elif isinstance(action, Slow):
                 time.sleep(action.delay)
                 self.close_connection = True

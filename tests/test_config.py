@@ -56,6 +56,10 @@ def test_saved_config_round_trips_and_resume_only_changes_budgets(tmp_path: Path
         load_saved(saved, ["search.islands=5"])
     with pytest.raises(ConfigError, match="budget.evalutions"):
         load_saved(saved, ["budget.evalutions=5"])
+    # The sandbox tier may be chosen again on resume; the limits a candidate runs under may not.
+    assert load_saved(saved, ["sandbox=bwrap"]).sandbox.backend == "bwrap"
+    with pytest.raises(ConfigError, match="'sandbox.memory_mb' cannot be changed on resume"):
+        load_saved(saved, ["sandbox.memory_mb=64"])
 
 
 def test_saved_config_with_unknown_key_is_refused(tmp_path: Path) -> None:

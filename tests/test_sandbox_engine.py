@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import evolve
+from evolve.session import sandbox_label
 from tests.sandbox_support import ensure_image, run_containers
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
@@ -26,7 +27,7 @@ def test_a_search_on_docker_improves_and_cleans_up(tmp_path: Path) -> None:
     result = evolve.run(overrides(tmp_path / "run", 16))
     assert result.evaluations >= 16 and result.best_score is not None
     assert result.best_score >= result.seed_score
-    assert run_containers(result.run_dir.name) == []
+    assert run_containers(sandbox_label(result.run_dir)) == []
 
 
 def test_interrupted_search_leaves_no_container(tmp_path: Path) -> None:
@@ -36,9 +37,9 @@ def test_interrupted_search_leaves_no_container(tmp_path: Path) -> None:
     engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not run_containers(run_dir.name) and time.monotonic() < deadline:
+        while not run_containers(sandbox_label(run_dir)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert run_containers(run_dir.name), "the run never started a sandbox container"
+        assert run_containers(sandbox_label(run_dir)), "the run never started a sandbox container"
         time.sleep(1.0)
         engine.send_signal(signal.SIGINT)  # Ctrl-C
         output, _ = engine.communicate(timeout=60)
@@ -46,4 +47,34 @@ def test_interrupted_search_leaves_no_container(tmp_path: Path) -> None:
         if engine.poll() is None:
             engine.kill()
     assert "interrupted" in output, output
-    assert run_containers(run_dir.name) == []
+    assert run_containers(sandbox_label(run_dir)) == []
+
+
+def test_runs_in_folders_of_the_same_name_keep_their_own_containers(tmp_path: Path) -> None:
+    """A/same and B/same: the end of one run removes its own containers, never the other's."""
+    import asyncio
+
+    from evolve.config import compose_config
+    from evolve.sandbox.base import SandboxJob, SandboxLimits
+    from evolve.sandbox.factory import make_sandbox
+
+    ensure_image()
+    other = tmp_path / "B" / "same"
+    job = SandboxJob("def main(**_):\n    return 1\n", "main", (("c1", {}),), SandboxLimits(case_timeout=5.0))
+
+    async def scenario() -> tuple[int, int, str]:
+        sandbox = make_sandbox(compose_config(["sandbox=docker", "search.evaluators=1"]), sandbox_label(other))
+        try:
+            first = await sandbox.run(job)
+            assert first.runs[0].status == "ok", first
+            before = len(run_containers(sandbox_label(other)))
+            await asyncio.to_thread(evolve.run, overrides(tmp_path / "A" / "same", 3))
+            after = len(run_containers(sandbox_label(other)))
+            second = await sandbox.run(job)
+            return before, after, second.runs[0].status
+        finally:
+            await sandbox.close()
+
+    before, after, status = asyncio.run(scenario())
+    assert before == after == 1 and status == "ok"
+    assert sandbox_label(tmp_path / "A" / "same") != sandbox_label(other)

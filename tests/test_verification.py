@@ -11,6 +11,7 @@ import pytest
 
 import evolve
 from evolve.engine import EvaluatorChanged
+from evolve.problem import ProblemError
 from evolve.paths import ROOT
 from evolve.rescore import rescore_run
 from evolve.session import RunError
@@ -60,13 +61,16 @@ def test_resume_refuses_a_changed_verifier_or_data_file_and_names_it(problem_dir
 def test_a_changed_setting_is_refused_then_rescore_starts_a_separate_epoch(problem_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     first = start(problem_dir, run_dir)
-    saved = run_dir / "config.yaml"
-    saved.write_text(saved.read_text().replace("tolerance: 1.0e-09", "tolerance: 0.001"))
-    with pytest.raises(RunError, match="evaluator settings"):
+    edited = problem_dir / "problem.yaml"
+    edited.write_text(edited.read_text().replace("tolerance: 1.0e-9", "tolerance: 0.001"))
+    # Resume reads problem.yaml again, not only the run's saved copy: the edit is named, with the way on.
+    with pytest.raises(ProblemError, match=r"settings\.tolerance: 1e-09 -> 0\.001.*evolve rescore"):
         evolve.resume(run_dir, ["budget.evaluations=20"])
+    assert query(run_dir, "SELECT evaluations FROM runs") == [(10,)]
 
-    result = asyncio.run(rescore_run(run_dir))
+    result = asyncio.run(rescore_run(run_dir))  # adopts the edit on purpose
     assert result.epoch == 1 and "evaluator settings" in result.changes
+    assert "tolerance: 0.001" in (run_dir / "config.yaml").read_text()
     (new_hash,) = query(run_dir, "SELECT evaluator_hash FROM runs")[0]
     # Each archived program was evaluated again, under the new hash, in the new epoch.
     rescored = query(run_dir, f"SELECT COUNT(*) FROM evaluations WHERE epoch=1 AND evaluator_hash='{new_hash}'")

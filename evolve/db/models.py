@@ -46,7 +46,7 @@ class Run(SQLModel, table=True):
     best_program_id: Optional[int] = None
     best_score: Optional[float] = None
     evaluations: int = 0  # candidate evaluations on the search split (the budget's unit)
-    proposals: int = 0
+    proposals: int = 0  # proposal rows written
     duplicates: int = 0
     rejected: int = 0
     failures: int = 0
@@ -100,7 +100,7 @@ class Proposal(SQLModel, table=True):
     island: int
     parent_id: Optional[int] = Field(default=None, foreign_key="programs.id")
     proposer: str = ""
-    outcome: str  # new | duplicate | rejected | failed
+    outcome: str  # new | duplicate | rejected | failed | cancelled (the run stopped first)
     reason: str = Field(default="", sa_column=Column(Text))
     edit: str = Field(default="", sa_column=Column(Text))
     program_id: Optional[int] = Field(default=None, foreign_key="programs.id")

@@ -8,6 +8,7 @@ database; the engine does both.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,6 +53,15 @@ class Proposal:
     proposer: str  # "offline", or the model that wrote the edit
     failure: str = ""  # why no edit came back, when edit is None
     calls: tuple[CallRecord, ...] = field(default_factory=tuple)
+    fatal: bool = False  # the failure ends the run (an endpoint that is down, a wrong URL, model or key)
+
+
+class ProposalCancelled(asyncio.CancelledError):
+    """A proposal cut short by a stop; it carries what was done (the LLM attempts made) for the record."""
+
+    def __init__(self, proposal: Proposal) -> None:
+        super().__init__()
+        self.proposal = proposal
 
 
 class Proposer(Protocol):
