@@ -23,7 +23,7 @@ LINEAGE_ROWS = 300  # lineage steps shown in detail (the chart shows every step)
 MAX_DOTS = 600  # per dotted series (champions)
 ALARMS = ("heldout_divergence", "nondeterministic", "drift", "drift_refused", "verifier_error",
           "certificate_unsound")
-OUTCOMES = ("new", "duplicate", "rejected", "failed")
+OUTCOMES = ("new", "duplicate", "rejected", "failed", "cancelled")
 VERDICTS = ("valid", "invalid", "timed out")
 
 Data = dict[str, Any]
