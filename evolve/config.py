@@ -140,8 +140,10 @@ class VerificationConfig:
 
     drift_check_interval: int = 25  # evaluations between checks that the evaluator files are unchanged (0: never)
     recheck_champion: bool = True  # evaluate every new global best a second time
-    alarm_window: int = 4  # champions over which search and held-out scores are compared
-    alarm_margin: float = 0.0  # held-out must gain more than this while search gains, or the alarm fires
+    # Held-out alarm (evolve/alarms.py): each champion against the seed and the previous champion, gains relative.
+    alarm_margin: float = 0.02  # a held-out loss beyond this fires; a held-out gain below it counts as none
+    alarm_ratio: float = 4.0  # fires when the search gain exceeds this many times the held-out gain
+    alarm_window: int = 4  # unused (the alarm no longer uses a window); kept so older runs' configs load
     # Certifying verifiers (gate/certify, see evolve/certification.py): each call runs in its own process,
     # killed at its time limit plus the grace.
     gate_seconds: float = 300.0  # "is this challenger better than the champion's certified bound?"
@@ -258,6 +260,8 @@ def validate(cfg: DictConfig) -> None:
         (cfg.search.archive_size >= 1, "search.archive_size must be at least 1"),
         (cfg.budget.evaluations >= 0, "budget.evaluations must not be negative"),
         (cfg.problem.case_timeout > 0, "problem.case_timeout must be positive"),
+        (cfg.verification.alarm_margin >= 0, "verification.alarm_margin must not be negative"),
+        (cfg.verification.alarm_ratio >= 1, "verification.alarm_ratio must be at least 1"),
         (cfg.verification.gate_seconds > 0, "verification.gate_seconds must be positive"),
         (cfg.verification.certify_seconds > 0, "verification.certify_seconds must be positive"),
         (cfg.verification.certify_grace >= 0, "verification.certify_grace must not be negative"),

@@ -58,9 +58,11 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "ORDER BY id DESC LIMIT 1", pid=run.best_program_id or -1, epoch=run.epoch)
         alarms = [{"kind": kind, **json.loads(data)} for kind, data in store.query(
             "SELECT kind, data FROM events WHERE run_id=:run AND kind IN "
-            "('heldout_divergence', 'nondeterministic', 'drift', 'drift_refused', 'verifier_error', "
-            "'certificate_unsound') ORDER BY id",
+            "('heldout_divergence', 'heldout_failed', 'nondeterministic', 'drift', 'drift_refused', "
+            "'verifier_error', 'certificate_unsound') ORDER BY id",
             **rid)]
+        notes = [json.loads(data).get("message", "") for (data,) in store.query(
+            "SELECT data FROM events WHERE run_id=:run AND kind='heldout_unavailable' ORDER BY id LIMIT 1", **rid)]
         events = {kind: count for kind, count in store.query(
             "SELECT kind, COUNT(*) FROM events WHERE run_id=:run GROUP BY kind", **rid)}
         budget = cfg.budget
@@ -90,6 +92,7 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "llm": models,
             "events": events,
             "alarms": alarms,
+            "notes": notes,
             "epoch": run.epoch,
             "evaluator_hash": run.evaluator_hash,
         }
@@ -137,6 +140,7 @@ def _rate(part: int, whole: int) -> float | None:
 def render(status: dict[str, Any]) -> "list[Any]":
     """Rich renderables for the terminal."""
     from rich.table import Table
+    from rich.text import Text
 
     best = status["best"]
     head = Table.grid(padding=(0, 2))
@@ -163,6 +167,10 @@ def render(status: dict[str, Any]) -> "list[Any]":
         islands.add_row(str(i["island"]), str(i["size"]), _fmt(i["best"]), _fmt(i["valid_rate"]),
                         _fmt(i["duplicate_rate"]), _fmt(i["improvement_rate"]), str(i["clusters"]))
     out: list[Any] = [head, islands]
+    for alarm in status["alarms"]:  # what each alarm compared, and what to do
+        if alarm.get("message"):
+            out.append(Text.assemble((f"{alarm['kind']}: ", "bold yellow"), alarm["message"]))
+    out += [Text(f"note: {note}") for note in status.get("notes", [])]
     if status["llm"]:
         llm = Table(title="LLM calls")
         for column in ("model", "calls", "errors", "prompt tokens", "completion tokens", "cost"):
