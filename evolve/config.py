@@ -38,6 +38,12 @@ class ProblemConfig:
     case_timeout: float = 10.0  # seconds per case, measured outside the candidate
     score_tolerance: float = 0.0  # re-verified scores this far apart (relative) still agree (timed scores)
     settings: dict[str, Any] = field(default_factory=dict)  # passed to the verifier
+    # exact: today's rules (one evaluation decides, a re-check flags nondeterminism); measured (timed
+    # scores): a champion must win a paired, interleaved re-measurement (evolve/champions.py)
+    score_kind: str = "exact"
+    # A reference program ("seed" or a path) run with every evaluation on the same sandbox, interleaved;
+    # each case's score becomes candidate / reference, so a slow and a fast machine agree (evolve/calibration.py)
+    reference: Optional[str] = None
 
 
 @dataclass
@@ -149,6 +155,12 @@ class VerificationConfig:
     gate_seconds: float = 300.0  # "is this challenger better than the champion's certified bound?"
     certify_seconds: float = 900.0  # the challenger's own certified bound
     certify_grace: float = 10.0  # seconds past a time limit before the call's process is killed
+    # Measured scores (problem.score_kind=measured, see evolve/champions.py): a contender and the champion
+    # are evaluated again `measured_repeats` times each, interleaved; the contender is crowned only if the
+    # lower confidence bound of its relative gain exceeds `measured_min_gain`.
+    measured_repeats: int = 5
+    measured_confidence: float = 0.95
+    measured_min_gain: float = 0.02
 
 
 @dataclass
@@ -260,6 +272,10 @@ def validate(cfg: DictConfig) -> None:
         (cfg.search.archive_size >= 1, "search.archive_size must be at least 1"),
         (cfg.budget.evaluations >= 0, "budget.evaluations must not be negative"),
         (cfg.problem.case_timeout > 0, "problem.case_timeout must be positive"),
+        (cfg.problem.score_kind in ("exact", "measured"), "problem.score_kind must be 'exact' or 'measured'"),
+        (cfg.verification.measured_repeats >= 2, "verification.measured_repeats must be at least 2"),
+        (0.5 <= cfg.verification.measured_confidence < 1, "verification.measured_confidence must be in [0.5, 1)"),
+        (cfg.verification.measured_min_gain >= 0, "verification.measured_min_gain must not be negative"),
         (cfg.verification.alarm_margin >= 0, "verification.alarm_margin must not be negative"),
         (cfg.verification.alarm_ratio >= 1, "verification.alarm_ratio must be at least 1"),
         (cfg.verification.gate_seconds > 0, "verification.gate_seconds must be positive"),

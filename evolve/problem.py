@@ -76,6 +76,8 @@ class Problem:
     verifier_path: Path
     files: tuple[Path, ...]  # everything the evaluator identity covers
     certifying: bool = False  # the verifier has gate() and certify(): only certified bounds make champions
+    measured: bool = False  # score_kind: measured (timed): champions must win a re-measurement
+    reference_code: str | None = None  # run with every evaluation; case scores become ratios to it
 
     def split(self, name: str) -> tuple[Case, ...]:
         return tuple(case for case in self.cases if case.split == name)
@@ -87,8 +89,11 @@ class Problem:
     def identity_parts(self, sandbox: str = "") -> dict[str, str]:
         """What the evaluator identity covers, part by part, so a change can be named."""
         parts = {_label(path): hashlib.sha256(path.read_bytes()).hexdigest()[:16] for path in self.files}
-        settings = json.dumps({"settings": self.settings, "entry": self.entry, "maximize": self.maximize,
-                               "case_timeout": self.case_timeout}, sort_keys=True)
+        fields = {"settings": self.settings, "entry": self.entry, "maximize": self.maximize,
+                  "case_timeout": self.case_timeout}
+        if self.reference_code is not None:  # only then: older runs keep their identity
+            fields["reference"] = hashlib.sha256(self.reference_code.encode()).hexdigest()
+        settings = json.dumps(fields, sort_keys=True)
         parts["evaluator settings"] = hashlib.sha256(settings.encode()).hexdigest()[:16]
         parts["sandbox"] = sandbox
         return parts
@@ -124,6 +129,7 @@ def load_problem(cfg: DictConfig) -> Problem:
     statement = resolve(p.prompt).read_text() if p.prompt else p.description
     module = load_verifier(verifier_path)
     certifying = _certifying(module, verifier_path, p.name, p.objective)
+    reference = _reference(p.reference, seed_path, p.name)
     return Problem(
         name=p.name,
         seed_code=seed_path.read_text(),
@@ -139,7 +145,20 @@ def load_problem(cfg: DictConfig) -> Problem:
         verifier_path=verifier_path,
         files=(verifier_path, *local_imports(verifier_path), cases_path),
         certifying=certifying,
+        measured=p.score_kind == "measured",
+        reference_code=reference,
     )
+
+
+def _reference(name: str | None, seed_path: Path, problem: str) -> str | None:
+    """The reference program's code: 'seed', a path, or None."""
+    if not name:
+        return None
+    path = seed_path if name == "seed" else resolve(name)
+    if not path.is_file():
+        raise ProblemError(f"problem '{problem}': reference program not found: {path} "
+                           "(use 'seed' or the path of a program)")
+    return path.read_text()
 
 
 def _certifying(module: ModuleType, path: Path, name: str, objective: str) -> bool:

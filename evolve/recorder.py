@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from evolve.alarms import HeldoutAlarm, describe
 from evolve.certification import CertifyResult, GateResult, subject_of
+from evolve.champions import Decision
 from evolve.db import models
 from evolve.db.store import Row, Store
 from evolve.edits import Rewrite, SearchReplace
@@ -208,7 +209,9 @@ class Recorder:
         # any valid score while there is no champion) makes a challenger, queued for certification,
         # never a champion by itself.
         challenger = beats and self.certifying
-        new_best = beats and not self.certifying
+        # A measured score beating the champion once makes a contender: a re-measurement decides.
+        contender = beats and self.problem.measured and not self.certifying and self.best_id is not None
+        new_best = beats and not self.certifying and not contender
         if new_best:
             self.best_score = evaluation.score
         row = dict(run_id=self.run_id, island=island, parent_id=parent.program_id, proposer=proposal.proposer,
@@ -229,7 +232,7 @@ class Recorder:
             if self.on_best is not None:
                 self.on_best(program_id, evaluation.score, code)  # type: ignore[arg-type]
         improvement = self.problem.fitness(evaluation.score) - parent.fitness if evaluation.valid else None  # type: ignore[arg-type]
-        return Recorded(program_id, improvement, new_best, island_best, challenger)
+        return Recorded(program_id, improvement, new_best, island_best, challenger, contender)
 
     async def record_proposal(self, island: int, parent_id: int, proposal: Proposal, outcome: str, reason: str,
                               program_id: int | None = None) -> None:
@@ -247,6 +250,36 @@ class Recorder:
 
     async def record_heldout(self, program_id: int, evaluation: Evaluation) -> None:
         await self._write(self.store.store_evaluation, self._evaluation(evaluation, program_id))
+
+    async def champion_code(self) -> str:
+        program = await self._write(self.store.program, self.best_id)
+        return program.code
+
+    async def record_duel(self, contender_id: int, code: str, pairs: list[tuple[Evaluation, Evaluation]],
+                          decision: Decision) -> float | None:
+        """A re-measurement and its decision; the winner's mean re-measured score becomes the best score
+        (the single measurement that made a contender, or a champion, was a lucky draw). Returns the new
+        champion's score if the contender was crowned."""
+        champion_id = self.best_id
+        rows = [dict(run_id=self.run_id, epoch=self.epoch, contender_id=contender_id, program_id=program_id,
+                     role=role, repeat=repeat, valid=e.valid, score=e.score, seconds=e.seconds,
+                     metrics=evaluation_row(e, program_id, self.epoch)["metrics"])
+                for repeat, pair in enumerate(pairs)
+                for program_id, role, e in ((contender_id, "contender", pair[0]), (champion_id, "champion", pair[1]))]
+        winner = [c for c, _ in pairs] if decision.crowned else [i for _, i in pairs]
+        valid = [e.score for e in winner if e.valid]
+        if decision.crowned:
+            self.best_id = contender_id
+        if valid:
+            self.best_score = sum(valid) / len(valid)  # type: ignore[arg-type]
+        await self._write(self.store.store_duel, self.run_id, rows, self._state(), contender_id=contender_id,
+                          champion_id=champion_id, epoch=self.epoch, best_score=self.best_score,
+                          **decision.as_dict())
+        if not decision.crowned:
+            return None
+        if self.on_best is not None:
+            self.on_best(contender_id, self.best_score, code)  # type: ignore[arg-type]
+        return self.best_score
 
     async def record_champion(self, program_id: int, search: Evaluation, heldout: Evaluation | None,
                               recheck: Evaluation | None, certified: CertifyResult | None = None) -> None:
@@ -474,6 +507,7 @@ class Recorded(NamedTuple):
     new_best: bool
     island_best: bool
     challenger: bool = False  # certifying problems: beats the champion's bound, queued for certification
+    contender: bool = False  # measured scores: beats the champion once; a re-measurement decides
 
 
 def _edit_text(edit: object) -> str:

@@ -1,0 +1,71 @@
+"""Noise-aware champions: a measured score must win a paired, interleaved re-measurement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import evolve
+from evolve.champions import decide
+from evolve.status import run_status
+from tests.conftest import query
+from tests.fake_llm import FakeLLM, Reply
+
+TIMED = Path(__file__).parent / "fixtures" / "timed"
+SEED = (TIMED / "seed.py").read_text()
+
+
+def test_identical_measurements_never_crown() -> None:
+    assert not decide([-1.0] * 5, [-1.0] * 5, 0.95, 0.0).crowned
+
+
+def test_a_consistent_gain_crowns_and_a_noisy_one_of_the_same_mean_does_not() -> None:
+    champion = [-1.0, -1.02, -0.98, -1.0, -1.01]
+    steady = decide([-0.9, -0.92, -0.88, -0.9, -0.91], champion, 0.95, 0.02)
+    assert steady.crowned and steady.lower_bound > 0.02
+    noisy = decide([-0.6, -1.3, -0.7, -1.1, -0.8], champion, 0.95, 0.02)  # about the same mean gain
+    assert not noisy.crowned and noisy.lower_bound < 0.02
+
+
+def test_a_gain_below_the_required_minimum_does_not_crown_however_steady() -> None:
+    decision = decide([-0.99] * 5, [-1.0] * 5, 0.95, 0.02)
+    assert not decision.crowned and abs(decision.mean_gain - 0.01) < 1e-9
+
+
+def test_a_contender_invalid_on_any_repeat_is_not_crowned() -> None:
+    decision = decide([-0.5, None, -0.5], [-1.0, -1.0, -1.0], 0.95, 0.0)
+    assert not decision.crowned and "invalid" in decision.reason
+
+
+def twin(index: int) -> str:
+    """The seed with a variable renamed: the same program, measured."""
+    return SEED.replace("total", f"acc_{index}")
+
+
+@pytest.mark.slow
+def test_a_twin_of_the_champion_never_wins_on_noise_in_20_tries_and_a_real_gain_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVOLVE_FAKE_KEY", "sk-test")
+    better = SEED.replace("REPEAT = 2", "REPEAT = 1")  # half the work
+    programs = [twin(i) for i in range(20)] + [better]
+    with FakeLLM([Reply(f"```python\n{code}```\n") for code in programs]) as fake:
+        result = evolve.run([f"problem={TIMED / 'problem.yaml'}", f"run.dir={tmp_path / 'run'}", "sandbox=process",
+                             "run.progress=false", "llm=openai", f"llm.base_url={fake.url}",
+                             "llm.api_key_env=EVOLVE_FAKE_KEY", "llm.diff_probability=0.0", "search.islands=1",
+                             "search.proposers=1", "search.evaluators=1", f"budget.evaluations={len(programs)}",
+                             "verification.measured_repeats=5"])
+    codes = dict(query(result.run_dir, "SELECT id, code FROM programs"))
+    twins = {pid for pid, code in codes.items() if "acc_" in code}
+    assert len(twins) == 20
+    duels = [json.loads(d) for (d,) in query(result.run_dir, "SELECT data FROM events WHERE kind='duel'")]
+    assert [d for d in duels if d["contender_id"] in twins], "no twin ever measured better once: nothing was tested"
+    assert not any(d["crowned"] for d in duels if d["contender_id"] in twins)
+    champions = [json.loads(d)["program_id"] for (d,) in query(result.run_dir,
+                                                               "SELECT data FROM events WHERE kind='champion'")]
+    assert champions == [1, result.best_program_id] and "REPEAT = 1" in codes[result.best_program_id]
+    # every repeat is stored, both sides, and `evolve status` shows the duels
+    rows = query(result.run_dir, "SELECT COUNT(*), COUNT(DISTINCT contender_id) FROM remeasurements")[0]
+    assert rows == (len(duels) * 5 * 2, len(duels))
+    assert run_status(result.run_dir)["remeasurements"]["duels"] == len(duels)
