@@ -229,9 +229,9 @@ def _split_problem_path(overrides: list[str]) -> tuple[Path | None, list[str], l
 
 def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
     loaded = OmegaConf.load(path)
-    for key in ("seed_program", "prompt", "cases", "verifier"):
+    for key in ("seed_program", "prompt", "cases", "verifier", "reference"):
         value = loaded.get(key)
-        if value and not Path(value).is_absolute():
+        if value and value != "seed" and not Path(value).is_absolute():
             loaded[key] = str((path.parent / value).resolve())
     dotlist = [o.removeprefix("problem.") for o in overrides]
     return OmegaConf.merge(OmegaConf.structured(ProblemConfig), loaded, OmegaConf.from_dotlist(dotlist))

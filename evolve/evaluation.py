@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from evolve.calibration import CalibrationError, relative_verdicts
 from evolve.problem import Case, Problem, Verdict
 from evolve.sandbox.base import CaseRun, Sandbox, SandboxJob, SandboxLimits
 
@@ -52,14 +53,27 @@ class Evaluator:
         self.sandbox = sandbox
         self.limits = limits
         self.evaluator_hash = evaluator_hash
+        self.reference_first = False  # calibrated problems: which of the pair runs first, alternating
 
     async def evaluate(self, code: str, split: str) -> Evaluation:
         cases = self.problem.split(split)
         job = SandboxJob(code, self.problem.entry, tuple((c.id, c.inputs) for c in cases), self.limits)
         started = time.monotonic()
-        result = await self.sandbox.run(job)
+        reference = None
+        if self.problem.reference_code is not None:  # measured on the same sandbox, next to the candidate
+            ref_job = SandboxJob(self.problem.reference_code, self.problem.entry, job.cases, self.limits)
+            self.reference_first = not self.reference_first
+            if self.reference_first:
+                reference = await self.sandbox.run(ref_job)
+                result = await self.sandbox.run(job)
+            else:
+                result = await self.sandbox.run(job)
+                reference = await self.sandbox.run(ref_job)
+        else:
+            result = await self.sandbox.run(job)
         # Verifiers may be slow (exact arithmetic, solvers): keep the event loop free.
-        evaluation = await asyncio.to_thread(self._score, split, cases, result.runs)
+        evaluation = await asyncio.to_thread(self._score, split, cases, result.runs,
+                                             reference.runs if reference is not None else None)
         return Evaluation(
             split=split,
             valid=evaluation[0],
@@ -76,8 +90,15 @@ class Evaluator:
         """An invalid result for a program the verifier could not score."""
         return Evaluation(split, False, None, {}, reason, 0.0, self.evaluator_hash)
 
-    def _score(self, split: str, cases: tuple[Case, ...], runs: tuple[CaseRun, ...]):
+    def _score(self, split: str, cases: tuple[Case, ...], runs: tuple[CaseRun, ...],
+               reference: tuple[CaseRun, ...] | None = None):
         verdicts = {case.id: self._verify(case, run) for case, run in zip(cases, runs)}
+        if reference is not None:
+            try:
+                verdicts = relative_verdicts(verdicts, {case.id: self._verify(case, run)
+                                                        for case, run in zip(cases, reference)})
+            except CalibrationError as error:
+                raise VerifierError(f"problem {self.problem.name}: {error}") from None
         valid = all(v.valid for v in verdicts.values())
         feedback = "\n".join(f"[{case_id}] {v.feedback}" for case_id, v in verdicts.items() if v.feedback)
         if not valid:
