@@ -52,7 +52,7 @@ def test_a_twin_of_the_champion_never_wins_on_noise_in_20_tries_and_a_real_gain_
     programs = [twin(i) for i in range(20)] + [better]
     with FakeLLM([Reply(f"```python\n{code}```\n") for code in programs]) as fake:
         result = evolve.run([f"problem={TIMED / 'problem.yaml'}", f"run.dir={tmp_path / 'run'}", "sandbox=process",
-                             "run.progress=false", "llm=openai", f"llm.base_url={fake.url}",
+                             "sandbox.allow_root=true", "run.progress=false", "llm=openai", f"llm.base_url={fake.url}",
                              "llm.api_key_env=EVOLVE_FAKE_KEY", "llm.diff_probability=0.0", "search.islands=1",
                              "search.proposers=1", "search.evaluators=1", f"budget.evaluations={len(programs)}",
                              "verification.measured_repeats=5"])
