@@ -1,7 +1,8 @@
 """Noise-aware champions: a measured score must win a paired, interleaved re-measurement.
 
 A problem whose score is *measured* (run time, PAR-2) declares `score_kind: measured`.
-One measurement that beats the champion only makes a *contender*: the engine then
+One measurement that beats the champion by more than `min_gain` only makes a *contender* (a
+smaller gain is no champion and no duel): the engine then
 evaluates contender and champion `repeats` more times each, alternating which goes
 first, so that both see the same machine at nearly the same moment. Each pair gives
 the contender's relative gain over the champion on that repeat; the contender becomes
@@ -82,6 +83,14 @@ def _t_cdf(x: float, dof: int) -> float:
         weight = 1 if k in (0, steps) else 4 if k % 2 else 2
         total += weight * (1 + (k * h) ** 2 / dof) ** (-(dof + 1) / 2)
     return 0.5 + norm * total * h / 3
+
+
+def worth_a_duel(candidate: float, champion: float, min_gain: float) -> bool:
+    """Fitness of one measurement against the champion's: a duel only for a gain the duel could confirm.
+
+    Without this, every change that does nothing (half of them measure better than the champion by
+    chance) would cost 2 x repeats evaluations."""
+    return relative_gain(candidate, champion) > min_gain
 
 
 Evaluate = Callable[[str], Awaitable[Evaluation]]

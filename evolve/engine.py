@@ -31,7 +31,7 @@ from typing import Any, Callable
 from omegaconf import DictConfig
 
 from evolve.certification import Certifier, CertifierError, CertifyResult, better, subject_of
-from evolve.champions import decide, remeasure
+from evolve.champions import decide, remeasure, worth_a_duel
 from evolve.edits import EditRejected, apply_edit, normalized_hash
 from evolve.evaluation import Evaluation, Evaluator, VerifierError
 from evolve.islands import Member, RankSelection
@@ -329,8 +329,9 @@ class Engine:
         """A measured score beat the champion once: re-measure both, interleaved; crown only a real gain."""
         recorder, verification = self.recorder, self.cfg.verification
         async with self.duel_lock:
-            if not self.problem.fitness(evaluation.score) > self.problem.fitness(recorder.best_score):  # type: ignore[arg-type]
-                return  # a champion crowned meanwhile already beats this measurement
+            if not worth_a_duel(self.problem.fitness(evaluation.score), self.problem.fitness(recorder.best_score),  # type: ignore[arg-type]
+                                verification.measured_min_gain):
+                return  # a champion crowned (or re-measured) meanwhile leaves too little to gain
             champion = await recorder.champion_code()
             pairs = await remeasure(self._evaluate, code, champion, verification.measured_repeats)
             fitness = [[self.problem.fitness(e.score) if e.valid else None for e in pair]  # type: ignore[arg-type]

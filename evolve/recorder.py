@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from evolve.alarms import HeldoutAlarm, describe
 from evolve.certification import CertifyResult, GateResult, subject_of
-from evolve.champions import Decision
+from evolve.champions import Decision, worth_a_duel
 from evolve.db import models
 from evolve.db.store import Row, Store
 from evolve.edits import Rewrite, SearchReplace
@@ -209,9 +209,13 @@ class Recorder:
         # any valid score while there is no champion) makes a challenger, queued for certification,
         # never a champion by itself.
         challenger = beats and self.certifying
-        # A measured score beating the champion once makes a contender: a re-measurement decides.
-        contender = beats and self.problem.measured and not self.certifying and self.best_id is not None
-        new_best = beats and not self.certifying and not contender
+        # A measured score beating the champion once (by more than the duel's minimum gain) makes a
+        # contender: a re-measurement decides.
+        measured = self.problem.measured and not self.certifying and self.best_id is not None
+        contender = beats and measured and worth_a_duel(
+            self.problem.fitness(evaluation.score), self.problem.fitness(self.best_score),  # type: ignore[arg-type]
+            self.cfg.verification.measured_min_gain)
+        new_best = beats and not self.certifying and not measured
         if new_best:
             self.best_score = evaluation.score
         row = dict(run_id=self.run_id, island=island, parent_id=parent.program_id, proposer=proposal.proposer,
