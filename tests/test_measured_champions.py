@@ -93,3 +93,16 @@ async def test_real_re_measurements_of_a_twin_never_crown_it_in_20_tries() -> No
         decisions.append(decide([-c.score for c, _ in pairs], [-i.score for _, i in pairs],
                                 verification.measured_confidence, verification.measured_min_gain))
     assert not any(d.crowned for d in decisions), [d.reason for d in decisions if d.crowned]
+
+
+def test_a_database_of_the_previous_version_opens_and_gains_the_remeasurements_table(tmp_path: Path) -> None:
+    import sqlite3
+
+    result = evolve.run([f"problem={TIMED / 'problem.yaml'}", f"run.dir={tmp_path / 'run'}", "sandbox=process",
+                         "sandbox.allow_root=true", "run.progress=false", "budget.evaluations=1", "search.islands=1"])
+    with sqlite3.connect(result.run_dir / "evolve.db") as connection:
+        connection.execute("DROP TABLE remeasurements")
+        connection.execute("UPDATE evolve_meta SET value='3' WHERE key='schema_version'")
+    assert run_status(result.run_dir)["remeasurements"] is None
+    assert query(result.run_dir, "SELECT COUNT(*) FROM remeasurements") == [(0,)]
+    assert evolve.resume(result.run_dir, ["budget.evaluations=2"]).evaluations == 2
