@@ -71,8 +71,9 @@ def describe(program_id: int, findings: list[dict[str, Any]]) -> str:
         parts.append(f"vs {f['baseline']} (program {f['baseline_program']}): search improved "
                      f"{f['search_gain']:.1%}, held-out {held}")
     return (f"held-out alarm at champion {program_id}: " + "; ".join(parts) + ". The search may be exploiting "
-            "something particular to the search cases: compare the programs (`evolve best`), and add search "
-            "cases like the held-out ones or fix the verifier before trusting this champion")
+            "something particular to the search cases (a shortcut, or tuning to their kind): compare the "
+            "programs (`evolve best`), and add search cases like the held-out ones or fix the verifier before "
+            "trusting this champion")
 
 
 class HeldoutAlarm:
