@@ -158,3 +158,20 @@ def test_a_problem_without_held_out_cases_raises_no_held_out_alarm_and_says_so_o
     (note,) = events(result.run_dir, "heldout_unavailable")
     assert "no held-out split" in note["message"]
     assert run_status(result.run_dir)["notes"] == [note["message"]]
+
+
+def test_the_baselines_survive_a_resume(tmp_path: Path) -> None:
+    """Session 1 crowns a small step (no alarm); after a resume, the jump is compared with the seed and it."""
+    replies = [Reply(f"```python\n{code}```\n") for code in (memorizing(1), memorizing(len(SEARCH)))]
+    run_dir = tmp_path / "run"
+    with FakeLLM(replies) as fake:
+        first = evolve.run([f"problem={MEMO / 'problem.yaml'}", f"run.dir={run_dir}", "sandbox=process",
+                            "sandbox.allow_root=true", "run.progress=false", "llm=openai", f"llm.base_url={fake.url}",
+                            "llm.api_key_env=EVOLVE_FAKE_KEY", "llm.diff_probability=0.0", "search.islands=1",
+                            "search.proposers=1", "search.evaluators=1", "budget.evaluations=1"])
+        assert first.notices == () and first.best_program_id == 2
+        resumed = evolve.resume(run_dir, ["budget.evaluations=2"])
+    (alarm,) = events(run_dir, "heldout_divergence")
+    assert alarm["program_id"] == resumed.best_program_id == 3
+    assert [(c["baseline"], c["baseline_program"]) for c in alarm["comparisons"]] == [
+        ("the seed", 1), ("the previous champion", 2)]
