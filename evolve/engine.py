@@ -329,14 +329,14 @@ class Engine:
         """A measured score beat the champion once: re-measure both, interleaved; crown only a real gain."""
         recorder, verification = self.recorder, self.cfg.verification
         async with self.duel_lock:
-            if not worth_a_duel(self.problem.fitness(evaluation.score), self.problem.fitness(recorder.best_score),  # type: ignore[arg-type]
+            fitness = self.problem.fitness
+            if not worth_a_duel(fitness(evaluation.score), fitness(recorder.best_score),  # type: ignore[arg-type]
                                 verification.measured_min_gain):
                 return  # a champion crowned (or re-measured) meanwhile leaves too little to gain
             champion = await recorder.champion_code()
             pairs = await remeasure(self._evaluate, code, champion, verification.measured_repeats)
-            fitness = [[self.problem.fitness(e.score) if e.valid else None for e in pair]  # type: ignore[arg-type]
-                       for pair in pairs]
-            decision = decide([c for c, _ in fitness], [i for _, i in fitness], verification.measured_confidence,
+            measured = [[fitness(e.score) if e.valid else None for e in pair] for pair in pairs]  # type: ignore[arg-type]
+            decision = decide([c for c, _ in measured], [i for _, i in measured], verification.measured_confidence,
                               verification.measured_min_gain)
             score = await recorder.record_duel(program_id, code, pairs, decision)
         if score is not None:

@@ -98,7 +98,8 @@ def run_with(programs: list[str], run_dir: Path, problem: Path = MEMO / "problem
     """A run whose proposer replies with these programs, in order, one champion candidate at a time."""
     replies = [Reply(f"Here it is.\n```python\n{code}```\n") for code in programs]
     with FakeLLM(replies) as fake:
-        return evolve.run([f"problem={problem}", f"run.dir={run_dir}", "sandbox=process", "sandbox.allow_root=true", "run.progress=false",
+        return evolve.run([f"problem={problem}", f"run.dir={run_dir}", "sandbox=process", "sandbox.allow_root=true",
+                           "run.progress=false",
                            "llm=openai", f"llm.base_url={fake.url}", "llm.api_key_env=EVOLVE_FAKE_KEY",
                            "llm.diff_probability=0.0", "search.islands=1", "search.proposers=1",
                            "search.evaluators=1", f"budget.evaluations={len(programs)}"])
