@@ -1,6 +1,7 @@
 """Score stability under load: the same SAT solver scored on a quiet machine and on a busy one.
 
     python bench/score_stability.py [--repeats 10] [--program PATH] [--reference PATH] [--hogs N]
+                                    [--other-python PATH]
 
 Each repeat evaluates PROGRAM (default: the SAT seed) on the search split through the process
 sandbox and the SAT verifier, calibrated against REFERENCE (default: the seed) run right next to
@@ -13,6 +14,8 @@ it on the same sandbox, and reports three scores of the same evaluation:
 first with the machine as it is, then with more CPU hogs than cores, each in its own session
 (`setsid`): Linux's autogroup scheduling shares the CPU between sessions first, so hogs inside
 the bench's own session would barely slow it. The hogs are killed, by process group, at the end.
+With --other-python, a third condition runs the sandbox on another interpreter (an older CPython
+is slower on the same code): a stand-in for a slower machine, for the calibrated score.
 """
 
 from __future__ import annotations
@@ -48,10 +51,12 @@ def scores(evaluation: Evaluation, penalty: float) -> tuple[float, float, float]
     return statistics.fmean(wall), statistics.fmean(cpu), float(evaluation.score)  # type: ignore[arg-type]
 
 
-async def measure(program: str, reference: Path, repeats: int) -> list[tuple[float, float, float]]:
+async def measure(program: str, reference: Path, repeats: int,
+                  python: str | None = None) -> list[tuple[float, float, float]]:
     problem = load_problem(compose_config(["problem=sat", f"problem.reference={reference}"]))
     penalty = problem.settings["par_factor"] * problem.settings["time_limit"]
-    evaluator = Evaluator(problem, ProcessSandbox(), SandboxLimits(case_timeout=problem.case_timeout), "bench")
+    sandbox = ProcessSandbox(python=python)
+    evaluator = Evaluator(problem, sandbox, SandboxLimits(case_timeout=problem.case_timeout), "bench")
     out = []
     for _ in range(repeats):
         evaluation = await evaluator.evaluate(program, "search")
@@ -86,33 +91,48 @@ def main() -> None:
     parser.add_argument("--program", type=Path, default=SEED, help="the solver scored (default: the seed)")
     parser.add_argument("--reference", type=Path, default=SEED, help="the calibration reference (default: the seed)")
     parser.add_argument("--hogs", type=int, default=(os.cpu_count() or 1) + 2, help="CPU hogs under load")
+    parser.add_argument("--other-python", help="a third condition: the sandbox on this interpreter")
     args = parser.parse_args()
     program = args.program.read_text()
 
+    conditions = [("idle", 0, None), (f"{args.hogs} hogs", args.hogs, None)]
+    if args.other_python:
+        conditions.append((f"idle, {Path(args.other_python).name} {interpreter(args.other_python)}", 0,
+                           args.other_python))
     results = {}
-    for condition in ("idle", "loaded"):
-        hogs = start_hogs(args.hogs) if condition == "loaded" else []
+    for condition, count, python in conditions:
+        hogs = start_hogs(count)
         try:
             time.sleep(1.0 if hogs else 0.0)
             load = os.getloadavg()[0]
             started = time.monotonic()
-            results[condition] = asyncio.run(measure(program, args.reference, args.repeats))
+            results[condition] = asyncio.run(measure(program, args.reference, args.repeats, python))
             print(f"{condition}: {args.repeats} evaluations in {time.monotonic() - started:.0f} s, "
-                  f"{len(hogs)} hogs, load average at start {load:.1f}", flush=True)
+                  f"load average at start {load:.1f}", flush=True)
         finally:
             stop_hogs(hogs)
 
-    print(f"\nprogram {args.program.relative_to(ROOT) if args.program.is_relative_to(ROOT) else args.program}, "
-          f"reference {args.reference.name}, {os.cpu_count()} cores, {args.hogs} hogs under load\n")
-    print("| score | idle: median (min - max) | spread | loaded: median (min - max) | spread | median moved |")
-    print("|---|---|---|---|---|---|")
-    for index, name in enumerate(("wall-time PAR-2 (s)", "CPU-time PAR-2 (s)", "calibrated (x reference)")):
-        idle = summary([r[index] for r in results["idle"]])
-        loaded = summary([r[index] for r in results["loaded"]])
-        print(f"| {name} | {idle[0]:.4f} ({idle[1]:.4f} - {idle[2]:.4f}) | {idle[3]:.1%} | "
-              f"{loaded[0]:.4f} ({loaded[1]:.4f} - {loaded[2]:.4f}) | {loaded[3]:.1%} | "
-              f"{loaded[0] / idle[0] - 1:+.1%} |")
-    print("\nspread = (max - min) / median over the repeats; median moved = loaded median / idle median - 1")
+    where = args.program.relative_to(ROOT) if args.program.is_relative_to(ROOT) else args.program
+    print(f"\nprogram {where}, reference {args.reference.name}, {os.cpu_count()} cores, "
+          f"sandbox interpreter {interpreter(sys.executable)} unless named\n")
+    names = ("wall-time PAR-2 (s)", "CPU-time PAR-2 (s)", "calibrated (x reference)")
+    print("| condition | " + " | ".join(names) + " |")
+    print("|---|---|---|---|")
+    idle = results["idle"]
+    for condition, rows in results.items():
+        cells = []
+        for index in range(3):
+            median, low, high, spread = summary([r[index] for r in rows])
+            moved = median / statistics.median(r[index] for r in idle) - 1
+            cells.append(f"{median:.4f} ({low:.4f} - {high:.4f}); spread {spread:.1%}"
+                         + ("" if condition == "idle" else f"; moved {moved:+.1%}"))
+        print(f"| {condition} | " + " | ".join(cells) + " |")
+    print("\nspread = (max - min) / median over the repeats; moved = the median against the idle median")
+
+
+def interpreter(python: str) -> str:
+    return subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 if __name__ == "__main__":
