@@ -62,7 +62,7 @@ def judge(new: Standing, baselines: dict[str, Standing], margin: float, ratio: f
     return findings
 
 
-def describe(program_id: int, findings: list[dict[str, Any]]) -> str:
+def describe(program_id: int, findings: list[dict[str, Any]], evaluations: int | None = None) -> str:
     """One line for `evolve status` and the run summary: what was compared, and what to do."""
     parts = []
     for f in findings:
@@ -70,7 +70,8 @@ def describe(program_id: int, findings: list[dict[str, Any]]) -> str:
                 else f"moved only {f['heldout_gain']:+.1%}")
         parts.append(f"vs {f['baseline']} (program {f['baseline_program']}): search improved "
                      f"{f['search_gain']:.1%}, held-out {held}")
-    return (f"held-out alarm at champion {program_id}: " + "; ".join(parts) + ". The search may be exploiting "
+    when = f" (after {evaluations} evaluations)" if evaluations is not None else ""
+    return (f"held-out alarm at champion {program_id}{when}: " + "; ".join(parts) + ". The search may be exploiting "
             "something particular to the search cases (a shortcut, or tuning to their kind): compare the "
             "programs (`evolve best`), and add search cases like the held-out ones or fix the verifier before "
             "trusting this champion")

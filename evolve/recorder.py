@@ -322,7 +322,8 @@ class Recorder:
                     "add 'heldout' cases to catch shortcuts"))
             return
         if not heldout.valid:
-            message = (f"champion {program_id} is invalid on the held-out split ({heldout.feedback[:300]}); "
+            message = (f"champion {program_id} (after {self.evaluations} evaluations) is invalid on the held-out "
+                       f"split ({heldout.feedback[:300]}); "
                        "it was not compared. A program that fails unseen cases may answer the search cases "
                        "from memory: inspect it with `evolve best`")
             self.alarms += 1
@@ -332,9 +333,10 @@ class Recorder:
         findings = self.alarm.observe(program_id, search_fitness, heldout_fitness)
         if findings:
             self.alarms += 1
-            message = describe(program_id, findings)
+            message = describe(program_id, findings, self.evaluations)
             self.notices.append(message)
-            await self.event("heldout_divergence", program_id=program_id, message=message, comparisons=findings,
+            await self.event("heldout_divergence", program_id=program_id, evaluations=self.evaluations,
+                             message=message, comparisons=findings,
                              search_gain=findings[0]["search_gain"], heldout_gain=findings[0]["heldout_gain"])
 
     async def _unsound(self, program_id: int, certified: CertifyResult, measured: float) -> None:
