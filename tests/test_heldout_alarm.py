@@ -176,3 +176,23 @@ def test_the_baselines_survive_a_resume(tmp_path: Path) -> None:
     assert alarm["program_id"] == resumed.best_program_id == 3
     assert [(c["baseline"], c["baseline_program"]) for c in alarm["comparisons"]] == [
         ("the seed", 1), ("the previous champion", 2)]
+
+
+def test_the_command_line_summary_and_status_say_what_the_alarm_compared_and_what_to_do(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with FakeLLM([Reply(f"```python\n{memorizing(len(SEARCH))}```\n")]) as fake:
+        run = subprocess.run(
+            [sys.executable, "-m", "evolve", "run", f"problem={MEMO / 'problem.yaml'}", "run.dir=r", "sandbox=process",
+             "sandbox.allow_root=true", "run.progress=false", "llm=openai", f"llm.base_url={fake.url}",
+             "llm.api_key_env=EVOLVE_FAKE_KEY", "llm.diff_probability=0.0", "search.islands=1",
+             "search.proposers=1", "search.evaluators=1", "budget.evaluations=1"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr
+    summary = " ".join(run.stdout.split())  # rich wraps long lines
+    assert "alarm: held-out alarm at champion 2 (after 1 evaluations): vs the seed (program 1)" in summary
+    assert "evolve best" in summary
+    status = subprocess.run([sys.executable, "-m", "evolve", "status", "r"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert "heldout_divergence: held-out alarm at champion 2" in " ".join(status.stdout.split())
