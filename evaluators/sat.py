@@ -10,8 +10,10 @@ instances were labelled by a reference solver when the set was built), and the
 label is tied to the formula by a hash the verifier recomputes. Any wrong or
 malformed answer makes the verdict invalid, which disqualifies the program, as
 in the SAT Competition. A timeout, crash, exception or no answer is a valid,
-unsolved instance scored 2 x the time limit (PAR-2); a solved one scores its
-run time, measured outside the candidate's process.
+unsolved instance scored 2 x the time limit (PAR-2); a solved one scores the CPU
+time of the candidate's whole process tree on it, measured outside the candidate
+(`run.cpu_seconds`): unlike wall time, it does not grow when other work shares the
+machine, so the search selects on the solver, not on the load.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
         return _unsolved(penalty, "unsolved: returned None (no answer)", "none")
     if output == "UNSAT":
         if label == "UNSAT":
-            return _solved(run.seconds, "UNSAT")
+            return _solved(run, "UNSAT")
         return Verdict(False, feedback="WRONG: the UNSAT claim is not correct")
     if output == "SAT":
         return Verdict(False, feedback="WRONG: claimed SAT without a model; a SAT answer is the model itself "
@@ -69,11 +71,11 @@ def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
     if label == "UNSAT":
         raise LabelError(f"case {case.id!r} is labelled UNSAT but a model satisfies every clause; "
                          "the benchmark is wrong: rebuild it with problems/sat/build_instances.py")
-    return _solved(run.seconds, "SAT")
+    return _solved(run, "SAT")
 
 
 def aggregate(verdicts: list[Verdict], settings: dict[str, Any]) -> float:
-    """PAR-2: mean seconds per instance, an unsolved one counting as 2 x the time limit."""
+    """PAR-2: mean CPU seconds per instance, an unsolved one counting as 2 x the time limit."""
     return sum(v.score for v in verdicts) / len(verdicts)
 
 
@@ -114,9 +116,10 @@ def _falsified(model: list[int], clauses: list[list[int]]) -> str:
     return ""
 
 
-def _solved(seconds: float, answer: str) -> Verdict:
-    return Verdict(True, float(seconds), {"solved": True, "answer": answer, "seconds": float(seconds)},
-                   f"solved ({answer}) in {seconds:.3f} s")
+def _solved(run: CaseRun, answer: str) -> Verdict:
+    cpu = float(run.cpu_seconds)
+    return Verdict(True, cpu, {"solved": True, "answer": answer, "cpu_seconds": cpu, "seconds": float(run.seconds)},
+                   f"solved ({answer}) in {cpu:.3f} s of CPU")
 
 
 def _unsolved(penalty: float, feedback: str, reason: str) -> Verdict:

@@ -16,6 +16,7 @@ from typing import Callable, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from evolve.config import ConfigError, compose_config
 from evolve.db.store import StoreError
@@ -61,6 +62,8 @@ def _summary(result: RunResult) -> None:
         f"{result.status} ({result.reason}): {result.evaluations} evaluations; "
         f"seed score {result.seed_score}, {best}\n"
         f"run directory: {result.run_dir}", highlight=False, soft_wrap=True)
+    for notice in result.notices:
+        console.print(Text.assemble(("alarm: ", "bold yellow"), notice), highlight=False, soft_wrap=True)
 
 
 @app.command()

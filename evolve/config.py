@@ -44,6 +44,12 @@ class ProblemConfig:
     file: Optional[str] = None
     file_overrides: list[str] = field(default_factory=list)
     file_from_run: Optional[str] = None
+    # exact: today's rules (one evaluation decides, a re-check flags nondeterminism); measured (timed
+    # scores): a champion must win a paired, interleaved re-measurement (evolve/champions.py)
+    score_kind: str = "exact"
+    # A reference program ("seed" or a path) run with every evaluation on the same sandbox, interleaved;
+    # each case's score becomes candidate / reference, so a slow and a fast machine agree (evolve/calibration.py)
+    reference: Optional[str] = None
 
 
 @dataclass
@@ -147,16 +153,24 @@ class VerificationConfig:
 
     drift_check_interval: int = 25  # evaluations between checks that the evaluator files are unchanged (0: never)
     recheck_champion: bool = True  # evaluate every new global best a second time
-    alarm_window: int = 4  # champions over which search and held-out scores are compared
-    alarm_margin: float = 0.0  # held-out must gain more than this while search gains, or the alarm fires
     # verify() runs in a process of its own, stopped after this many seconds on one evaluation (all its
     # cases); the candidate whose output it was judging is then invalid (see evolve/evaluation.py).
     verifier_timeout: float = 60.0
+    # Held-out alarm (evolve/alarms.py): each champion against the seed and the previous champion, gains relative.
+    alarm_margin: float = 0.02  # a held-out loss beyond this fires; a held-out gain below it counts as none
+    alarm_ratio: float = 4.0  # fires when the search gain exceeds this many times the held-out gain
+    alarm_window: int = 4  # unused (the alarm no longer uses a window); kept so older runs' configs load
     # Certifying verifiers (gate/certify, see evolve/certification.py): each call runs in its own process,
     # killed at its time limit plus the grace.
     gate_seconds: float = 300.0  # "is this challenger better than the champion's certified bound?"
     certify_seconds: float = 900.0  # the challenger's own certified bound
     certify_grace: float = 10.0  # seconds past a time limit before the call's process is killed
+    # Measured scores (problem.score_kind=measured, see evolve/champions.py): a contender and the champion
+    # are evaluated again `measured_repeats` times each, interleaved; the contender is crowned only if the
+    # lower confidence bound of its relative gain exceeds `measured_min_gain`.
+    measured_repeats: int = 5
+    measured_confidence: float = 0.95
+    measured_min_gain: float = 0.02
 
 
 @dataclass
@@ -242,9 +256,9 @@ def _problem_group(overrides: list[str]) -> str:
 
 def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
     loaded = OmegaConf.load(path)
-    for key in ("seed_program", "prompt", "cases", "verifier"):
+    for key in ("seed_program", "prompt", "cases", "verifier", "reference"):
         value = loaded.get(key)
-        if value and not Path(value).is_absolute():
+        if value and value != "seed" and not Path(value).is_absolute():
             loaded[key] = str((path.parent / value).resolve())
     dotlist = [o.removeprefix("problem.") for o in overrides]
     problem = OmegaConf.merge(OmegaConf.structured(ProblemConfig), loaded, OmegaConf.from_dotlist(dotlist))
@@ -327,6 +341,12 @@ def validate(cfg: DictConfig) -> None:
         (cfg.budget.evaluations >= 0, "budget.evaluations must not be negative"),
         (cfg.problem.case_timeout > 0, "problem.case_timeout must be positive"),
         (cfg.verification.verifier_timeout > 0, "verification.verifier_timeout must be positive"),
+        (cfg.problem.score_kind in ("exact", "measured"), "problem.score_kind must be 'exact' or 'measured'"),
+        (cfg.verification.measured_repeats >= 2, "verification.measured_repeats must be at least 2"),
+        (0.5 <= cfg.verification.measured_confidence < 1, "verification.measured_confidence must be in [0.5, 1)"),
+        (cfg.verification.measured_min_gain >= 0, "verification.measured_min_gain must not be negative"),
+        (cfg.verification.alarm_margin >= 0, "verification.alarm_margin must not be negative"),
+        (cfg.verification.alarm_ratio >= 1, "verification.alarm_ratio must be at least 1"),
         (cfg.verification.gate_seconds > 0, "verification.gate_seconds must be positive"),
         (cfg.verification.certify_seconds > 0, "verification.certify_seconds must be positive"),
         (cfg.verification.certify_grace >= 0, "verification.certify_grace must not be negative"),

@@ -25,12 +25,13 @@ import asyncio
 import difflib
 import itertools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from omegaconf import DictConfig
 
 from evolve.certification import Certifier, CertifierError, CertifyResult, better, subject_of
+from evolve.champions import decide, remeasure, worth_a_duel
 from evolve.edits import EditRejected, apply_edit, normalized_hash
 from evolve.evaluation import Evaluation, Evaluator, VerifierError
 from evolve.islands import Member, RankSelection
@@ -115,6 +116,7 @@ class Engine:
         self.challengers: asyncio.PriorityQueue[Challenger] = asyncio.PriorityQueue()
         self.open_challenges = 0  # queued or being certified
         self.challenge_order = itertools.count()
+        self.duel_lock = asyncio.Lock()  # one re-measurement at a time, each against the current champion
 
     async def run(self) -> str:
         """Run until a budget is spent or stop() is called; returns the stop reason."""
@@ -305,6 +307,8 @@ class Engine:
                 self.proposer.report_outcome(candidate.proposal, recorded.improvement)
                 if recorded.challenger:
                     self._queue_challenger(recorded.program_id, candidate.code, evaluation, _subject(evaluation))
+                if recorded.contender:
+                    await self._duel(recorded.program_id, candidate.code, evaluation)
                 if recorded.new_best:
                     await self._champion(recorded.program_id, candidate.code, evaluation)
                 elif recorded.island_best and not recorded.challenger:  # a challenger's held-out waits for its crown
@@ -352,7 +356,9 @@ class Engine:
                         certified: CertifyResult | None = None) -> None:
         """A new global best: held-out score, a second evaluation, the divergence alarm."""
         heldout = await self._heldout(program_id, code)
-        recheck = await self._evaluate(code) if self.cfg.verification.recheck_champion else None
+        # A measured score differs on every run: its champions are re-measured in a duel instead.
+        recheck = (await self._evaluate(code) if self.cfg.verification.recheck_champion and not self.problem.measured
+                   else None)
         await self.recorder.record_champion(program_id, evaluation, heldout, recheck, certified)
 
     async def _finish_champion(self) -> None:
@@ -365,9 +371,27 @@ class Engine:
         heldout = unfinished.heldout or await self._heldout(unfinished.program_id, unfinished.code)
         # A second evaluation stored before the stop is not repeated (nor stored twice).
         recheck = (await self._evaluate(unfinished.code)
-                   if self.cfg.verification.recheck_champion and not unfinished.rechecked else None)
+                   if self.cfg.verification.recheck_champion and not unfinished.rechecked and not self.problem.measured
+                   else None)
         await self.recorder.record_champion(unfinished.program_id, unfinished.search, heldout, recheck,
                                             unfinished.certified)
+
+    async def _duel(self, program_id: int, code: str, evaluation: Evaluation) -> None:
+        """A measured score beat the champion once: re-measure both, interleaved; crown only a real gain."""
+        recorder, verification = self.recorder, self.cfg.verification
+        async with self.duel_lock:
+            fitness = self.problem.fitness
+            if not worth_a_duel(fitness(evaluation.score), fitness(recorder.best_score),  # type: ignore[arg-type]
+                                verification.measured_min_gain):
+                return  # a champion crowned (or re-measured) meanwhile leaves too little to gain
+            champion = await recorder.champion_code()
+            pairs = await remeasure(self._evaluate, code, champion, verification.measured_repeats)
+            measured = [[fitness(e.score) if e.valid else None for e in pair] for pair in pairs]  # type: ignore[arg-type]
+            decision = decide([c for c, _ in measured], [i for _, i in measured], verification.measured_confidence,
+                              verification.measured_min_gain)
+            score = await recorder.record_duel(program_id, code, pairs, decision)
+        if score is not None:
+            await self._champion(program_id, code, replace(evaluation, score=score))
 
     # ------------------------------------------------------------------ certifying
 

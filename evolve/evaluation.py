@@ -63,13 +63,26 @@ class Evaluator:
         self.limits = limits
         self.evaluator_hash = evaluator_hash
         self.verifier = VerifierProcesses(problem.verifier_path, verifier_timeout)
+        self.reference_first = False  # calibrated problems: which of the pair runs first, alternating
 
     async def evaluate(self, code: str, split: str) -> Evaluation:
         cases = self.problem.split(split)
         job = SandboxJob(code, self.problem.entry, tuple((c.id, c.inputs) for c in cases), self.limits)
         started = time.monotonic()
-        result = await self.sandbox.run(job)
-        valid, score, verdicts, feedback, rejected = await self._score(cases, result.runs)
+        reference = None
+        if self.problem.reference_code is not None:  # measured on the same sandbox, next to the candidate
+            ref_job = SandboxJob(self.problem.reference_code, self.problem.entry, job.cases, self.limits)
+            self.reference_first = not self.reference_first
+            if self.reference_first:
+                reference = await self.sandbox.run(ref_job)
+                result = await self.sandbox.run(job)
+            else:
+                result = await self.sandbox.run(job)
+                reference = await self.sandbox.run(ref_job)
+        else:
+            result = await self.sandbox.run(job)
+        valid, score, verdicts, feedback, rejected = await self._score(
+            cases, result.runs, reference.runs if reference is not None else None)
         return Evaluation(
             split=split,
             valid=valid,
@@ -91,13 +104,16 @@ class Evaluator:
         """Stop the idle verification processes."""
         self.verifier.close()
 
-    async def _score(self, cases: tuple[Case, ...], runs: tuple[CaseRun, ...]):
+    async def _score(self, cases: tuple[Case, ...], runs: tuple[CaseRun, ...],
+                     reference: tuple[CaseRun, ...] | None = None):
         """(valid, score, verdicts, feedback, rejected) from the verifier's process; VerifierError if it failed."""
         name = self.problem.verifier_path.name
         reply = await self.verifier.judge({
             "settings": self.problem.settings,
             "cases": [{"id": c.id, "split": c.split, "inputs": c.inputs, "private": c.private} for c in cases],
             "runs": [_fields(run) for run in runs[:len(cases)]],
+            # Calibrated problems: the reference's runs too; case scores become ratios to its scores.
+            "reference_runs": None if reference is None else [_fields(run) for run in reference[:len(cases)]],
         })
         if "timeout" in reply:  # the candidate chose an output the verifier could not finish judging
             reason = f"the verifier ran past its {reply['timeout']:g} s limit on this output and was stopped"

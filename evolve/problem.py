@@ -78,6 +78,8 @@ class Problem:
     files: tuple[Path, ...]  # everything the evaluator identity covers
     certifying: bool = False  # the verifier has gate() and certify(): only certified bounds make champions
     home: Path = ROOT  # the problem's folder: file names in the identity are relative to it
+    measured: bool = False  # score_kind: measured (timed): champions must win a re-measurement
+    reference_code: str | None = None  # run with every evaluation; case scores become ratios to it
 
     def split(self, name: str) -> tuple[Case, ...]:
         return tuple(case for case in self.cases if case.split == name)
@@ -89,8 +91,11 @@ class Problem:
     def identity_parts(self, sandbox: str = "") -> dict[str, str]:
         """What the evaluator identity covers, part by part, so a change can be named."""
         parts = {_label(path, self.home): hashlib.sha256(path.read_bytes()).hexdigest()[:16] for path in self.files}
-        settings = json.dumps({"settings": self.settings, "entry": self.entry, "maximize": self.maximize,
-                               "case_timeout": self.case_timeout}, sort_keys=True)
+        fields = {"settings": self.settings, "entry": self.entry, "maximize": self.maximize,
+                  "case_timeout": self.case_timeout}
+        if self.reference_code is not None:  # only then: older runs keep their identity
+            fields["reference"] = hashlib.sha256(self.reference_code.encode()).hexdigest()
+        settings = json.dumps(fields, sort_keys=True)
         parts["evaluator settings"] = hashlib.sha256(settings.encode()).hexdigest()[:16]
         parts[ENGINE_SCORING] = scoring_code_hash(self.certifying)
         parts[SANDBOX_PART] = sandbox
@@ -197,6 +202,7 @@ def load_problem(cfg: DictConfig) -> Problem:
     statement = resolve(p.prompt).read_text() if p.prompt else p.description
     module = load_verifier(verifier_path)
     certifying = _certifying(module, verifier_path, p.name, p.objective)
+    reference = _reference(p.reference, seed_path, p.name)
     return Problem(
         name=p.name,
         seed_code=seed_path.read_text(),
@@ -213,6 +219,8 @@ def load_problem(cfg: DictConfig) -> Problem:
         files=(verifier_path, *local_imports(verifier_path), cases_path),
         certifying=certifying,
         home=_home(p, verifier_path),
+        measured=p.score_kind == "measured",
+        reference_code=reference,
     )
 
 
@@ -223,6 +231,17 @@ def _home(p: DictConfig, verifier_path: Path) -> Path:
         path = resolve(source)
         return ROOT if path.is_relative_to(ROOT / "configs") else path.parent
     return ROOT if verifier_path.is_relative_to(ROOT) else verifier_path.parent
+
+
+def _reference(name: str | None, seed_path: Path, problem: str) -> str | None:
+    """The reference program's code: 'seed', a path, or None."""
+    if not name:
+        return None
+    path = seed_path if name == "seed" else resolve(name)
+    if not path.is_file():
+        raise ProblemError(f"problem '{problem}': reference program not found: {path} "
+                           "(use 'seed' or the path of a program)")
+    return path.read_text()
 
 
 def _certifying(module: ModuleType, path: Path, name: str, objective: str) -> bool:

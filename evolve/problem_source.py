@@ -21,7 +21,7 @@ from evolve.config import reread_problem
 from evolve.paths import CONFIGS, resolve
 from evolve.problem import ProblemError
 
-SCORED_FIELDS = ("entry", "objective", "case_timeout", "settings")  # what the verifier's scores depend on
+SCORED_FIELDS = ("entry", "objective", "case_timeout", "settings", "score_kind")  # what scores depend on (a reference program: in the identity)
 
 
 class ProblemMoved(ProblemError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import random
 import time
 from dataclasses import replace
@@ -19,8 +18,9 @@ from typing import Any, Callable, NamedTuple
 
 from omegaconf import DictConfig
 
-from evolve.alarms import DivergenceAlarm
+from evolve.alarms import HeldoutAlarm, describe
 from evolve.certification import CertifyResult, GateResult, subject_of
+from evolve.champions import Decision, worth_a_duel
 from evolve.db import models
 from evolve.db.store import Row, Store
 from evolve.edits import Rewrite, SearchReplace
@@ -69,8 +69,10 @@ class Recorder:
         self.epoch = run.epoch
         self.evaluator_parts: dict[str, str] = json.loads(run.evaluator_parts)
         verification = cfg.verification
-        self.alarm = DivergenceAlarm(verification.alarm_window, verification.alarm_margin)
+        self.alarm = HeldoutAlarm(verification.alarm_margin, verification.alarm_ratio, run.seed_program_id)
         self.alarms = 0
+        self.notices: list[str] = []  # alarms in words, for the run summary
+        self.heldout_noted = False  # "no held-out split" is said once per run
         self.seeded = run.seed_program_id is not None
         if run.rng_state:
             self.rng.setstate(_tuples(json.loads(run.rng_state)))
@@ -107,16 +109,19 @@ class Recorder:
         self.alarms += self.unsound
 
     def _load_alarm_history(self) -> None:
-        """The divergence window continues across resumes, within the current epoch."""
-        for kind, data in self.store.events(self.run_id, ("champion", "heldout_divergence")):
-            if kind == "heldout_divergence":
+        """The held-out baselines continue across resumes, within the current epoch."""
+        kinds = ("champion", "heldout_divergence", "heldout_failed", "heldout_unavailable")
+        for kind, data in self.store.events(self.run_id, kinds):
+            if kind == "heldout_unavailable":
+                self.heldout_noted = True
+            elif kind != "champion":
                 self.alarms += 1
-                self.alarm.history = self.alarm.history[-1:]
+                self.notices.append(data.get("message", kind))
             elif data.get("epoch", 0) == self.epoch:
-                heldout = data.get("heldout")
+                heldout = data.get("heldout") if data.get("heldout_valid", True) else None
                 searched = data["certified"] if data.get("certified") is not None else data["search"]
-                self.alarm.history.append((data["program_id"], self.problem.fitness(searched),
-                                           self.problem.fitness(heldout) if heldout is not None else -math.inf))
+                self.alarm.observe(data["program_id"], self.problem.fitness(searched),
+                                   self.problem.fitness(heldout) if heldout is not None else None)
 
     # ------------------------------------------------------------------ budgets
 
@@ -181,6 +186,7 @@ class Recorder:
         program_id = await self._write(self.store.store_result, state, program, self._evaluation(evaluation),
                                        None, (), members, point_here, challenge)
         self.seeded = True
+        self.alarm.seed_program_id = program_id
         if not self.certifying:
             self.best_id = program_id
         self.hashes[code_hash] = program_id
@@ -204,7 +210,13 @@ class Recorder:
         # any valid score while there is no champion) makes a challenger, queued for certification,
         # never a champion by itself.
         challenger = beats and self.certifying
-        new_best = beats and not self.certifying
+        # A measured score beating the champion once (by more than the duel's minimum gain) makes a
+        # contender: a re-measurement decides.
+        measured = self.problem.measured and not self.certifying and self.best_id is not None
+        contender = beats and measured and worth_a_duel(
+            self.problem.fitness(evaluation.score), self.problem.fitness(self.best_score),  # type: ignore[arg-type]
+            self.cfg.verification.measured_min_gain)
+        new_best = beats and not self.certifying and not measured
         if new_best:
             self.best_score = evaluation.score
         row = dict(run_id=self.run_id, island=island, parent_id=parent.program_id, proposer=proposal.proposer,
@@ -225,7 +237,7 @@ class Recorder:
             if self.on_best is not None:
                 self.on_best(program_id, evaluation.score, code)  # type: ignore[arg-type]
         improvement = self.problem.fitness(evaluation.score) - parent.fitness if evaluation.valid else None  # type: ignore[arg-type]
-        return Recorded(program_id, improvement, new_best, island_best, challenger)
+        return Recorded(program_id, improvement, new_best, island_best, challenger, contender)
 
     async def record_proposal(self, island: int, parent_id: int, proposal: Proposal, outcome: str, reason: str,
                               program_id: int | None = None) -> None:
@@ -245,6 +257,36 @@ class Recorder:
     async def record_heldout(self, program_id: int, evaluation: Evaluation) -> None:
         await self._write(self.store.store_evaluation, self._evaluation(evaluation, program_id))
 
+    async def champion_code(self) -> str:
+        program = await self._write(self.store.program, self.best_id)
+        return program.code
+
+    async def record_duel(self, contender_id: int, code: str, pairs: list[tuple[Evaluation, Evaluation]],
+                          decision: Decision) -> float | None:
+        """A re-measurement and its decision; the winner's mean re-measured score becomes the best score
+        (the single measurement that made a contender, or a champion, was a lucky draw). Returns the new
+        champion's score if the contender was crowned."""
+        champion_id = self.best_id
+        rows = [dict(run_id=self.run_id, epoch=self.epoch, contender_id=contender_id, program_id=program_id,
+                     role=role, repeat=repeat, valid=e.valid, score=e.score, seconds=e.seconds,
+                     metrics=evaluation_row(e, program_id, self.epoch)["metrics"])
+                for repeat, pair in enumerate(pairs)
+                for program_id, role, e in ((contender_id, "contender", pair[0]), (champion_id, "champion", pair[1]))]
+        winner = [c for c, _ in pairs] if decision.crowned else [i for _, i in pairs]
+        valid = [e.score for e in winner if e.valid]
+        if decision.crowned:
+            self.best_id = contender_id
+        if valid:
+            self.best_score = sum(valid) / len(valid)  # type: ignore[arg-type]
+        await self._write(self.store.store_duel, self.run_id, rows, self._state(), contender_id=contender_id,
+                          champion_id=champion_id, epoch=self.epoch, best_score=self.best_score,
+                          **decision.as_dict())
+        if not decision.crowned:
+            return None
+        if self.on_best is not None:
+            self.on_best(contender_id, self.best_score, code)  # type: ignore[arg-type]
+        return self.best_score
+
     async def record_champion(self, program_id: int, search: Evaluation, heldout: Evaluation | None,
                               recheck: Evaluation | None, certified: CertifyResult | None = None) -> None:
         """A new global best: its held-out pair, its re-verification, and the divergence alarm.
@@ -263,15 +305,41 @@ class Recorder:
         bound = certified.bound_float if certified is not None else None
         search_fitness = self.problem.fitness(bound if bound is not None else search.score)  # type: ignore[arg-type]
         await self.event("champion", program_id=program_id, search=search.score,
-                         heldout=heldout.score if heldout is not None else None, epoch=self.epoch,
+                         heldout=heldout.score if heldout is not None else None,
+                         heldout_valid=heldout is not None and heldout.valid, epoch=self.epoch,
                          **({"certified": bound, "bound": certified.bound} if certified is not None else {}))
         if (bound is not None and heldout is not None and heldout.valid
                 and heldout.score > bound + UNSOUND_MARGIN):  # type: ignore[operator]
             await self._unsound(program_id, certified, heldout.score)  # type: ignore[arg-type]
-        alarm = self.alarm.observe(program_id, search_fitness, heldout_fitness)
-        if alarm is not None:
+        await self._judge_heldout(program_id, search_fitness, heldout, heldout_fitness)
+
+    async def _judge_heldout(self, program_id: int, search_fitness: float, heldout: Evaluation | None,
+                             heldout_fitness: float | None) -> None:
+        """The held-out alarm (evolve/alarms.py); a failed held-out evaluation is its own event."""
+        if heldout is None:
+            if not self.heldout_noted:  # said once: this problem has no held-out check at all
+                self.heldout_noted = True
+                await self.event("heldout_unavailable", message=(
+                    f"problem '{self.problem.name}' has no held-out split: no held-out alarm can be raised; "
+                    "add 'heldout' cases to catch shortcuts"))
+            return
+        if not heldout.valid:
+            message = (f"champion {program_id} (after {self.evaluations} evaluations) is invalid on the held-out "
+                       f"split ({heldout.feedback[:300]}); "
+                       "it was not compared. A program that fails unseen cases may answer the search cases "
+                       "from memory: inspect it with `evolve best`")
             self.alarms += 1
-            await self.event("heldout_divergence", **alarm)
+            self.notices.append(message)
+            await self.event("heldout_failed", program_id=program_id, message=message)
+            return
+        findings = self.alarm.observe(program_id, search_fitness, heldout_fitness)
+        if findings:
+            self.alarms += 1
+            message = describe(program_id, findings, self.evaluations)
+            self.notices.append(message)
+            await self.event("heldout_divergence", program_id=program_id, evaluations=self.evaluations,
+                             message=message, comparisons=findings,
+                             search_gain=findings[0]["search_gain"], heldout_gain=findings[0]["heldout_gain"])
 
     async def _unsound(self, program_id: int, certified: CertifyResult, measured: float) -> None:
         """A measured score above a proven upper bound: the certificate (or the verifier) is wrong."""
@@ -477,6 +545,7 @@ class Recorded(NamedTuple):
     new_best: bool
     island_best: bool
     challenger: bool = False  # certifying problems: beats the champion's bound, queued for certification
+    contender: bool = False  # measured scores: beats the champion once; a re-measurement decides
 
 
 class UnfinishedChampion(NamedTuple):

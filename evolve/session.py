@@ -52,6 +52,7 @@ class RunResult:
     seed_score: float | None
     best_score: float | None
     best_program_id: int | None
+    notices: tuple[str, ...] = ()  # alarms in words (held-out, ...), for the summary
 
 
 def default_run_dir(cfg: DictConfig) -> Path:
@@ -194,7 +195,7 @@ async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: mod
         await recorder.finish(status)
         store.close()
     return RunResult(run_dir, status, reason, recorder.evaluations, recorder.seed_score, recorder.best_score,
-                     recorder.best_id)
+                     recorder.best_id, tuple(recorder.notices))
 
 
 async def _preflight(proposer: Proposer) -> None:

@@ -58,9 +58,11 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "ORDER BY id DESC LIMIT 1", pid=run.best_program_id or -1, epoch=run.epoch)
         alarms = [{"kind": kind, **json.loads(data)} for kind, data in store.query(
             "SELECT kind, data FROM events WHERE run_id=:run AND kind IN "
-            "('heldout_divergence', 'nondeterministic', 'drift', 'drift_refused', 'verifier_error', "
-            "'certificate_unsound') ORDER BY id",
+            "('heldout_divergence', 'heldout_failed', 'nondeterministic', 'drift', 'drift_refused', "
+            "'verifier_error', 'certificate_unsound') ORDER BY id",
             **rid)]
+        notes = [json.loads(data).get("message", "") for (data,) in store.query(
+            "SELECT data FROM events WHERE run_id=:run AND kind='heldout_unavailable' ORDER BY id LIMIT 1", **rid)]
         events = {kind: count for kind, count in store.query(
             "SELECT kind, COUNT(*) FROM events WHERE run_id=:run GROUP BY kind", **rid)}
         budget = cfg.budget
@@ -90,6 +92,8 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "llm": models,
             "events": events,
             "alarms": alarms,
+            "notes": notes,
+            "remeasurements": _duels(store, run),
             "epoch": run.epoch,
             "evaluator_hash": run.evaluator_hash,
         }
@@ -130,6 +134,18 @@ def _certification(store: Any, run: Any) -> dict[str, Any] | None:
     }
 
 
+def _duels(store: Any, run: Any) -> dict[str, Any] | None:
+    """Measured scores: the re-measurements that decided (or refused) each champion. None if there were none."""
+    duels = [json.loads(data) for (data,) in store.query(
+        "SELECT data FROM events WHERE run_id=:run AND kind='duel' ORDER BY id", run=run.id)]
+    if not duels:
+        return None
+    rows = store.query("SELECT COUNT(*) FROM remeasurements WHERE run_id=:run", run=run.id)[0][0]
+    keep = ("contender_id", "champion_id", "crowned", "mean_gain", "lower_bound", "gains", "reason")
+    return {"duels": len(duels), "crowned": sum(1 for d in duels if d["crowned"]), "evaluations": rows,
+            "recent": [{key: d.get(key) for key in keep} for d in duels[-5:]]}
+
+
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -137,6 +153,7 @@ def _rate(part: int, whole: int) -> float | None:
 def render(status: dict[str, Any]) -> "list[Any]":
     """Rich renderables for the terminal."""
     from rich.table import Table
+    from rich.text import Text
 
     best = status["best"]
     head = Table.grid(padding=(0, 2))
@@ -154,6 +171,7 @@ def render(status: dict[str, Any]) -> "list[Any]":
         ("evaluator", f"{status['evaluator_hash']} (epoch {status['epoch']})"),
         ("events", json.dumps(status["events"])),
         ("alarms", ", ".join(a["kind"] for a in status["alarms"]) or "none"),
+        *_duel_rows(status.get("remeasurements")),
     ]:
         head.add_row(f"[bold]{label}[/]", str(value))
     islands = Table(title="islands")
@@ -163,6 +181,10 @@ def render(status: dict[str, Any]) -> "list[Any]":
         islands.add_row(str(i["island"]), str(i["size"]), _fmt(i["best"]), _fmt(i["valid_rate"]),
                         _fmt(i["duplicate_rate"]), _fmt(i["improvement_rate"]), str(i["clusters"]))
     out: list[Any] = [head, islands]
+    for alarm in status["alarms"]:  # what each alarm compared, and what to do
+        if alarm.get("message"):
+            out.append(Text.assemble((f"{alarm['kind']}: ", "bold yellow"), alarm["message"]))
+    out += [Text(f"note: {note}") for note in status.get("notes", [])]
     if status["llm"]:
         llm = Table(title="LLM calls")
         for column in ("model", "calls", "errors", "prompt tokens", "completion tokens", "cost"):
@@ -172,6 +194,19 @@ def render(status: dict[str, Any]) -> "list[Any]":
                         str(m["completion_tokens"]), f"{m['cost']:.4f}")
         out.append(llm)
     return out
+
+
+def _duel_rows(duels: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not duels:
+        return []
+    rows = [("re-measurements", f"{duels['duels']} duel(s), {duels['crowned']} crowned, "
+                                f"{duels['evaluations']} evaluations stored")]
+    for d in duels["recent"]:
+        outcome = "crowned" if d["crowned"] else "refused"
+        gains = ", ".join(f"{g:+.1%}" for g in d["gains"] or [])
+        rows.append(("", f"program {d['contender_id']} vs champion {d['champion_id']}: {outcome}; "
+                         f"gains per repeat ({gains}); {d['reason']}"))
+    return rows
 
 
 def _certified_rows(status: dict[str, Any]) -> list[tuple[str, str]]:

@@ -4,7 +4,8 @@ Long-lived: loads the verifier once, writes one line {"ready": true} (or {"fault
 it cannot be loaded, then exits), then answers each job line on stdin with one reply line:
 
     job    {"settings": {...}, "cases": [case id, ...], "new_cases": [{"id", "split", "inputs", "private"}, ...],
-            "runs": [{"case_id", "status", "output", "seconds", "message", "cpu_seconds"}, ...]}
+            "runs": [{"case_id", "status", "output", "seconds", "message", "cpu_seconds"}, ...],
+            "reference_runs": [...] | null}  (a calibrated problem's reference program, same cases)
            (a case's data comes once, in the first job that needs it; later jobs name it by id)
     reply  {"verdicts": [{"valid", "score", "metrics", "feedback", "rejected"}, ...], "score": float | null}
            or {"fault": "verifier X ..."}: the verifier's own fault, which the engine counts.
@@ -57,35 +58,58 @@ def main() -> int:
 
 
 def judge(module: Any, name: str, job: dict[str, Any]) -> dict[str, Any]:
-    """The reply to one job: every case's verdict and the aggregate score, or the verifier's fault."""
+    """The reply to one job: every case's verdict and the aggregate score, or the verifier's fault.
+
+    With "reference_runs" (a calibrated problem), each valid case score becomes the ratio to the
+    reference program's score on that case before aggregation (evolve/calibration.py).
+    """
+    from evolve.calibration import CalibrationError, relative_verdicts
+
+    settings = job["settings"]
+    judged = _verdicts(module, name, job["cases"], job["runs"], settings)
+    if isinstance(judged, str):
+        return {"fault": judged}
+    verdicts, rejected = judged
+    if job.get("reference_runs") is not None:
+        reference = _verdicts(module, name, job["cases"], job["reference_runs"], settings)
+        if isinstance(reference, str):
+            return {"fault": reference}
+        try:
+            verdicts = relative_verdicts(verdicts, reference[0])
+        except CalibrationError as error:  # the reference cannot serve as a yardstick: the problem's fault
+            return {"fault": f"verifier {name}: calibration: {error}"}
+    score = None
+    if all(v.valid for v in verdicts.values()):
+        score = _aggregate(module, name, list(verdicts.values()), settings)
+        if isinstance(score, str):
+            return {"fault": score}
+    replies = [{"valid": bool(v.valid), "score": v.score, "metrics": v.metrics, "feedback": str(v.feedback),
+                "rejected": rejected.get(case_id, "")} for case_id, v in verdicts.items()]
+    return {"verdicts": replies, "score": score}
+
+
+def _verdicts(module: Any, name: str, cases: list[dict[str, Any]], runs: list[dict[str, Any]],
+              settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]] | str:
+    """({case id: Verdict}, {case id: why the verifier rejected the output}), or the fault's message."""
     from evolve.problem import Case, Verdict
     from evolve.sandbox.base import CaseRun
 
-    settings = job["settings"]
-    verdicts: list[Verdict] = []
-    replies: list[dict[str, Any]] = []
-    for case_data, run_data in zip(job["cases"], job["runs"]):
+    verdicts: dict[str, Verdict] = {}
+    rejected: dict[str, str] = {}
+    for case_data, run_data in zip(cases, runs):
         case = Case(**case_data)
-        rejected = ""
         try:
             verdict = module.verify(case, CaseRun(**run_data), settings)
         except DATA_ERRORS as error:
-            rejected = f"verifier {name} raised {type(error).__name__} on case {case.id!r}: {_message(error)}"
+            rejected[case.id] = f"verifier {name} raised {type(error).__name__} on case {case.id!r}: {_message(error)}"
             verdict = Verdict(False, feedback=f"the verifier rejected this output: {_text(error)}")
         except Exception as error:  # noqa: BLE001 - the verifier's own fault
-            return {"fault": f"verifier {name} raised {_text(error, ' on case ' + repr(case.id))}"}
+            return f"verifier {name} raised {_text(error, ' on case ' + repr(case.id))}"
         if not isinstance(verdict, Verdict) or not _finite(verdict.score):
-            return {"fault": f"verifier {name} returned {str(verdict)[:MESSAGE_LIMIT]} for case {case.id!r}; "
-                             "it must return a Verdict with a finite score"}
-        verdicts.append(verdict)
-        replies.append({"valid": bool(verdict.valid), "score": verdict.score, "metrics": verdict.metrics,
-                        "feedback": str(verdict.feedback), "rejected": rejected})
-    score = None
-    if all(v.valid for v in verdicts):
-        score = _aggregate(module, name, verdicts, settings)
-        if isinstance(score, str):
-            return {"fault": score}
-    return {"verdicts": replies, "score": score}
+            return (f"verifier {name} returned {str(verdict)[:MESSAGE_LIMIT]} for case {case.id!r}; "
+                    "it must return a Verdict with a finite score")
+        verdicts[case.id] = verdict
+    return verdicts, rejected
 
 
 def _aggregate(module: Any, name: str, verdicts: list[Any], settings: dict[str, Any]) -> float | str:

@@ -24,6 +24,7 @@ from rich.console import Console
 
 import evolve
 from evolve.config import compose_config
+from evolve.db.models import SCHEMA_VERSION
 from evolve.edits import Rewrite
 from evolve.problem import ProblemError, load_problem
 from evolve.proposers.base import Proposal, ProposalRequest
@@ -302,7 +303,8 @@ def test_a_database_of_the_previous_version_opens_and_gains_the_certificates_tab
         connection.execute("DROP TABLE certificates")
         connection.execute("UPDATE evolve_meta SET value='2' WHERE key='schema_version'")
     assert run_status(result.run_dir)["certification"] is None
-    assert query(result.run_dir, "SELECT value FROM evolve_meta WHERE key='schema_version'") == [("3",)]
+    assert query(result.run_dir, "SELECT value FROM evolve_meta WHERE key='schema_version'") == [
+        (str(SCHEMA_VERSION),)]
     assert evolve.resume(result.run_dir, ["budget.evaluations=4"]).evaluations == 4
 
 

@@ -15,7 +15,7 @@ from evolve.sandbox.base import SandboxLimits
 from evolve.sandbox.process import ProcessSandbox
 
 LIMIT = 2.0  # seconds per instance; the seed needs well under 0.3 s for each chosen one
-CHOSEN = ["uf50-01", "php6-s121", "uuf50-01"]  # php6 has 42 variables: the one the looping candidate hangs on
+CHOSEN = ["uf50-01", "php6-s221", "uuf50-01"]  # php6 has 42 variables: the one the looping candidate hangs on
 SEED = (PROBLEMS / "sat" / "seed.py").read_text()
 
 
@@ -37,7 +37,7 @@ async def test_seed_solves_every_instance_and_scores_par2(problem: Problem) -> N
     evaluation = await evaluate(problem, SEED)
     assert evaluation.valid
     assert all(v.metrics["solved"] for v in evaluation.verdicts.values())
-    seconds = [v.metrics["seconds"] for v in evaluation.verdicts.values()]
+    seconds = [v.metrics["cpu_seconds"] for v in evaluation.verdicts.values()]  # PAR-2 on CPU time
     assert evaluation.score == pytest.approx(sum(seconds) / 3)
     assert evaluation.verdicts["uuf50-01"].metrics["answer"] == "UNSAT"
 
@@ -49,14 +49,14 @@ async def test_a_candidate_looping_on_one_instance_loses_only_that_instance(prob
     )
     evaluation = await evaluate(problem, looping)
     assert evaluation.valid
-    hung = evaluation.verdicts["php6-s121"]
+    hung = evaluation.verdicts["php6-s221"]
     assert hung.valid and not hung.metrics["solved"] and hung.score == 2 * LIMIT
-    assert "[php6-s121] unsolved: timed out after 2 s" in evaluation.feedback
+    assert "[php6-s221] unsolved: timed out after 2 s" in evaluation.feedback
     # The runner restarted the candidate: the instance after the hang is still solved.
     for case_id in ("uf50-01", "uuf50-01"):
         assert evaluation.verdicts[case_id].metrics["solved"]
         assert evaluation.verdicts[case_id].score < LIMIT
-    assert evaluation.score > 2 * LIMIT / 3
+    assert evaluation.score >= 2 * LIMIT / 3
 
 
 async def test_one_wrong_answer_disqualifies_the_candidate_and_names_the_instance(problem: Problem) -> None:

@@ -5,7 +5,8 @@
 resumed run rebuilds its islands from it without scanning the history.
 `runs` carries everything else resume needs: counters, RNG state, spend.
 `certificates` holds a certifying verifier's results (gate and certify calls) and
-the challengers still waiting for them.
+the challengers still waiting for them. `remeasurements` holds the repeated,
+interleaved evaluations that decide whether a measured score makes a champion.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Optional
 from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Older versions this one opens by adding what it lacks (new tables only; nothing is rewritten).
-UPGRADABLE_VERSIONS = ("2",)
+UPGRADABLE_VERSIONS = ("2", "3")
 
 
 def utcnow() -> datetime:
@@ -170,4 +171,23 @@ class Certificate(SQLModel, table=True):
     solver: str = ""
     detail: str = Field(default="{}", sa_column=Column(Text))  # JSON
     unsound: bool = False  # a measured (held-out) score exceeded this proven bound
+    created: datetime = Field(default_factory=utcnow)
+
+
+class Remeasurement(SQLModel, table=True):
+    """One evaluation of a duel: a contender (its measured score beat the champion's once) and the
+    champion, evaluated again in interleaved pairs; see evolve/champions.py."""
+
+    __tablename__ = "remeasurements"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    epoch: int = 0
+    contender_id: int = Field(foreign_key="programs.id")  # which duel
+    program_id: int = Field(foreign_key="programs.id")  # whose evaluation this is
+    role: str  # contender | champion
+    repeat: int  # pair number, 0-based
+    valid: bool
+    score: Optional[float] = None
+    metrics: str = Field(default="{}", sa_column=Column(Text))  # JSON: per-case verdicts
+    seconds: float = 0.0
     created: datetime = Field(default_factory=utcnow)

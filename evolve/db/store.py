@@ -28,6 +28,7 @@ from evolve.db.models import (
     Meta,
     Program,
     Proposal,
+    Remeasurement,
     Run,
     utcnow,
 )
@@ -51,7 +52,7 @@ def _table(model: type[SQLModel]) -> Table:
 
 # Statements built once: executing them with parameter dicts reuses SQLAlchemy's compiled form.
 _INSERT = {model: insert(_table(model))
-           for model in (Program, Evaluation, Proposal, LLMCall, IslandMember, Certificate)}
+           for model in (Program, Evaluation, Proposal, LLMCall, IslandMember, Certificate, Remeasurement)}
 _UPDATE_RUN = update(_table(Run)).where(_table(Run).c.id == bindparam("run"))
 
 
@@ -175,6 +176,14 @@ class Store:
     def store_evaluation(self, evaluation: Row) -> None:
         with self.engine.begin() as connection:
             connection.execute(insert(_table(Evaluation)).values(**stamped(evaluation)))
+
+    def store_duel(self, run_id: int, rows: list[Row], run_fields: Row, **decision: Any) -> None:
+        """A duel's re-measurements, its decision (a `duel` event) and the run's new best, atomically."""
+        with self.engine.begin() as connection:
+            connection.execute(_INSERT[Remeasurement], [stamped(row) for row in rows])
+            connection.execute(insert(_table(Event)).values(**_event(run_id, "duel", decision)))
+            if run_fields:
+                connection.execute(_UPDATE_RUN, {"run": run_id, **run_fields})
 
     def add_event(self, run_id: int, kind: str, **data: Any) -> None:
         with self.engine.begin() as connection:

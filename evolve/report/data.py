@@ -21,7 +21,7 @@ BINS = 60  # bars in a count-over-time chart
 DIFF_BUDGET = 1_500_000  # characters of lineage diffs shown; the biggest score changes keep theirs first
 LINEAGE_ROWS = 300  # lineage steps shown in detail (the chart shows every step)
 MAX_DOTS = 600  # per dotted series (champions)
-ALARMS = ("heldout_divergence", "nondeterministic", "drift", "drift_refused", "verifier_error",
+ALARMS = ("heldout_divergence", "heldout_failed", "nondeterministic", "drift", "drift_refused", "verifier_error",
           "certificate_unsound")
 OUTCOMES = ("new", "duplicate", "rejected", "failed", "cancelled")
 VERDICTS = ("valid", "invalid", "timed out")
@@ -354,5 +354,7 @@ def _stamp(value: Any) -> float:
 
 
 def _short(data: dict[str, Any]) -> str:
+    if isinstance(data.get("message"), str):  # an alarm that says what it compared and what to do, in full
+        return data["message"]
     text = json.dumps(data, default=str)
     return text if len(text) <= 300 else text[:297] + "..."

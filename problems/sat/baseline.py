@@ -3,10 +3,9 @@
     python problems/sat/baseline.py [--repeats 3] [--program NAME=PATH ...]
 
 Every program runs through the same path as a search candidate: the process
-sandbox, the runner's outside timing, the verifier and its PAR-2 aggregate.
-Wall-clock times depend on machine load, so each program is measured
-`--repeats` times, interleaved, and the median PAR-2 is reported with the
-range. Defaults: the seed and MiniSat 2.2 (needs `pip install python-sat`).
+sandbox, the runner's outside timing (CPU time of the candidate's process tree),
+the verifier and its PAR-2 aggregate. Each program is measured `--repeats`
+times, interleaved, and the median PAR-2 is reported with the range. Defaults: the seed and MiniSat 2.2 (needs `pip install python-sat`).
 """
 
 from __future__ import annotations
