@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from evolve.paths import ROOT, resolve
+from evolve.paths import ROOT, expose_evaluators, resolve
 
 SEARCH = "search"
 HELDOUT = "heldout"
@@ -201,6 +201,7 @@ def _module_file(name: str) -> Path | None:
 
 def load_verifier(path: Path) -> ModuleType:
     """Import a verifier file; any failure is a ProblemError naming the file."""
+    expose_evaluators()
     spec = importlib.util.spec_from_file_location(f"evolve_verifier_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ProblemError(f"verifier {path} is not a Python file")
