@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from evolve.paths import ROOT, expose_evaluators, resolve
 
 SEARCH = "search"
+REQUIRED_FIELDS = ("name", "seed_program", "cases", "verifier")  # everything else has a default (evolve/config.py)
 HELDOUT = "heldout"
 
 
@@ -117,16 +118,28 @@ def describe_changes(old: dict[str, str], new: dict[str, str]) -> str:
 def load_problem(cfg: DictConfig) -> Problem:
     """Load the problem a config names; every missing or malformed part is a ProblemError."""
     p = cfg.problem
+    missing = [key for key in REQUIRED_FIELDS if OmegaConf.is_missing(p, key) or not p[key]]
+    if missing:
+        name = "the problem" if "name" in missing else f"problem '{p.name}'"
+        raise ProblemError(f"{name} does not set {', '.join(missing)} in its problem.yaml; add "
+                           f"{' and '.join(f'`{key}: ...`' for key in missing)} (see docs/writing-a-problem.md)")
     seed_path, cases_path, verifier_path = (resolve(p.seed_program), resolve(p.cases), resolve(p.verifier))
-    for label, path in (("seed_program", seed_path), ("cases", cases_path), ("verifier", verifier_path)):
+    files = [("seed_program", seed_path), ("cases", cases_path), ("verifier", verifier_path)]
+    prompt_path = resolve(p.prompt) if p.prompt else None
+    if prompt_path is not None:
+        files.append(("prompt", prompt_path))
+    for label, path in files:
         if not path.is_file():
-            raise ProblemError(f"problem '{p.name}': {label} file not found: {path}")
-    statement = resolve(p.prompt).read_text() if p.prompt else p.description
+            raise ProblemError(f"problem '{p.name}': {label} file not found: {path}; fix `{label}:` in its "
+                               "problem.yaml (relative paths are taken from the problem.yaml's folder)")
+    statement = prompt_path.read_text() if prompt_path is not None else p.description
+    seed_code = seed_path.read_text()
+    check_seed(seed_code, seed_path, p.entry)
     module = load_verifier(verifier_path)
     certifying = _certifying(module, verifier_path, p.name, p.objective)
     return Problem(
         name=p.name,
-        seed_code=seed_path.read_text(),
+        seed_code=seed_code,
         statement=statement,
         entry=p.entry,
         maximize=p.objective == "maximize",
@@ -140,6 +153,43 @@ def load_problem(cfg: DictConfig) -> Problem:
         files=(verifier_path, *local_imports(verifier_path), cases_path),
         certifying=certifying,
     )
+
+
+def check_seed(code: str, path: Path, entry: str) -> None:
+    """What would otherwise surface only as every case failing: syntax and the entry function."""
+    try:
+        tree = ast.parse(code, filename=str(path))
+    except SyntaxError as error:
+        raise ProblemError(f"seed program {path}, line {error.lineno}: SyntaxError: {error.msg}; "
+                           "the seed must be a valid Python program") from None
+    if entry not in _top_level_names(tree):
+        raise ProblemError(f"seed program {path} defines no top-level `{entry}`, the function the runner calls "
+                           f"with each case's inputs; set `entry: <function name>` in the problem.yaml "
+                           f"(default: main) or define `{entry}` in the seed")
+
+
+def check_evolvable(problem: Problem, seed_path: str | Path) -> None:
+    """A search needs EVOLVE-BLOCK markers in the seed: say so at the start, not after 50 rejected edits."""
+    from evolve.edits import EditRejected, split_blocks
+
+    try:
+        split_blocks(problem.seed_code)
+    except EditRejected as error:
+        raise ProblemError(f"seed program {seed_path}: {error}; mark the code the search may change with a "
+                           "`# EVOLVE-BLOCK-START` line before it and `# EVOLVE-BLOCK-END` after it") from None
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(target.id for target in targets if isinstance(target, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
 
 
 def _certifying(module: ModuleType, path: Path, name: str, objective: str) -> bool:
