@@ -37,6 +37,7 @@ from evolve.islands import Member, RankSelection
 from evolve.problem import HELDOUT, SEARCH, Problem, describe_changes
 from evolve.proposers.base import Proposal, ProposalRequest, Proposer, ProgramView
 from evolve.recorder import Recorder
+from evolve.seed_report import invalid_seed_message
 
 log = logging.getLogger("evolve")
 
@@ -154,7 +155,7 @@ class Engine:
         if self.failure is not None:
             raise self.failure
         if not evaluation.valid:
-            raise SeedInvalid(f"the seed program of '{self.problem.name}' is invalid: {evaluation.feedback}")
+            raise SeedInvalid(invalid_seed_message(self.problem.name, self.problem.seed_path, evaluation))
         seed_id = await self.recorder.record_seed(self.problem.seed_code, normalized_hash(self.problem.seed_code),
                                                   evaluation)
         if self.certifier is not None:  # the seed, too, is champion only once certified

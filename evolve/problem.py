@@ -77,6 +77,7 @@ class Problem:
     verifier_path: Path
     files: tuple[Path, ...]  # everything the evaluator identity covers
     certifying: bool = False  # the verifier has gate() and certify(): only certified bounds make champions
+    seed_path: Path | None = None  # where the seed came from (for messages about it)
 
     def split(self, name: str) -> tuple[Case, ...]:
         return tuple(case for case in self.cases if case.split == name)
@@ -152,6 +153,7 @@ def load_problem(cfg: DictConfig) -> Problem:
         verifier_path=verifier_path,
         files=(verifier_path, *local_imports(verifier_path), cases_path),
         certifying=certifying,
+        seed_path=seed_path,
     )
 
 
