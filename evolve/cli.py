@@ -45,6 +45,9 @@ USER_ERROR, UNEXPECTED, INTERRUPTED = 2, 1, 130
 _run_dir: list[Path] = []  # the run a command works on, once known: where a crash report goes
 
 OVERRIDES = typer.Argument(None, help="config overrides, e.g. problem=circle_packing budget.evaluations=300 seed=1")
+# Only what resume accepts (evolve.config.RESUMABLE_PREFIXES); a test runs this example.
+RESUME_EXAMPLE = "budget.evaluations=1000 budget.wall_time=3600 search.evaluators=4"
+RESUME_OVERRIDES = typer.Argument(None, help=f"budget and concurrency overrides, e.g. {RESUME_EXAMPLE}")
 
 
 def command(function: Callable[..., None]) -> Callable[..., None]:
@@ -107,9 +110,10 @@ def _crash_report() -> Path:
     return Path(handle.name)
 
 
-def _drive(coroutine_factory: Callable[[LiveProgress], object], budget: int, progress: bool) -> RunResult:
+def _drive(coroutine_factory: Callable[[LiveProgress], object], budget: int, progress: bool,
+           interval: float) -> RunResult:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    with LiveProgress(console, budget, enabled=progress) as live:
+    with LiveProgress(console, budget, enabled=progress, interval=interval) as live:
         return asyncio.run(coroutine_factory(live))  # type: ignore[arg-type]
 
 
@@ -121,9 +125,21 @@ def _summary(result: RunResult) -> None:
         f"{result.status} ({result.reason}): {result.evaluations} evaluations; "
         f"seed score {result.seed_score}, {best}\n"
         f"run directory: {result.run_dir}", highlight=False, soft_wrap=True)
+    if result.alarms:
+        console.print(f"[bold red]{result.alarms} held-out alarm(s) fired[/]: the search score rose while the "
+                      "held-out score did not (overfitting to the search cases?); see "
+                      f"`evolve status {result.run_dir}`", highlight=False, soft_wrap=True)
     if result.status == "interrupted":
-        console.print(f"continue with `evolve resume {result.run_dir}`", highlight=False, soft_wrap=True)
+        console.print(f"next: continue with `evolve resume {result.run_dir}`", highlight=False, soft_wrap=True)
         raise typer.Exit(INTERRUPTED)
+    if result.best_program_id is not None:
+        console.print(f"next: `evolve best {result.run_dir} -o best.py` saves the best program; "
+                      f"`evolve resume {result.run_dir} budget.evaluations=N` searches further",
+                      highlight=False, soft_wrap=True)
+    else:
+        console.print(f"next: `evolve status {result.run_dir}` shows what is pending; "
+                      f"`evolve resume {result.run_dir} budget.evaluations=N` searches further",
+                      highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -133,12 +149,13 @@ def run(overrides: Optional[list[str]] = OVERRIDES) -> None:
     cfg = compose_config(overrides or [])
     if cfg.run.dir:
         _run_dir.append(Path(cfg.run.dir))
-    _summary(_drive(lambda live: start_run(cfg, on_progress=live.update), cfg.budget.evaluations, cfg.run.progress))
+    _summary(_drive(lambda live: start_run(cfg, on_progress=live.update), cfg.budget.evaluations, cfg.run.progress,
+                    cfg.run.progress_interval))
 
 
 @app.command()
 @command
-def resume(run_dir: Path, overrides: Optional[list[str]] = OVERRIDES) -> None:
+def resume(run_dir: Path, overrides: Optional[list[str]] = RESUME_OVERRIDES) -> None:
     """Continue a stored search; only budgets (budget.*) and concurrency may be changed."""
     from evolve.config import load_saved
 
@@ -146,7 +163,9 @@ def resume(run_dir: Path, overrides: Optional[list[str]] = OVERRIDES) -> None:
     cfg = load_saved(run_dir / "config.yaml", overrides or []) if (run_dir / "config.yaml").is_file() else None
     budget = cfg.budget.evaluations if cfg is not None else 0
     progress = bool(cfg.run.progress) if cfg is not None else False
-    _summary(_drive(lambda live: resume_run(run_dir, overrides or [], on_progress=live.update), budget, progress))
+    interval = float(cfg.run.progress_interval) if cfg is not None else 0.0
+    _summary(_drive(lambda live: resume_run(run_dir, overrides or [], on_progress=live.update), budget, progress,
+                    interval))
 
 
 @app.command()

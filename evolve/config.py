@@ -132,7 +132,8 @@ class BudgetConfig:
 @dataclass
 class RunConfig:
     dir: Optional[str] = None  # default: runs/<problem>-<timestamp>
-    progress: bool = True  # live display when stdout is a terminal
+    progress: bool = True  # live display when stdout is a terminal; else a plain line every progress_interval
+    progress_interval: float = 30.0  # seconds between plain progress lines when output is redirected (0: none)
 
 
 @dataclass
@@ -275,6 +276,7 @@ def validate(cfg: DictConfig) -> None:
         (cfg.search.archive_size >= 1, "search.archive_size must be at least 1"),
         (cfg.budget.evaluations >= 0, "budget.evaluations must not be negative"),
         (cfg.problem.case_timeout > 0, "problem.case_timeout must be positive"),
+        (cfg.run.progress_interval >= 0, "run.progress_interval must not be negative (0: no progress lines)"),
         (cfg.verification.gate_seconds > 0, "verification.gate_seconds must be positive"),
         (cfg.verification.certify_seconds > 0, "verification.certify_seconds must be positive"),
         (cfg.verification.certify_grace >= 0, "verification.certify_grace must not be negative"),

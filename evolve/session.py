@@ -50,6 +50,7 @@ class RunResult:
     seed_score: float | None
     best_score: float | None
     best_program_id: int | None
+    alarms: int = 0  # held-out divergence alarms (and unsound certificates) raised so far
 
 
 def default_run_dir(cfg: DictConfig) -> Path:
@@ -145,7 +146,8 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
             changed = describe_changes(json.loads(run.evaluator_parts), parts)
             store.add_event(run.id, "drift_refused", changes=changed)  # type: ignore[arg-type]
             raise RunError(f"the evaluator changed since this run started ({changed}); its scores would not be "
-                           "comparable. Restore the original files, or start a new run")
+                           "comparable. Restore the original files and resume, adopt the change on purpose with "
+                           f"`evolve rescore {run_dir}` (a new epoch), or start a new run")
         (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))  # budgets may have been raised
         return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
 
@@ -182,7 +184,7 @@ async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: mod
             await recorder.finish(status)
         store.close()
     return RunResult(run_dir, status, reason, recorder.evaluations, recorder.seed_score, recorder.best_score,
-                     recorder.best_id)
+                     recorder.best_id, recorder.alarms)
 
 
 def _first_line(error: BaseException) -> str:

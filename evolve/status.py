@@ -33,9 +33,15 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "WHERE run_id=:run GROUP BY island", **rid):
             islands[island].update(proposals=total, duplicates=duplicates or 0)
         better = ">" if cfg.problem.objective == "maximize" else "<"
+        # A child improves on its parent only by the same evaluator: the child's first search score against
+        # the parent's score in that epoch (after `evolve rescore`, the parent's rescored one).
         for island, improved in store.query(
-            f"SELECT p.island, COUNT(*) FROM programs p JOIN programs q ON p.parent_id = q.id "
-            f"WHERE p.run_id=:run AND p.status='valid' AND q.status='valid' AND p.score {better} q.score "
+            "SELECT p.island, COUNT(*) FROM programs p "
+            "JOIN evaluations pe ON pe.id = (SELECT MIN(id) FROM evaluations WHERE program_id = p.id "
+            "AND split='search') "
+            "JOIN evaluations qe ON qe.id = (SELECT MIN(id) FROM evaluations WHERE program_id = p.parent_id "
+            "AND split='search' AND epoch = pe.epoch) "
+            f"WHERE p.run_id=:run AND pe.valid AND qe.valid AND pe.score {better} qe.score "
             "GROUP BY p.island", **rid):
             islands[island]["improvements"] = improved
         for island, cells in store.query(
