@@ -245,12 +245,21 @@ def problems() -> None:
 @app.command("new-problem")
 @command
 def new_problem(name: str, directory: Optional[Path] = typer.Option(
-        None, "--dir", help="create a self-contained problem folder here (outside the repository)")) -> None:
-    """Scaffold a problem (seed, cases, verifier, config) that runs as-is."""
+        None, "--dir", help="the folder to create (default: ./NAME in the current directory)"),
+        bundled: bool = typer.Option(False, "--bundled", help="add it to this source checkout's problems/, "
+                                                               "evaluators/ and configs/ instead")) -> None:
+    """Scaffold a self-contained problem folder (seed, cases, verifier, problem.yaml) that runs as-is."""
     from evolve.scaffold import new_problem as scaffold
 
-    for path in scaffold(name, directory):
+    if bundled and directory is not None:
+        raise ScaffoldError("--dir and --bundled exclude each other: choose a folder or the checkout")
+    target = None if bundled else (directory if directory is not None else Path.cwd() / name)
+    created = scaffold(name, target)
+    for path in created:
         console.print(f"created {path}", highlight=False)
+    if target is not None:
+        console.print(f"try it: evolve run problem={target / 'problem.yaml'} budget.evaluations=50",
+                      highlight=False, soft_wrap=True)
 
 
 RUN_TARGET = typer.Argument(..., help="a run directory, or a database URL such as sqlite:///runs.db")
