@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 
 from evolve.config import ConfigError, compose_config
@@ -80,7 +81,7 @@ def command(function: Callable[..., None]) -> Callable[..., None]:
 
 
 def _error(message: str) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _first_line(error: BaseException) -> str:
@@ -236,7 +237,11 @@ def problems() -> None:
     """List the bundled problems."""
     from omegaconf import OmegaConf
 
-    for path in sorted((CONFIGS / "problem").glob("*.yaml")):
+    found = sorted((CONFIGS / "problem").glob("*.yaml"))
+    if not found:
+        raise RunError(f"no bundled problems in {CONFIGS / 'problem'}: this installation is incomplete; "
+                       "reinstall evolve (`pip install --force-reinstall evolve-search`)")
+    for path in found:
         data = OmegaConf.load(path)
         console.print(f"[bold]{path.stem}[/]  {data.get('objective', 'maximize')}  {data.get('description', '')}",
                       highlight=False, soft_wrap=True)
