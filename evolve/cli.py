@@ -272,30 +272,33 @@ RUN_ID = typer.Option(None, "--run", help="which run, when the database holds se
 
 
 @app.command()
+@command
 def report(target: str = RUN_TARGET, output: Optional[Path] = typer.Option(None, "-o", "--output"),
            run_id: Optional[int] = RUN_ID) -> None:
     """Write one self-contained HTML file showing the run (opens with no network)."""
     from evolve.report import commands
 
-    console.print(_guarded(lambda: commands.report(target, output, run_id)), highlight=False, soft_wrap=True)
+    console.print(commands.report(target, output, run_id), highlight=False, soft_wrap=True)
 
 
 @app.command()
+@command
 def ui(target: str = RUN_TARGET, host: str = "127.0.0.1", port: int = 8765,
        interval: float = typer.Option(3.0, help="seconds between the page's updates")) -> None:
     """A live, read-only view of a running or finished search in the browser."""
     from evolve.report import commands
 
-    _guarded(lambda: commands.ui(target, host, port, interval, lambda text: print(text, flush=True)))
+    commands.ui(target, host, port, interval, lambda text: print(text, flush=True))
 
 
 @app.command()
+@command
 def export(target: str = RUN_TARGET, output: Optional[Path] = typer.Option(None, "-o", "--output"),
            run_id: Optional[int] = RUN_ID) -> None:
     """Programs, evaluations, proposals and LLM calls as JSON Lines and CSV (and Parquet with pyarrow)."""
     from evolve.report import commands
 
-    console.print(_guarded(lambda: commands.export(target, output, run_id)), highlight=False, soft_wrap=True)
+    console.print(commands.export(target, output, run_id), highlight=False, soft_wrap=True)
 
 
 app.add_typer(sandbox_app, name="sandbox", help="Build and check the sandbox image.")

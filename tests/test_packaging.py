@@ -62,7 +62,7 @@ def test_installed_command_lists_problems_and_searches_from_an_unrelated_folder(
     assert {"circle_packing", "sat", "nash_guarantee", "bin_packing", "cap_set"} <= {
         line.split()[0] for line in listed.splitlines() if line.strip()}
     done = run(evolve, "run", "problem=circle_packing", "llm=offline", "budget.evaluations=5", "sandbox=process",
-               "run.progress=false", "run.dir=here", cwd=tmp_path)
+               "sandbox.allow_root=true", "run.progress=false", "run.dir=here", cwd=tmp_path)
     assert "finished" in done.stdout and (tmp_path / "here" / "evolve.db").is_file()
     # The engine ran from the venv, and verifiers found their `evaluators.*` helpers there.
     probe = ("import evolve, importlib.util; from evolve.config import compose_config; "

@@ -19,7 +19,7 @@ from tests.fake_llm import tiny_problem
 
 EVOLVE = [sys.executable, "-m", "evolve"]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-QUIET = ["sandbox=process", "run.progress=false"]
+QUIET = ["sandbox=process", "sandbox.allow_root=true", "run.progress=false"]
 
 
 def evolve_cmd(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -37,7 +37,7 @@ def evaluations(run_dir: Path) -> int:
 @pytest.mark.slow
 def test_redirected_output_gets_plain_progress_lines_and_the_summary_a_next_step(tmp_path: Path) -> None:
     problem = tiny_problem(tmp_path / "tiny", sleep=0.05)
-    done = evolve_cmd("run", *problem, "sandbox=process", "run.dir=r", "budget.evaluations=40",
+    done = evolve_cmd("run", *problem, "sandbox=process", "sandbox.allow_root=true", "run.dir=r", "budget.evaluations=40",
                       "run.progress=true", "run.progress_interval=0.1", cwd=tmp_path)  # stdout is a pipe here
     assert done.returncode == 0, done.stderr
     progress = [line for line in done.stdout.splitlines() if re.match(r"\[\d\d:\d\d:\d\d\] evaluations \d+/40,", line)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 EVOLVE = [sys.executable, "-m", "evolve"]
-FAST = ["sandbox=process", "run.progress=false", "budget.evaluations=3", "run.dir=r"]
+FAST = ["sandbox=process", "sandbox.allow_root=true", "run.progress=false", "budget.evaluations=3", "run.dir=r"]
 
 
 def evolve_cmd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

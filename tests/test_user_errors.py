@@ -17,7 +17,7 @@ from typing import Callable
 import pytest
 
 EVOLVE = [sys.executable, "-m", "evolve"]
-FAST = ["sandbox=process", "run.progress=false", "budget.evaluations=3"]
+FAST = ["sandbox=process", "sandbox.allow_root=true", "run.progress=false", "budget.evaluations=3"]
 
 
 def evolve_cmd(*args: str | Path, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -138,8 +138,8 @@ def test_user_error_is_one_line_with_exit_2_and_changes_nothing(case: str, base:
 def test_a_database_locked_by_another_process_stops_the_run_in_one_line(base: Path, tmp_path: Path) -> None:
     here = tmp_path / "here"
     shutil.copytree(base, here)
-    run = subprocess.Popen([*EVOLVE, "run", "problem=problem/problem.yaml", "run.dir=locked", "sandbox=process",
-                            "run.progress=false", "budget.evaluations=1000000"],
+    run = subprocess.Popen([*EVOLVE, "run", "problem=problem/problem.yaml", "run.dir=locked", *FAST[:3],
+                            "budget.evaluations=1000000"],
                            cwd=here, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         db = here / "locked" / "evolve.db"
