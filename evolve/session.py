@@ -171,6 +171,7 @@ async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: mod
         reason = "interrupted" if interrupted() else reason
     except DBAPIError as error:  # the database refused a write: say so in one line; what is stored stays
         writable = False
+        recorder.executor.shutdown(wait=False, cancel_futures=True)  # queued writes would each wait out the lock
         raise RunError(f"{database_error(error, store.url)}; the run stopped with everything stored up to "
                        f"then; continue it with `evolve resume {run_dir}`") from None
     except BaseException as error:
