@@ -1,56 +1,121 @@
 """The `evolve` command line (typer + rich).
 
 Every user error (a misspelt key, an unknown problem, a directory that is not
-a run, a database of another version) is one line on stderr and a non-zero
-exit, with nothing written.
+a run, a damaged or locked database) is one line on stderr and exit status 2,
+with nothing written. Anything unexpected is one line too, naming the file that
+holds the full traceback (exit 1). Ctrl-C exits 130 and says how to resume.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sys
+import tempfile
+import traceback
+from datetime import datetime
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
 from rich.text import Text
+from rich.markup import escape
+from sqlalchemy.exc import DBAPIError
 
 from evolve.config import ConfigError, compose_config
-from evolve.db.store import StoreError
+from evolve.db.store import StoreError, database_error
 from evolve.engine import EvaluatorChanged, SearchStalled, SeedInvalid
 from evolve.cli_sandbox import sandbox_app
 from evolve.paths import CONFIGS
 from evolve.problem import ProblemError
 from evolve.progress import LiveProgress
-from evolve.runlock import RunLocked
+from evolve.runlock import RunDirUnwritable, RunLocked
 from evolve.sandbox.errors import SandboxUnavailable
-from evolve.session import RunError, RunResult, resume_run, start_run
+from evolve.scaffold import ScaffoldError
+from evolve.session import CONFIG_FILE, RunError, RunResult, resume_run, start_run
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Evolve programs with an LLM (or an offline mutator) against frozen verifiers.")
 console = Console()
 errors = Console(stderr=True)
 USER_ERRORS = (ConfigError, ProblemError, RunError, StoreError, SeedInvalid, SearchStalled, EvaluatorChanged,
-               SandboxUnavailable, RunLocked)
-T = TypeVar("T")
+               SandboxUnavailable, RunLocked, RunDirUnwritable, ScaffoldError)
+USER_ERROR, UNEXPECTED, INTERRUPTED = 2, 1, 130
+_run_dir: list[Path] = []  # the run a command works on, once known: where a crash report goes
 
 OVERRIDES = typer.Argument(None, help="config overrides, e.g. problem=circle_packing budget.evaluations=300 seed=1")
+# Only what resume accepts (evolve.config.RESUMABLE_PREFIXES); a test runs this example.
+RESUME_EXAMPLE = "budget.evaluations=1000 budget.wall_time=3600 search.evaluators=4"
+RESUME_OVERRIDES = typer.Argument(None, help=f"budget and concurrency overrides, e.g. {RESUME_EXAMPLE}")
 
 
-def _guarded(action: Callable[[], T]) -> T:
-    try:
-        return action()
-    except USER_ERRORS as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+def command(function: Callable[..., None]) -> Callable[..., None]:
+    """Every command's errors end as one line: user errors (2), the unexpected (1, traceback in a file), Ctrl-C (130)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        _run_dir.clear()
+        try:
+            function(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except USER_ERRORS as error:
+            _error(str(error))
+            raise typer.Exit(USER_ERROR) from None
+        except DBAPIError as error:
+            where = str(_run_dir[-1] / "evolve.db") if _run_dir else "of this run"
+            _error(str(database_error(error, where)))
+            raise typer.Exit(USER_ERROR) from None
+        except KeyboardInterrupt:
+            _error(f"interrupted{_resume_hint()}")
+            raise typer.Exit(INTERRUPTED) from None
+        except Exception as error:  # noqa: BLE001 - a bug: one line here, the whole story in a file
+            report = _crash_report()
+            _error(f"unexpected {type(error).__name__}: {_first_line(error)} (a bug; please report it with "
+                   f"the full traceback, written to {report})")
+            raise typer.Exit(UNEXPECTED) from None
+
+    return wrapper
 
 
-def _drive(coroutine_factory: Callable[[LiveProgress], object], budget: int, progress: bool) -> RunResult:
+def _error(message: str) -> None:
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else "(no message)"
+
+
+def _resume_hint() -> str:
+    if _run_dir and (_run_dir[-1] / CONFIG_FILE).is_file():
+        return f"; continue with `evolve resume {_run_dir[-1]}`"
+    return ""
+
+
+def _crash_report() -> Path:
+    """The current exception's traceback, in the run directory when there is one, else a temporary file."""
+    text = traceback.format_exc()
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    if _run_dir and _run_dir[-1].is_dir():
+        try:
+            path = _run_dir[-1] / f"crash-{stamp}.log"
+            path.write_text(text)
+            return path
+        except OSError:
+            pass
+    with tempfile.NamedTemporaryFile("w", prefix=f"evolve-crash-{stamp}-", suffix=".log", delete=False) as handle:
+        handle.write(text)
+    return Path(handle.name)
+
+
+def _drive(coroutine_factory: Callable[[LiveProgress], object], budget: int, progress: bool,
+           interval: float) -> RunResult:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    with LiveProgress(console, budget, enabled=progress) as live:
+    with LiveProgress(console, budget, enabled=progress, interval=interval) as live:
         return asyncio.run(coroutine_factory(live))  # type: ignore[arg-type]
 
 
@@ -64,47 +129,69 @@ def _summary(result: RunResult) -> None:
         f"run directory: {result.run_dir}", highlight=False, soft_wrap=True)
     for notice in result.notices:
         console.print(Text.assemble(("alarm: ", "bold yellow"), notice), highlight=False, soft_wrap=True)
+    if result.alarms:
+        console.print(f"[bold red]{result.alarms} held-out alarm(s) fired[/]: the search score rose while the "
+                      "held-out score did not (overfitting to the search cases?); see "
+                      f"`evolve status {result.run_dir}`", highlight=False, soft_wrap=True)
+    if result.status == "interrupted":
+        console.print(f"next: continue with `evolve resume {result.run_dir}`", highlight=False, soft_wrap=True)
+        raise typer.Exit(INTERRUPTED)
+    if result.best_program_id is not None:
+        console.print(f"next: `evolve best {result.run_dir} -o best.py` saves the best program; "
+                      f"`evolve resume {result.run_dir} budget.evaluations=N` searches further",
+                      highlight=False, soft_wrap=True)
+    else:
+        console.print(f"next: `evolve status {result.run_dir}` shows what is pending; "
+                      f"`evolve resume {result.run_dir} budget.evaluations=N` searches further",
+                      highlight=False, soft_wrap=True)
 
 
 @app.command()
+@command
 def run(overrides: Optional[list[str]] = OVERRIDES) -> None:
     """Start a search. Example: evolve run problem=circle_packing llm=offline budget.evaluations=300"""
-    cfg = _guarded(lambda: compose_config(overrides or []))
-    result = _guarded(lambda: _drive(lambda live: start_run(cfg, on_progress=live.update),
-                                     cfg.budget.evaluations, cfg.run.progress))
-    _summary(result)
+    cfg = compose_config(overrides or [])
+    if cfg.run.dir:
+        _run_dir.append(Path(cfg.run.dir))
+    _summary(_drive(lambda live: start_run(cfg, on_progress=live.update), cfg.budget.evaluations, cfg.run.progress,
+                    cfg.run.progress_interval))
 
 
 @app.command()
-def resume(run_dir: Path, overrides: Optional[list[str]] = OVERRIDES) -> None:
+@command
+def resume(run_dir: Path, overrides: Optional[list[str]] = RESUME_OVERRIDES) -> None:
     """Continue a stored search; only budgets (budget.*) and concurrency may be changed."""
     from evolve.config import load_saved
 
-    def go() -> RunResult:
-        cfg = load_saved(run_dir / "config.yaml", overrides or []) if (run_dir / "config.yaml").is_file() else None
-        budget = cfg.budget.evaluations if cfg is not None else 0
-        progress = bool(cfg.run.progress) if cfg is not None else False
-        return _drive(lambda live: resume_run(run_dir, overrides or [], on_progress=live.update), budget, progress)
-
-    _summary(_guarded(go))
+    _run_dir.append(run_dir)
+    cfg = load_saved(run_dir / "config.yaml", overrides or []) if (run_dir / "config.yaml").is_file() else None
+    budget = cfg.budget.evaluations if cfg is not None else 0
+    progress = bool(cfg.run.progress) if cfg is not None else False
+    interval = float(cfg.run.progress_interval) if cfg is not None else 0.0
+    _summary(_drive(lambda live: resume_run(run_dir, overrides or [], on_progress=live.update), budget, progress,
+                    interval))
 
 
 @app.command()
+@command
 def rescore(run_dir: Path) -> None:
     """Start a new evaluator epoch: re-evaluate the run's archive under the current verifier."""
     from evolve.rescore import rescore_run
 
-    result = _guarded(lambda: asyncio.run(rescore_run(run_dir)))
+    _run_dir.append(run_dir)
+    result = asyncio.run(rescore_run(run_dir))
     console.print(f"epoch {result.epoch}: {result.programs} programs re-evaluated, {result.valid} valid, "
                   f"best score {result.best_score}\nchanged: {result.changes}", highlight=False, soft_wrap=True)
 
 
 @app.command()
+@command
 def status(run_dir: Path, as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Per-island size, best, valid and duplicate rates; totals; budgets spent; LLM calls."""
     from evolve.status import render, run_status
 
-    report = _guarded(lambda: run_status(run_dir))
+    _run_dir.append(run_dir)
+    report = run_status(run_dir)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
@@ -113,60 +200,74 @@ def status(run_dir: Path, as_json: bool = typer.Option(False, "--json", help="ma
 
 
 @app.command()
+@command
 def best(run_dir: Path, output: Optional[Path] = typer.Option(None, "-o", "--output", help="write the code here")) -> None:
     """Print (or save) the best program of a run."""
     from evolve.session import open_run, saved_config
 
-    def fetch() -> str:
-        store, run = open_run(run_dir, saved_config(run_dir))
-        try:
-            program = store.program(run.best_program_id) if run.best_program_id is not None else None
-            certifying = store.query("SELECT COUNT(*) FROM certificates WHERE run_id=:run", run=run.id)[0][0] > 0
-            certificate = store.champion_certificate(run.id, program.id) if certifying and program else None
-        finally:
-            store.close()
-        if program is None and certifying:
-            raise RunError(f"{run_dir} has no certified champion yet; `evolve status {run_dir}` shows the best "
-                           "search score and the certifications pending")
-        if program is None:
-            raise RunError(f"{run_dir} has no evaluated program yet")
-        if certificate is not None:  # on stderr: stdout stays the program alone
-            errors.print(f"certified bound {certificate['bound']} ({certificate['bound_float']:.9g}), program "
-                         f"{program.id}, {certificate['solver']}", highlight=False, soft_wrap=True)
-        return program.code
-
-    code = _guarded(fetch)
+    _run_dir.append(run_dir)
+    if output is not None and not output.parent.is_dir():
+        raise RunError(f"cannot write {output}: the folder {output.parent} does not exist; create it first "
+                       "or choose another -o path")
+    store, run = open_run(run_dir, saved_config(run_dir))
+    try:
+        program = store.program(run.best_program_id) if run.best_program_id is not None else None
+        certifying = store.query("SELECT COUNT(*) FROM certificates WHERE run_id=:run", run=run.id)[0][0] > 0
+        certificate = store.champion_certificate(run.id, program.id) if certifying and program else None
+    finally:
+        store.close()
+    if program is None and certifying:
+        raise RunError(f"{run_dir} has no certified champion yet; `evolve status {run_dir}` shows the best "
+                       "search score and the certifications pending")
+    if program is None:
+        raise RunError(f"{run_dir} has no evaluated program yet")
+    if certificate is not None:  # on stderr: stdout stays the program alone
+        errors.print(f"certified bound {certificate['bound']} ({certificate['bound_float']:.9g}), program "
+                     f"{program.id}, {certificate['solver']}", highlight=False, soft_wrap=True)
     if output is None:
-        sys.stdout.write(code)
-    else:
-        output.write_text(code)
-        console.print(f"wrote {output}")
+        sys.stdout.write(program.code)
+        return
+    try:
+        output.write_text(program.code)
+    except OSError as error:
+        raise RunError(f"cannot write {output}: {error.strerror or error}; choose another -o path") from None
+    console.print(f"wrote {output}")
 
 
 @app.command()
+@command
 def problems() -> None:
     """List the bundled problems."""
     from omegaconf import OmegaConf
 
-    for path in sorted((CONFIGS / "problem").glob("*.yaml")):
+    found = sorted((CONFIGS / "problem").glob("*.yaml"))
+    if not found:
+        raise RunError(f"no bundled problems in {CONFIGS / 'problem'}: this installation is incomplete; "
+                       "reinstall evolve (`pip install --force-reinstall evolve-search`)")
+    for path in found:
         data = OmegaConf.load(path)
         console.print(f"[bold]{path.stem}[/]  {data.get('objective', 'maximize')}  {data.get('description', '')}",
                       highlight=False, soft_wrap=True)
 
 
 @app.command("new-problem")
+@command
 def new_problem(name: str, directory: Optional[Path] = typer.Option(
-        None, "--dir", help="create a self-contained problem folder here (outside the repository)")) -> None:
-    """Scaffold a problem (seed, cases, verifier, config) that runs as-is."""
-    from evolve.scaffold import ScaffoldError, new_problem as scaffold
+        None, "--dir", help="the folder to create (default: ./NAME in the current directory)"),
+        bundled: bool = typer.Option(False, "--bundled", help="add it to this source checkout's problems/, "
+                                                               "evaluators/ and configs/ instead")) -> None:
+    """Scaffold a self-contained problem folder (seed, cases, verifier, problem.yaml) that runs as-is."""
+    from evolve.scaffold import new_problem as scaffold
 
-    try:
-        created = scaffold(name, directory)
-    except ScaffoldError as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False)
-        raise typer.Exit(2) from None
+    if bundled and directory is not None:
+        raise ScaffoldError("--dir and --bundled exclude each other: choose a folder or the checkout")
+    target = None if bundled else (directory if directory is not None else Path.cwd() / name)
+    created = scaffold(name, target)
     for path in created:
         console.print(f"created {path}", highlight=False)
+    if target is not None:
+        console.print(f"try it: evolve run problem={target / 'problem.yaml'} budget.evaluations=50",
+                      highlight=False, soft_wrap=True)
 
 
 RUN_TARGET = typer.Argument(..., help="a run directory, or a database URL such as sqlite:///runs.db")
@@ -174,30 +275,33 @@ RUN_ID = typer.Option(None, "--run", help="which run, when the database holds se
 
 
 @app.command()
+@command
 def report(target: str = RUN_TARGET, output: Optional[Path] = typer.Option(None, "-o", "--output"),
            run_id: Optional[int] = RUN_ID) -> None:
     """Write one self-contained HTML file showing the run (opens with no network)."""
     from evolve.report import commands
 
-    console.print(_guarded(lambda: commands.report(target, output, run_id)), highlight=False, soft_wrap=True)
+    console.print(commands.report(target, output, run_id), highlight=False, soft_wrap=True)
 
 
 @app.command()
+@command
 def ui(target: str = RUN_TARGET, host: str = "127.0.0.1", port: int = 8765,
        interval: float = typer.Option(3.0, help="seconds between the page's updates")) -> None:
     """A live, read-only view of a running or finished search in the browser."""
     from evolve.report import commands
 
-    _guarded(lambda: commands.ui(target, host, port, interval, lambda text: print(text, flush=True)))
+    commands.ui(target, host, port, interval, lambda text: print(text, flush=True))
 
 
 @app.command()
+@command
 def export(target: str = RUN_TARGET, output: Optional[Path] = typer.Option(None, "-o", "--output"),
            run_id: Optional[int] = RUN_ID) -> None:
     """Programs, evaluations, proposals and LLM calls as JSON Lines and CSV (and Parquet with pyarrow)."""
     from evolve.report import commands
 
-    console.print(_guarded(lambda: commands.export(target, output, run_id)), highlight=False, soft_wrap=True)
+    console.print(commands.export(target, output, run_id), highlight=False, soft_wrap=True)
 
 
 app.add_typer(sandbox_app, name="sandbox", help="Build and check the sandbox image.")

@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException
+from yaml import MarkedYAMLError, YAMLError
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -144,7 +145,8 @@ class BudgetConfig:
 @dataclass
 class RunConfig:
     dir: Optional[str] = None  # default: runs/<problem>-<timestamp>
-    progress: bool = True  # live display when stdout is a terminal
+    progress: bool = True  # live display when stdout is a terminal; else a plain line every progress_interval
+    progress_interval: float = 30.0  # seconds between plain progress lines when output is redirected (0: none)
 
 
 @dataclass
@@ -254,8 +256,24 @@ def _problem_group(overrides: list[str]) -> str:
     return next(str(d["problem"]) for d in defaults if isinstance(d, DictConfig) and "problem" in d)
 
 
+def load_yaml(path: Path, what: str) -> Any:
+    """A YAML file, or ConfigError naming the file, the line and the problem (a syntax error, a duplicate key)."""
+    try:
+        return OmegaConf.load(path)
+    except YAMLError as error:
+        where = ""
+        if isinstance(error, MarkedYAMLError) and error.problem_mark is not None:
+            where = f" at line {error.problem_mark.line + 1}"
+        problem = error.problem if isinstance(error, MarkedYAMLError) and error.problem else str(error)
+        raise ConfigError(f"{what} {path} is not valid YAML{where}: {problem}; fix that line") from None
+    except OSError as error:
+        raise ConfigError(f"{what} {path} cannot be read: {error.strerror or error}") from None
+
+
 def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
-    loaded = OmegaConf.load(path)
+    loaded = load_yaml(path, "problem file")
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"problem file {path} must be a mapping of fields (name:, seed_program:, ...)")
     for key in ("seed_program", "prompt", "cases", "verifier", "reference"):
         value = loaded.get(key)
         if value and value != "seed" and not Path(value).is_absolute():
@@ -302,7 +320,7 @@ def load_saved(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictC
                 "problem (problem=PATH/problem.yaml) can"
             )
     try:
-        saved = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
+        saved = OmegaConf.merge(OmegaConf.structured(Config), load_yaml(path, "the run's config"))
         cfg = OmegaConf.merge(saved, OmegaConf.from_dotlist(dotlist))
     except OmegaConfBaseException as error:
         raise ConfigError(f"{path}: {_describe(error)}") from None
@@ -347,9 +365,14 @@ def validate(cfg: DictConfig) -> None:
         (cfg.verification.measured_min_gain >= 0, "verification.measured_min_gain must not be negative"),
         (cfg.verification.alarm_margin >= 0, "verification.alarm_margin must not be negative"),
         (cfg.verification.alarm_ratio >= 1, "verification.alarm_ratio must be at least 1"),
+        (cfg.run.progress_interval >= 0, "run.progress_interval must not be negative (0: no progress lines)"),
         (cfg.verification.gate_seconds > 0, "verification.gate_seconds must be positive"),
         (cfg.verification.certify_seconds > 0, "verification.certify_seconds must be positive"),
         (cfg.verification.certify_grace >= 0, "verification.certify_grace must not be negative"),
+        (min(cfg.llm.numeric_rate, cfg.llm.line_rate, cfg.llm.crossover_rate) >= 0,
+         "llm.numeric_rate, llm.line_rate and llm.crossover_rate must not be negative"),
+        (cfg.llm.numeric_rate + cfg.llm.line_rate + cfg.llm.crossover_rate > 0,
+         "at least one of llm.numeric_rate, llm.line_rate, llm.crossover_rate must be positive"),
         (cfg.sandbox.backend in ("process", "bwrap", "docker", "auto"),
          "sandbox.backend must be one of process, bwrap, docker, auto"),
     ]

@@ -38,6 +38,7 @@ from evolve.islands import Member, RankSelection
 from evolve.problem import HELDOUT, SEARCH, Problem, describe_changes
 from evolve.proposers.base import Proposal, ProposalCancelled, ProposalRequest, Proposer, ProgramView
 from evolve.recorder import Recorder
+from evolve.seed_report import invalid_seed_message
 
 log = logging.getLogger("evolve")
 
@@ -164,7 +165,7 @@ class Engine:
         if evaluation.rejected:  # the seed is the problem's own program: a verifier that cannot judge it is broken
             raise SearchStalled(f"{evaluation.rejected} while verifying the seed program")
         if not evaluation.valid:
-            raise SeedInvalid(f"the seed program of '{self.problem.name}' is invalid: {evaluation.feedback}")
+            raise SeedInvalid(invalid_seed_message(self.problem.name, self.problem.seed_path, evaluation))
         seed_id = await self.recorder.record_seed(self.problem.seed_code, normalized_hash(self.problem.seed_code),
                                                   evaluation)
         if self.certifier is not None:  # the seed, too, is champion only once certified

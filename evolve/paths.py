@@ -6,6 +6,7 @@ wheel carries copies under `evolve/_bundled`.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -17,6 +18,13 @@ PROBLEMS = ROOT / "problems"
 EVALUATORS = ROOT / "evaluators"
 SANDBOX = ROOT / "sandbox"
 RUNNER = SANDBOX / "runner.py"
+
+
+def expose_evaluators() -> None:
+    """Let verifiers `import evaluators.<helper>` from a wheel too, where evaluators/ is bundled data."""
+    root = str(ROOT)
+    if root not in sys.path:
+        sys.path.insert(0, root)
 
 
 def resolve(path: str | Path, base: Path = ROOT) -> Path:

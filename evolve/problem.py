@@ -33,9 +33,10 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from evolve.paths import ROOT, resolve
+from evolve.paths import ROOT, expose_evaluators, resolve
 
 SEARCH = "search"
+REQUIRED_FIELDS = ("name", "seed_program", "cases", "verifier")  # everything else has a default (evolve/config.py)
 HELDOUT = "heldout"
 
 
@@ -80,6 +81,7 @@ class Problem:
     home: Path = ROOT  # the problem's folder: file names in the identity are relative to it
     measured: bool = False  # score_kind: measured (timed): champions must win a re-measurement
     reference_code: str | None = None  # run with every evaluation; case scores become ratios to it
+    seed_path: Path | None = None  # where the seed came from (for messages about it)
 
     def split(self, name: str) -> tuple[Case, ...]:
         return tuple(case for case in self.cases if case.split == name)
@@ -195,17 +197,29 @@ def describe_changes(old: dict[str, str], new: dict[str, str]) -> str:
 def load_problem(cfg: DictConfig) -> Problem:
     """Load the problem a config names; every missing or malformed part is a ProblemError."""
     p = cfg.problem
+    missing = [key for key in REQUIRED_FIELDS if OmegaConf.is_missing(p, key) or not p[key]]
+    if missing:
+        name = "the problem" if "name" in missing else f"problem '{p.name}'"
+        raise ProblemError(f"{name} does not set {', '.join(missing)} in its problem.yaml; add "
+                           f"{' and '.join(f'`{key}: ...`' for key in missing)} (see docs/writing-a-problem.md)")
     seed_path, cases_path, verifier_path = (resolve(p.seed_program), resolve(p.cases), resolve(p.verifier))
-    for label, path in (("seed_program", seed_path), ("cases", cases_path), ("verifier", verifier_path)):
+    files = [("seed_program", seed_path), ("cases", cases_path), ("verifier", verifier_path)]
+    prompt_path = resolve(p.prompt) if p.prompt else None
+    if prompt_path is not None:
+        files.append(("prompt", prompt_path))
+    for label, path in files:
         if not path.is_file():
-            raise ProblemError(f"problem '{p.name}': {label} file not found: {path}")
-    statement = resolve(p.prompt).read_text() if p.prompt else p.description
+            raise ProblemError(f"problem '{p.name}': {label} file not found: {path}; fix `{label}:` in its "
+                               "problem.yaml (relative paths are taken from the problem.yaml's folder)")
+    statement = prompt_path.read_text() if prompt_path is not None else p.description
+    seed_code = seed_path.read_text()
+    check_seed(seed_code, seed_path, p.entry)
     module = load_verifier(verifier_path)
     certifying = _certifying(module, verifier_path, p.name, p.objective)
     reference = _reference(p.reference, seed_path, p.name)
     return Problem(
         name=p.name,
-        seed_code=seed_path.read_text(),
+        seed_code=seed_code,
         statement=statement,
         entry=p.entry,
         maximize=p.objective == "maximize",
@@ -221,6 +235,7 @@ def load_problem(cfg: DictConfig) -> Problem:
         home=_home(p, verifier_path),
         measured=p.score_kind == "measured",
         reference_code=reference,
+        seed_path=seed_path,
     )
 
 
@@ -242,6 +257,43 @@ def _reference(name: str | None, seed_path: Path, problem: str) -> str | None:
         raise ProblemError(f"problem '{problem}': reference program not found: {path} "
                            "(use 'seed' or the path of a program)")
     return path.read_text()
+
+
+def check_seed(code: str, path: Path, entry: str) -> None:
+    """What would otherwise surface only as every case failing: syntax and the entry function."""
+    try:
+        tree = ast.parse(code, filename=str(path))
+    except SyntaxError as error:
+        raise ProblemError(f"seed program {path}, line {error.lineno}: SyntaxError: {error.msg}; "
+                           "the seed must be a valid Python program") from None
+    if entry not in _top_level_names(tree):
+        raise ProblemError(f"seed program {path} defines no top-level `{entry}`, the function the runner calls "
+                           f"with each case's inputs; set `entry: <function name>` in the problem.yaml "
+                           f"(default: main) or define `{entry}` in the seed")
+
+
+def check_evolvable(problem: Problem, seed_path: str | Path) -> None:
+    """A search needs EVOLVE-BLOCK markers in the seed: say so at the start, not after 50 rejected edits."""
+    from evolve.edits import EditRejected, split_blocks
+
+    try:
+        split_blocks(problem.seed_code)
+    except EditRejected as error:
+        raise ProblemError(f"seed program {seed_path}: {error}; mark the code the search may change with a "
+                           "`# EVOLVE-BLOCK-START` line before it and `# EVOLVE-BLOCK-END` after it") from None
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(target.id for target in targets if isinstance(target, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
 
 
 def _certifying(module: ModuleType, path: Path, name: str, objective: str) -> bool:
@@ -303,6 +355,7 @@ def _module_file(name: str) -> Path | None:
 
 def load_verifier(path: Path) -> ModuleType:
     """Import a verifier file; any failure is a ProblemError naming the file."""
+    expose_evaluators()
     spec = importlib.util.spec_from_file_location(f"evolve_verifier_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ProblemError(f"verifier {path} is not a Python file")

@@ -1,12 +1,14 @@
-"""The live display of `evolve run`: evaluations of budget, best score, rate, elapsed time, alarms.
+"""Progress of `evolve run` / `resume`: evaluations of budget, best score, rate, elapsed time, alarms.
 
-Shown only when stdout is a terminal; otherwise the run is quiet and only the
-final summary is printed.
+On a terminal: a live bar. With output redirected (a log file, CI, nohup): one
+plain line every `run.progress_interval` seconds, so a log shows the run is alive.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass
 from types import TracebackType
 
 from rich.console import Console
@@ -15,11 +17,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from evolve.recorder import Recorder
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    evaluations: int
+    best: str
+    rate: float
+    alarms: int
+
+
 class LiveProgress:
-    def __init__(self, console: Console, budget: int, enabled: bool = True) -> None:
+    def __init__(self, console: Console, budget: int, enabled: bool = True, interval: float = 30.0) -> None:
+        self.console = console
+        self.budget = budget
         self.enabled = enabled and console.is_terminal
+        self.plain = enabled and not console.is_terminal and interval > 0
+        self.interval = interval
         self.started = time.monotonic()
         self.done_at_start: int | None = None
+        self.latest = Snapshot(0, "-", 0.0, 0)
+        self.stopped = threading.Event()
+        self.ticker: threading.Thread | None = None
         self.progress = Progress(
             TextColumn("[bold]evaluations"), BarColumn(), MofNCompleteColumn(),
             TextColumn("best [bold cyan]{task.fields[best]}"), TextColumn("{task.fields[rate]}/min"),
@@ -30,18 +47,40 @@ class LiveProgress:
 
     def __enter__(self) -> "LiveProgress":
         self.progress.__enter__()
+        if self.plain:
+            self.ticker = threading.Thread(target=self._tick, name="evolve-progress", daemon=True)
+            self.ticker.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.stopped.set()
+        if self.ticker is not None:
+            self.ticker.join(timeout=5)
         self.progress.__exit__(kind, error, tb)
 
     def update(self, recorder: Recorder) -> None:
-        if not self.enabled:
+        if not (self.enabled or self.plain):
             return
         if self.done_at_start is None:
             self.done_at_start = recorder.evaluations
         minutes = max(time.monotonic() - self.started, 1e-9) / 60
         rate = (recorder.evaluations - self.done_at_start) / minutes
         best = "-" if recorder.best_score is None else f"{recorder.best_score:.6g}"
-        alarms = f"{recorder.alarms} held-out alarm(s): see evolve status" if recorder.alarms else ""
-        self.progress.update(self.task, completed=recorder.evaluations, best=best, rate=f"{rate:.0f}", alarms=alarms)
+        self.latest = Snapshot(recorder.evaluations, best, rate, recorder.alarms)
+        if self.enabled:
+            alarms = f"{recorder.alarms} held-out alarm(s): see evolve status" if recorder.alarms else ""
+            self.progress.update(self.task, completed=recorder.evaluations, best=best, rate=f"{rate:.0f}",
+                                 alarms=alarms)
+
+    def _tick(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self.console.print(self.line(), highlight=False, soft_wrap=True)
+            self.console.file.flush()
+
+    def line(self) -> str:
+        """One plain progress line: no colours, no cursor movement, readable in any log."""
+        now = self.latest
+        elapsed = int(time.monotonic() - self.started)
+        alarms = f", {now.alarms} held-out alarm(s): see evolve status" if now.alarms else ""
+        return (f"[{time.strftime('%H:%M:%S')}] evaluations {now.evaluations}/{self.budget}, best {now.best}, "
+                f"{now.rate:.0f}/min, elapsed {elapsed // 60}m{elapsed % 60:02d}s{alarms}")

@@ -20,9 +20,17 @@ class RunLocked(RuntimeError):
     pass
 
 
+class RunDirUnwritable(RuntimeError):
+    """The run directory cannot be written (read-only, not a folder, no permission)."""
+
+
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    handle = open(run_dir / LOCK_FILE, "a+")
+    try:
+        handle = open(run_dir / LOCK_FILE, "a+")
+    except OSError as error:
+        raise RunDirUnwritable(f"cannot write in the run directory {run_dir}: {error.strerror or error}; "
+                               "choose a writable folder with run.dir=PATH") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -38,3 +46,26 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def is_running(run_dir: Path) -> bool:
+    """Whether a live process holds the run's lock (the kernel releases it when the holder dies, even by kill -9)."""
+    try:
+        handle = open(run_dir / LOCK_FILE)
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: never blocks a reader, fails under a writer
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def lock_holder(run_dir: Path) -> str:
+    """The pid the last holder wrote into the lock file ("" if unknown)."""
+    try:
+        return (run_dir / LOCK_FILE).read_text().strip()
+    except OSError:
+        return ""

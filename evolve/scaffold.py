@@ -2,9 +2,9 @@
 
 Two layouts from the same templates (`evolve/scaffold_templates/`):
 
-- in a source checkout (no directory): `problems/NAME/` (seed, cases, prompt),
+- in a source checkout (`--bundled`, no directory): `problems/NAME/` (seed, cases, prompt),
   `evaluators/NAME.py` and `configs/problem/NAME.yaml`, run as `problem=NAME`;
-- with a directory: one self-contained folder (`problem.yaml`, `seed.py`,
+- with a directory (the command's default: ./NAME): one self-contained folder (`problem.yaml`, `seed.py`,
   `verifier.py`, `cases.json`, `prompt.md`), run as `problem=DIR/problem.yaml`
   from anywhere (paths in problem.yaml are relative to its folder).
 
@@ -57,7 +57,7 @@ def _folder_layout(name: str, folder: Path) -> dict[Path, str]:
         raise ScaffoldError(f"{folder} exists and is not a directory")
     if _inside(folder, ROOT / "problems") or _inside(folder, ROOT / "configs"):
         raise ScaffoldError(f"{folder} is inside the project; to add a bundled problem run "
-                            f"`evolve new-problem {name}` without --dir")
+                            f"`evolve new-problem {name} --bundled`")
     paths = {"seed_program": "seed.py", "prompt": "prompt.md", "cases": "cases.json", "verifier": "verifier.py"}
     return {
         folder / "problem.yaml": _render("problem.yaml", name, paths),
@@ -72,7 +72,7 @@ def _checkout_layout(name: str, root: Path | None) -> dict[Path, str]:
     if root is None:
         if not (ROOT / "pyproject.toml").is_file():
             raise ScaffoldError("not running from a source checkout of evolve; create a self-contained "
-                                f"problem folder instead: `evolve new-problem {name} --dir PATH`")
+                                f"problem folder instead: `evolve new-problem {name}` (or with --dir PATH)")
         problems, evaluators, configs = PROBLEMS, EVALUATORS, CONFIGS
     else:
         problems, evaluators, configs = root / "problems", root / "evaluators", root / "configs"

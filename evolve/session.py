@@ -19,19 +19,20 @@ from pathlib import Path
 from typing import Callable
 
 from omegaconf import DictConfig
+from sqlalchemy.exc import DBAPIError
 
 from evolve.config import ConfigError, load_saved, moved_problem, to_yaml
 from evolve.db import models
-from evolve.db.store import Store, StoreError, open_store, sqlite_url
+from evolve.db.store import Store, StoreError, database_error, open_store, sqlite_url
 from evolve.engine import Engine
 from evolve.evaluation import Evaluator
 from evolve.paths import resolve
-from evolve.problem import IdentityDiff, compare_identity, identity_hash, load_problem
+from evolve.problem import IdentityDiff, check_evolvable, compare_identity, identity_hash, load_problem
 from evolve.problem_source import current_problem, locate
 from evolve.proposers.base import Proposer
 from evolve.proposers.factory import make_proposer
 from evolve.recorder import BestCallback, Recorder
-from evolve.runlock import RunLocked, run_lock
+from evolve.runlock import RunDirUnwritable, RunLocked, run_lock
 from evolve.sandbox.factory import limits_from, make_sandbox
 
 log = logging.getLogger("evolve")
@@ -53,6 +54,7 @@ class RunResult:
     best_score: float | None
     best_program_id: int | None
     notices: tuple[str, ...] = ()  # alarms in words (held-out, ...), for the summary
+    alarms: int = 0  # held-out divergence alarms (and unsound certificates) raised so far
 
 
 def default_run_dir(cfg: DictConfig) -> Path:
@@ -90,9 +92,10 @@ def open_run(run_dir: Path, cfg: DictConfig) -> tuple[Store, models.Run]:
         raise RunError(str(error)) from None
     try:
         return store, store.load_run(stored_run_id(run_dir))
-    except StoreError as error:
+    except (StoreError, DBAPIError, ValueError) as error:  # ValueError: a garbled run-id file
         store.close()
-        raise RunError(str(error)) from None
+        message = str(database_error(error, store.url)) if isinstance(error, DBAPIError) else str(error)
+        raise RunError(message) from None
 
 
 def database_url(cfg: DictConfig, run_dir: Path) -> str:
@@ -103,15 +106,32 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
                     on_progress: Callable[[Recorder], None] | None = None,
                     proposer: Proposer | None = None) -> RunResult:
     run_dir = Path(cfg.run.dir) if cfg.run.dir else default_run_dir(cfg)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"run.dir={run_dir} is a file, not a folder; choose another place with run.dir=PATH")
     if (run_dir / CONFIG_FILE).exists():
         raise RunError(f"{run_dir} already holds a run; continue it with `evolve resume {run_dir}`")
     if cfg.problem.file:
         locate(cfg.problem, resolve(cfg.problem.file), run_dir)  # so that resume finds a folder that moved
     problem = load_problem(cfg)
+    check_evolvable(problem, cfg.problem.seed_program)
     proposer = proposer or make_proposer(cfg)  # a missing API key fails here, before anything is written
     await _preflight(proposer)
     sandbox = make_sandbox(cfg, sandbox_label(run_dir))  # an unavailable sandbox fails here, before anything is written
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        await sandbox.close()
+        raise RunError(f"cannot create the run directory {run_dir}: {error.strerror or error}; choose a "
+                       "writable place with run.dir=PATH") from None
+    try:
+        return await _start_locked(cfg, run_dir, problem, sandbox, on_best, on_progress, proposer)
+    except RunDirUnwritable:
+        await sandbox.close()
+        raise
+
+
+async def _start_locked(cfg: DictConfig, run_dir: Path, problem, sandbox, on_best: BestCallback | None,
+                        on_progress: Callable[[Recorder], None] | None, proposer: Proposer) -> RunResult:
     with run_lock(run_dir):
         cfg.run.dir = str(run_dir)
         (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))
@@ -143,8 +163,8 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
             store.add_event(run.id, "drift_refused", changes=diff.changes)  # type: ignore[arg-type]
             store.close()
             raise RunError(f"the evaluator changed since this run started ({diff.changes}); its scores would not "
-                           "be comparable. Restore the original files, or adopt the change with "
-                           f"`evolve rescore {run_dir}` (a new evaluator epoch)")
+                           "be comparable. Restore the original files and resume, adopt the change on purpose with "
+                           f"`evolve rescore {run_dir}` (a new epoch), or start a new run")
         _adopt_identity(store, run, diff, parts)
         (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))  # budgets, sandbox or the problem's place may have changed
         return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
@@ -182,20 +202,34 @@ async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: mod
                     identity=lambda: problem.identity_parts(sandbox_identity))
     interrupted = _on_signals(engine)
     await recorder.event("session_start", evaluations=recorder.evaluations)
-    status, reason = "failed", ""
+    status, reason, writable = "failed", "", True
     try:
         reason = await engine.run()
         status = "interrupted" if interrupted() else "finished"
         reason = "interrupted" if interrupted() else reason
+    except DBAPIError as error:  # the database refused a write: say so in one line; what is stored stays
+        writable = False
+        recorder.executor.shutdown(wait=False, cancel_futures=True)  # queued writes would each wait out the lock
+        raise RunError(f"{database_error(error, store.url)}; the run stopped with everything stored up to "
+                       f"then; continue it with `evolve resume {run_dir}`") from None
+    except BaseException as error:
+        reason = _first_line(error)  # `evolve status` shows why the session failed
+        raise
     finally:
         _restore_signals()
         evaluator.close()
         await asyncio.gather(sandbox.close(), proposer.close(), return_exceptions=True)
-        await recorder.event("session_end", status=status, reason=reason, evaluations=recorder.evaluations)
-        await recorder.finish(status)
+        if writable:
+            await recorder.event("session_end", status=status, reason=reason, evaluations=recorder.evaluations)
+            await recorder.finish(status)
         store.close()
     return RunResult(run_dir, status, reason, recorder.evaluations, recorder.seed_score, recorder.best_score,
-                     recorder.best_id, tuple(recorder.notices))
+                     recorder.best_id, tuple(recorder.notices), recorder.alarms)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 async def _preflight(proposer: Proposer) -> None:

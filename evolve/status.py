@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from evolve.runlock import is_running, lock_holder
 from evolve.session import open_run, saved_config
 
 
@@ -32,9 +33,15 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "WHERE run_id=:run GROUP BY island", **rid):
             islands[island].update(proposals=total, duplicates=duplicates or 0)
         better = ">" if cfg.problem.objective == "maximize" else "<"
+        # A child improves on its parent only by the same evaluator: the child's first search score against
+        # the parent's score in that epoch (after `evolve rescore`, the parent's rescored one).
         for island, improved in store.query(
-            f"SELECT p.island, COUNT(*) FROM programs p JOIN programs q ON p.parent_id = q.id "
-            f"WHERE p.run_id=:run AND p.status='valid' AND q.status='valid' AND p.score {better} q.score "
+            "SELECT p.island, COUNT(*) FROM programs p "
+            "JOIN evaluations pe ON pe.id = (SELECT MIN(id) FROM evaluations WHERE program_id = p.id "
+            "AND split='search') "
+            "JOIN evaluations qe ON qe.id = (SELECT MIN(id) FROM evaluations WHERE program_id = p.parent_id "
+            "AND split='search' AND epoch = pe.epoch) "
+            f"WHERE p.run_id=:run AND pe.valid AND qe.valid AND pe.score {better} qe.score "
             "GROUP BY p.island", **rid):
             islands[island]["improvements"] = improved
         for island, cells in store.query(
@@ -67,10 +74,12 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "SELECT kind, COUNT(*) FROM events WHERE run_id=:run GROUP BY kind", **rid)}
         budget = cfg.budget
         certification = _certification(store, run)
+        state, reason = _state(run_dir, run, store)
         return {
             "run_dir": str(run_dir),
             "problem": run.problem,
-            "status": run.status,
+            "status": state,
+            "reason": reason,
             "objective": cfg.problem.objective,
             "evaluations": run.evaluations,
             "proposals": run.proposals,
@@ -99,6 +108,20 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         }
     finally:
         store.close()
+
+
+def _state(run_dir: Path, run: Any, store: Any) -> tuple[str, str]:
+    """(status, why). A run stored as running whose process is gone (kill -9, a crash) says it is stopped."""
+    if run.status == "running":
+        if is_running(run_dir):
+            holder = lock_holder(run_dir)
+            return "running", f"in process {holder}" if holder else ""
+        return "stopped", ("not running: its process ended without finishing (killed or crashed); "
+                           f"continue it with `evolve resume {run_dir}`")
+    ends = store.query("SELECT data FROM events WHERE run_id=:run AND kind='session_end' ORDER BY id DESC LIMIT 1",
+                       run=run.id)
+    reason = json.loads(ends[0][0]).get("reason", "") if ends else ""
+    return run.status, reason
 
 
 def _certification(store: Any, run: Any) -> dict[str, Any] | None:
@@ -159,7 +182,7 @@ def render(status: dict[str, Any]) -> "list[Any]":
     head = Table.grid(padding=(0, 2))
     for label, value in [
         ("run", status["run_dir"]), ("problem", f"{status['problem']} ({status['objective']})"),
-        ("status", status["status"]),
+        ("status", f"{status['status']} ({status['reason']})" if status.get("reason") else status["status"]),
         ("evaluations", f"{status['evaluations']} of {status['budget']['evaluations']['limit']}"),
         ("proposals", f"{status['proposals']} (duplicates {status['duplicates']}, rejected {status['rejected']}, "
                       f"failed {status['failures']})"),

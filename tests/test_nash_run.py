@@ -247,7 +247,7 @@ def test_a_slow_z3_certification_never_holds_the_run_hostage(tmp_path: Path) -> 
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 0, err
+    assert process.returncode == 130, err  # Ctrl-C
     assert stopped_in < 10, f"the run took {stopped_in:.1f} s to stop"
     assert "interrupted" in out and "no certified champion yet" in out
     assert not worker_alive(worker), "the solver process outlived the run"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import textwrap
 
@@ -49,24 +50,47 @@ INSPECT = textwrap.dedent('''
 ''')
 
 
-async def test_candidate_is_nobody_in_its_own_namespaces() -> None:
-    sandbox = BwrapSandbox(scratch_mb=16)
+SYSTEM_ROOT = {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "sbin", "scratch", "usr"}
+
+
+def mounted_tops(sandbox: BwrapSandbox) -> set[str]:
+    """The top folders of the Python installation's mounts: wherever a venv lives, its top folder shows."""
+    return {root.strip("/").split("/")[0] for root in sandbox.python_roots}
+
+
+async def inspect(sandbox: BwrapSandbox) -> dict:
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = await sandbox.run(SandboxJob(INSPECT, "main", (("c1", {"project": project}),), LIMITS))
     run = result.runs[0]
     assert run.status == "ok", run.message
-    facts = run.output
+    return run.output
+
+
+async def test_candidate_is_nobody_in_its_own_namespaces() -> None:
+    sandbox = BwrapSandbox(scratch_mb=16)
+    facts = await inspect(sandbox)
     if os.geteuid() == 0:  # started by root: dropped to nobody in the host's user namespace
         assert (facts["uid"], facts["gid"]) == (65534, 65534)
     assert facts["caps"] == facts["bounding"] == "0000000000000000" and facts["no_new_privs"] == "1"
     assert facts["interfaces"] == ["lo"]  # nothing but its own loopback
     assert max(facts["pids"]) < 10  # its own PID namespace: the host's processes are invisible
-    assert set(facts["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "root",
-                                  "sbin", "scratch", "usr"}
+    assert set(facts["root"]) <= SYSTEM_ROOT | mounted_tops(sandbox)
     assert not facts["project_visible"] and "shadow" not in facts["etc"]
     assert not facts["engine_importable"]  # neither the engine nor the verifiers are in reach
     assert facts["cwd"] == "/scratch/job" and facts["scratch_writable"]
     assert not any(facts[key] for key in ("root_writable", "usr_writable", "python_writable", "runner_writable"))
+
+
+async def test_a_venv_outside_the_usual_places_runs_and_shows_only_itself(tmp_path) -> None:
+    """A venv under /tmp, /home or /work: only its own path is mounted, nothing beside it."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    sandbox = BwrapSandbox(python=str(venv / "bin" / "python"), scratch_mb=16)
+    assert str(venv) in sandbox.python_roots
+    facts = await inspect(sandbox)
+    assert set(facts["root"]) <= SYSTEM_ROOT | mounted_tops(sandbox)
+    assert not facts["project_visible"] and not facts["engine_importable"]
+    assert not facts["python_writable"]
 
 
 def test_identity_names_bwrap_and_python() -> None:

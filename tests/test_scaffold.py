@@ -81,7 +81,7 @@ def test_names_that_are_not_python_identifiers_are_refused(tmp_path, name):
 
 def test_a_folder_inside_the_bundled_problems_is_refused():
     target = PROBLEMS / "stray_scaffold"
-    with pytest.raises(ScaffoldError, match="without --dir"):
+    with pytest.raises(ScaffoldError, match="--bundled"):
         new_problem("stray_scaffold", target)
     assert not target.exists()
 

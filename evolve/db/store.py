@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from sqlalchemy import Table, bindparam, event, insert, inspect, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from evolve.db.models import (
@@ -60,6 +61,20 @@ class StoreError(RuntimeError):
     """The database cannot be used; the message says why."""
 
 
+BUSY_TIMEOUT = 30  # seconds a write waits for another process's lock on an SQLite database
+
+
+def database_error(error: DBAPIError, url: str) -> StoreError:
+    """One line for a database the driver refused: locked by someone else, or damaged."""
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    url = url.removeprefix("sqlite:///")  # a file path reads better
+    if "locked" in detail or "busy" in detail:
+        return StoreError(f"the database {url} stayed locked by another process for over {BUSY_TIMEOUT} s "
+                          f"({detail}); close whatever holds it (an open sqlite3 shell, a copy in progress)")
+    return StoreError(f"the database {url} cannot be read ({detail}): it is damaged or not an evolve database; "
+                      "restore it from a copy, or start a new run")
+
+
 def sqlite_url(run_dir: Path) -> str:
     return f"sqlite:///{run_dir / 'evolve.db'}"
 
@@ -68,13 +83,17 @@ class Store:
     def __init__(self, url: str, create: bool) -> None:
         self.url = url
         self.engine = _make_engine(url)
-        if create:
-            SQLModel.metadata.create_all(self.engine)
-            with Session(self.engine) as session:
-                if session.get(Meta, "schema_version") is None:
-                    session.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-                    session.commit()
-        self._check_version()
+        try:
+            if create:
+                SQLModel.metadata.create_all(self.engine)
+                with Session(self.engine) as session:
+                    if session.get(Meta, "schema_version") is None:
+                        session.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+                        session.commit()
+            self._check_version()
+        except DBAPIError as error:
+            self.engine.dispose()
+            raise database_error(error, url) from None
 
     def _check_version(self) -> None:
         if not inspect(self.engine).has_table("evolve_meta"):
@@ -332,7 +351,7 @@ class Store:
 
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT})
 
         @event.listens_for(engine, "connect")
         def _pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
