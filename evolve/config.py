@@ -53,6 +53,9 @@ class ProblemConfig:
     reference: Optional[str] = None
 
 
+RECORDED_PROBLEM_FIELDS = ("file", "file_overrides", "file_from_run")  # written by evolve, not by the user
+
+
 @dataclass
 class LLMModelConfig:
     """One model the `openai` proposer may ask; prices are per million tokens."""
