@@ -93,9 +93,14 @@ class Problem:
         """Larger is better, whatever the objective."""
         return score if self.maximize else -score
 
-    def identity_parts(self, sandbox: str = "") -> dict[str, str]:
-        """What the evaluator identity covers, part by part, so a change can be named."""
-        parts = {_label(path, self.home): hashlib.sha256(self.contents[path]).hexdigest()[:16] for path in self.files}
+    def identity_parts(self, sandbox: str = "", on_disk: bool = False) -> dict[str, str]:
+        """What the evaluator identity covers, part by part, so a change can be named.
+
+        By default, of the files as read at load (the code that judges); `on_disk`: as they are
+        now, to notice that someone changed them during the run.
+        """
+        parts = {_label(path, self.home): hashlib.sha256(path.read_bytes() if on_disk else self.contents[path])
+                 .hexdigest()[:16] for path in self.files}
         fields = {"settings": self.settings, "entry": self.entry, "maximize": self.maximize,
                   "case_timeout": self.case_timeout}
         if self.reference_code is not None:  # only then: older runs keep their identity

@@ -1,8 +1,9 @@
 """The engine's side of `evolve.verify_worker`: verifier processes that can be stopped.
 
 A verifier run in a thread cannot be interrupted; one in a process can. Each worker
-loads the verifier once, from the frozen source the engine sends it (never from disk), and then judges one evaluation at a time, so an evaluation
-costs a round trip over a pipe, not a process start. Idle workers are kept for the
+loads the verifier once, from the frozen source the engine sends it (never from disk),
+and then judges one evaluation at a time, so an evaluation costs a round trip over a
+pipe, not a process start. Idle workers are kept for the
 next evaluation (one per evaluation running at once); a worker past its time limit,
 or cancelled (Ctrl-C, stop), is killed with everything it started, and the next
 evaluation starts a fresh one.
@@ -41,7 +42,10 @@ class Worker:
         self.known_cases: set[str] = set()  # case ids whose data this worker already holds
 
     def exchange(self, job: bytes | None, seconds: float) -> dict[str, Any] | None:
-        """Send a job (or the verifier's source) and wait for the reply line; None past `seconds` (the worker is then killed)."""
+        """Send a job or the verifier's source (None: only read) and wait for the reply line.
+
+        None past `seconds` (the worker is then killed).
+        """
         deadline = time.monotonic() + seconds
         try:
             if job is not None:
