@@ -59,7 +59,7 @@ async def measure(problem_name: str, evaluations: int) -> None:
         thread.append(time.perf_counter() - started)
     assert reply.get("score") is not None, reply
 
-    processes = VerifierProcesses(problem.verifier_path, timeout=60.0)
+    processes = VerifierProcesses(problem.verifier_source, timeout=60.0)
     started = time.perf_counter()
     first = await processes.judge(job)
     startup = time.perf_counter() - started

@@ -39,11 +39,11 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 from evolve.certify_worker import worker_env
 from evolve.evaluation import VerifierError
+from evolve.verifier_source import VerifierSource
 
 GATE_STATUSES = ("witness", "proven", "unknown")
 CERTIFY_STATUSES = ("proven", "uncertified")
@@ -108,9 +108,10 @@ def better(bound: str | None, bound_float: float, than: str | None, than_float: 
 class Certifier:
     """Runs a verifier's gate() and certify() in a killable child process, one at a time."""
 
-    def __init__(self, verifier_path: Path, settings: dict[str, Any], gate_seconds: float, certify_seconds: float,
-                 grace: float) -> None:
-        self.verifier_path = verifier_path
+    def __init__(self, verifier: VerifierSource, settings: dict[str, Any], gate_seconds: float,
+                 certify_seconds: float, grace: float) -> None:
+        self.verifier = verifier  # the code read when the problem was loaded: each call runs it, not the disk
+        self.verifier_path = verifier.path
         self.settings = settings
         self.gate_seconds = gate_seconds
         self.certify_seconds = certify_seconds
@@ -145,7 +146,7 @@ class Certifier:
 
     async def _call(self, hook: str, arguments: dict[str, Any], time_limit: float) -> dict[str, Any] | str:
         """The hook's answer, or the reason it has none (time limit); CertifierError if it failed."""
-        job = json.dumps({"verifier": str(self.verifier_path), "hook": hook, "settings": self.settings,
+        job = json.dumps({"verifier": self.verifier.to_json(), "hook": hook, "settings": self.settings,
                           "time_limit": time_limit, **arguments})
         async with self.slot:
             process = await asyncio.create_subprocess_exec(

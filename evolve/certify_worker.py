@@ -1,7 +1,9 @@
 """One certification call in its own process: `python -m evolve.certify_worker VERIFIER_PATH ENGINE_PID`.
 
-Reads one JSON job on stdin ({"verifier", "hook": "gate" | "certify", "settings", "time_limit",
-and the hook's arguments}), loads the verifier file by path, calls the hook, and writes one
+Reads one JSON job on stdin ({"verifier": VerifierSource.to_json(), "hook": "gate" | "certify",
+"settings", "time_limit", and the hook's arguments}), loads the verifier from that frozen source
+(the bytes the engine read and hashed when it loaded the problem; the files on disk are never
+read, see evolve/verifier_source.py), calls the hook, and writes one
 JSON object on stdout: {"ok": true, "result": {...}} or {"ok": false, "error": "Type: message"}.
 Anything the verifier prints goes to stderr. The engine kills this process at its time
 limit or when the run stops; if the engine itself dies (kill -9), so does this process.
@@ -42,9 +44,10 @@ def main() -> int:
 
 
 def _call(job: dict[str, Any]) -> Any:
-    from evolve.problem import load_verifier
+    from evolve.problem import load_frozen_verifier
+    from evolve.verifier_source import VerifierSource
 
-    module = load_verifier(Path(job["verifier"]))
+    module = load_frozen_verifier(VerifierSource.from_json(job["verifier"]))
     if job["hook"] == "gate":
         return module.gate(job["subject"], job["bound"], job["settings"], job["time_limit"])
     if job["hook"] == "certify":

@@ -472,7 +472,7 @@ def _certifier(cfg: DictConfig, problem: Problem) -> Certifier | None:
     if not problem.certifying:
         return None
     verification = cfg.verification
-    return Certifier(problem.verifier_path, problem.settings, verification.gate_seconds,
+    return Certifier(problem.verifier_source, problem.settings, verification.gate_seconds,
                      verification.certify_seconds, verification.certify_grace)
 
 

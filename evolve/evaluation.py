@@ -62,7 +62,7 @@ class Evaluator:
         self.sandbox = sandbox
         self.limits = limits
         self.evaluator_hash = evaluator_hash
-        self.verifier = VerifierProcesses(problem.verifier_path, verifier_timeout)
+        self.verifier = VerifierProcesses(problem.verifier_source, verifier_timeout)
         self.reference_first = False  # calibrated problems: which of the pair runs first, alternating
 
     async def evaluate(self, code: str, split: str) -> Evaluation:

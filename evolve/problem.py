@@ -34,6 +34,7 @@ from typing import Any, Callable
 from omegaconf import DictConfig, OmegaConf
 
 from evolve.paths import ROOT, expose_evaluators, resolve
+from evolve.verifier_source import VerifierSource, local_imports  # noqa: F401 - local_imports: part of this API
 
 SEARCH = "search"
 REQUIRED_FIELDS = ("name", "seed_program", "cases", "verifier")  # everything else has a default (evolve/config.py)
@@ -77,6 +78,8 @@ class Problem:
     aggregate: Callable[..., float] | None
     verifier_path: Path
     files: tuple[Path, ...]  # everything the evaluator identity covers
+    verifier_source: VerifierSource  # the verifier's code as read at load: the only code workers ever run
+    contents: dict[Path, bytes]  # each of `files` as read at load: the identity never re-reads the disk
     certifying: bool = False  # the verifier has gate() and certify(): only certified bounds make champions
     home: Path = ROOT  # the problem's folder: file names in the identity are relative to it
     measured: bool = False  # score_kind: measured (timed): champions must win a re-measurement
@@ -90,9 +93,14 @@ class Problem:
         """Larger is better, whatever the objective."""
         return score if self.maximize else -score
 
-    def identity_parts(self, sandbox: str = "") -> dict[str, str]:
-        """What the evaluator identity covers, part by part, so a change can be named."""
-        parts = {_label(path, self.home): hashlib.sha256(path.read_bytes()).hexdigest()[:16] for path in self.files}
+    def identity_parts(self, sandbox: str = "", on_disk: bool = False) -> dict[str, str]:
+        """What the evaluator identity covers, part by part, so a change can be named.
+
+        By default, of the files as read at load (the code that judges); `on_disk`: as they are
+        now, to notice that someone changed them during the run.
+        """
+        parts = {_label(path, self.home): hashlib.sha256(path.read_bytes() if on_disk else self.contents[path])
+                 .hexdigest()[:16] for path in self.files}
         fields = {"settings": self.settings, "entry": self.entry, "maximize": self.maximize,
                   "case_timeout": self.case_timeout}
         if self.reference_code is not None:  # only then: older runs keep their identity
@@ -214,7 +222,11 @@ def load_problem(cfg: DictConfig) -> Problem:
     statement = prompt_path.read_text() if prompt_path is not None else p.description
     seed_code = seed_path.read_text()
     check_seed(seed_code, seed_path, p.entry)
-    module = load_verifier(verifier_path)
+    # Read once: these bytes are hashed into the identity and are the code every worker runs.
+    expose_evaluators()  # before the helper modules are looked for: verifiers import evaluators.<helper>
+    verifier_source = _read_verifier_source(verifier_path)
+    cases_bytes = cases_path.read_bytes()
+    module = _exec_verifier(verifier_path, verifier_source.source)
     certifying = _certifying(module, verifier_path, p.name, p.objective)
     reference = _reference(p.reference, seed_path, p.name)
     return Problem(
@@ -225,12 +237,14 @@ def load_problem(cfg: DictConfig) -> Problem:
         maximize=p.objective == "maximize",
         case_timeout=float(p.case_timeout),
         score_tolerance=float(p.score_tolerance),
-        cases=_load_cases(cases_path),
+        cases=_load_cases(cases_path, cases_bytes),
         settings=OmegaConf.to_container(p.settings, resolve=True),  # type: ignore[arg-type]
         verify=module.verify,
         aggregate=getattr(module, "aggregate", None),
         verifier_path=verifier_path,
-        files=(verifier_path, *local_imports(verifier_path), cases_path),
+        files=tuple(verifier_source.files()) + (cases_path,),
+        verifier_source=verifier_source,
+        contents={**verifier_source.files(), cases_path: cases_bytes},
         certifying=certifying,
         home=_home(p, verifier_path),
         measured=p.score_kind == "measured",
@@ -308,60 +322,39 @@ def _certifying(module: ModuleType, path: Path, name: str, objective: str) -> bo
     return hooks["gate"]
 
 
-def local_imports(path: Path) -> list[Path]:
-    """The Python files a verifier imports from its own folder tree, transitively, in a stable order.
-
-    They are part of the evaluator identity: a change to a helper module changes the scores
-    just as a change to the verifier file does. Read from the source (not from what happens
-    to be imported), so the identity never depends on what else the process loaded.
-    """
-    home = path.resolve().parent
-    found: set[Path] = set()
-    todo = [path.resolve()]
-    while todo:
-        current = todo.pop()
-        try:
-            tree = ast.parse(current.read_text())
-        except (OSError, SyntaxError):
-            continue
-        for name in _imported_names(tree):
-            origin = _module_file(name)
-            if origin is not None and origin.is_relative_to(home) and origin != path.resolve() and origin not in found:
-                found.add(origin)
-                todo.append(origin)
-    return sorted(found)
-
-
-def _imported_names(tree: ast.AST) -> list[str]:
-    names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            # "from pkg import mod" may name a submodule: try both.
-            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-    return names
-
-
-def _module_file(name: str) -> Path | None:
+def _read_verifier_source(path: Path) -> VerifierSource:
     try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError, AttributeError):
-        return None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        return None
-    return Path(spec.origin).resolve()
+        return VerifierSource.read(path)
+    except OSError as error:
+        raise ProblemError(f"verifier {path} (or a module it imports) cannot be read: {error}") from None
 
 
 def load_verifier(path: Path) -> ModuleType:
-    """Import a verifier file; any failure is a ProblemError naming the file."""
-    expose_evaluators()
-    spec = importlib.util.spec_from_file_location(f"evolve_verifier_{path.stem}", path)
-    if spec is None or spec.loader is None:
+    """Import a verifier file as it is on disk now; any failure is a ProblemError naming the file."""
+    if path.suffix != ".py":
         raise ProblemError(f"verifier {path} is not a Python file")
+    try:
+        source = path.read_bytes()
+    except OSError as error:
+        raise ProblemError(f"verifier {path} cannot be read: {error}") from None
+    return _exec_verifier(path, source)
+
+
+def load_frozen_verifier(source: VerifierSource) -> ModuleType:
+    """In a worker process: the verifier and its helper modules run from the bytes read at load, not from disk."""
+    source.serve()
+    return _exec_verifier(source.path, source.source)
+
+
+def _exec_verifier(path: Path, source: bytes) -> ModuleType:
+    """A fresh module from the verifier's source; tracebacks name its file. Failures are ProblemErrors."""
+    expose_evaluators()
+    spec = importlib.util.spec_from_loader(f"evolve_verifier_{path.stem}", loader=None, origin=str(path))
+    assert spec is not None
+    spec.has_location = True
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)
     except Exception as error:  # noqa: BLE001 - report any import failure the same way
         raise ProblemError(f"verifier {path} failed to import: {type(error).__name__}: {error}") from None
     if not callable(getattr(module, "verify", None)):
@@ -369,9 +362,9 @@ def load_verifier(path: Path) -> ModuleType:
     return module
 
 
-def _load_cases(path: Path) -> tuple[Case, ...]:
+def _load_cases(path: Path, content: bytes) -> tuple[Case, ...]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(content)
     except ValueError as error:
         raise ProblemError(f"cases file {path} is not valid JSON: {error}") from None
     if not isinstance(data, dict) or not data.get(SEARCH):

@@ -199,7 +199,7 @@ async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: mod
     recorder = Recorder(cfg, problem, store, run, proposer.state, on_best)
     sandbox_identity = getattr(sandbox, "identity", sandbox.name)
     engine = Engine(cfg, problem, proposer, evaluator, recorder, on_progress,
-                    identity=lambda: problem.identity_parts(sandbox_identity))
+                    identity=lambda: problem.identity_parts(sandbox_identity, on_disk=True))
     interrupted = _on_signals(engine)
     await recorder.event("session_start", evaluations=recorder.evaluations)
     status, reason, writable = "failed", "", True

@@ -1,8 +1,9 @@
 """The engine's side of `evolve.verify_worker`: verifier processes that can be stopped.
 
 A verifier run in a thread cannot be interrupted; one in a process can. Each worker
-loads the verifier once and then judges one evaluation at a time, so an evaluation
-costs a round trip over a pipe, not a process start. Idle workers are kept for the
+loads the verifier once, from the frozen source the engine sends it (never from disk),
+and then judges one evaluation at a time, so an evaluation costs a round trip over a
+pipe, not a process start. Idle workers are kept for the
 next evaluation (one per evaluation running at once); a worker past its time limit,
 or cancelled (Ctrl-C, stop), is killed with everything it started, and the next
 evaluation starts a fresh one.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from evolve.certify_worker import worker_env
+from evolve.verifier_source import VerifierSource
 
 READ_CHUNK = 1 << 16
 
@@ -40,7 +42,10 @@ class Worker:
         self.known_cases: set[str] = set()  # case ids whose data this worker already holds
 
     def exchange(self, job: bytes | None, seconds: float) -> dict[str, Any] | None:
-        """Send a job (None: only read) and wait for the reply line; None past `seconds` (the worker is then killed)."""
+        """Send a job or the verifier's source (None: only read) and wait for the reply line.
+
+        None past `seconds` (the worker is then killed).
+        """
         deadline = time.monotonic() + seconds
         try:
             if job is not None:
@@ -93,8 +98,9 @@ class Worker:
 class VerifierProcesses:
     """Judges evaluations in worker processes, each stopped at `timeout` seconds."""
 
-    def __init__(self, verifier_path: Path, timeout: float, load_timeout: float = 120.0) -> None:
-        self.verifier_path = verifier_path
+    def __init__(self, verifier: VerifierSource, timeout: float, load_timeout: float = 120.0) -> None:
+        self.verifier_path = verifier.path
+        self.source_line = json.dumps({"verifier": verifier.to_json()}).encode()  # every worker gets these bytes
         self.timeout = timeout
         self.load_timeout = load_timeout  # importing a verifier (solvers, numpy) is not the candidate's time
         self.idle: list[Worker] = []
@@ -110,7 +116,7 @@ class VerifierProcesses:
         try:
             if worker is None:
                 worker = Worker(self.verifier_path)
-                ready = await asyncio.to_thread(worker.exchange, None, self.load_timeout)
+                ready = await asyncio.to_thread(worker.exchange, self.source_line, self.load_timeout)
                 if ready is None:
                     return {"fault": f"verifier {self.verifier_path.name} did not load within "
                                      f"{self.load_timeout:g} s in its verification process"}

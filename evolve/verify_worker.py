@@ -1,7 +1,10 @@
 """Verification in its own process: `python -m evolve.verify_worker VERIFIER_PATH ENGINE_PID`.
 
-Long-lived: loads the verifier once, writes one line {"ready": true} (or {"fault": "..."} if
-it cannot be loaded, then exits), then answers each job line on stdin with one reply line:
+Long-lived: its first stdin line is the verifier's frozen code, {"verifier": VerifierSource.to_json()}
+(evolve/verifier_source.py: the bytes the engine read and hashed when it loaded the problem; the
+files on disk are never read, so a candidate that rewrote them changes nothing). It loads that
+once, writes one line {"ready": true} (or {"fault": "..."} if it cannot be loaded, then exits),
+then answers each job line on stdin with one reply line:
 
     job    {"settings": {...}, "cases": [case id, ...], "new_cases": [{"id", "split", "inputs", "private"}, ...],
             "runs": [{"case_id", "status", "output", "seconds", "message", "cpu_seconds"}, ...],
@@ -42,9 +45,10 @@ def main() -> int:
     sys.stdout = sys.stderr
     path = Path(sys.argv[1])
     try:
-        from evolve.problem import load_verifier
+        from evolve.problem import load_frozen_verifier
+        from evolve.verifier_source import VerifierSource
 
-        module = load_verifier(path)
+        module = load_frozen_verifier(VerifierSource.from_json(json.loads(sys.stdin.readline())["verifier"]))
     except Exception as error:  # noqa: BLE001 - reported to the engine, which names the verifier
         _send(replies, {"fault": f"verifier {path.name} could not be loaded for verification: {_text(error)}"})
         return 1
