@@ -127,9 +127,14 @@ ENGINE_SCORING = "engine scoring"  # the host-side code between the verifier and
 SANDBOX_PART = "sandbox"
 NOT_FILES = ("evaluator settings", ENGINE_SCORING, SANDBOX_PART)
 # The engine's own code a score passes through on the host: running verify() and aggregate() and
-# judging their results (all of evaluation.py), the Case and Verdict types, and for certifying
+# judging their results (evaluation.py, the verification worker), the Case and Verdict types, and for certifying
 # problems the running of gate() / certify(). None: the whole module.
-SCORING_CODE: dict[str, tuple[str, ...] | None] = {"evaluation.py": None, "problem.py": ("Case", "Verdict")}
+SCORING_CODE: dict[str, tuple[str, ...] | None] = {
+    "evaluation.py": None, "problem.py": ("Case", "Verdict"),
+    "verify_worker.py": None,  # runs verify() and aggregate() and judges what they return
+    "verifier_source.py": None,  # loads the frozen verifier in the worker
+    "calibration.py": None,  # case scores relative to a reference program
+}
 CERTIFYING_CODE: dict[str, tuple[str, ...] | None] = {"certification.py": None, "certify_worker.py": None}
 
 

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple
 
 from omegaconf import DictConfig
+from sqlalchemy.exc import DBAPIError
 
 from evolve.alarms import HeldoutAlarm, describe
 from evolve.certification import CertifyResult, GateResult, subject_of
@@ -51,6 +52,7 @@ class Recorder:
         self.proposer_state = proposer_state
         self.on_best = on_best
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evolve-db")
+        self.write_failed: BaseException | None = None  # the database error that ended writing, if any
         self.islands = [Island(i, cfg.search.archive_size) for i in range(cfg.search.islands)]
         self.rng = random.Random(cfg.seed)
         # Counters (the budget's units) and spend, continued from the stored run.
@@ -147,10 +149,21 @@ class Recorder:
     # ------------------------------------------------------------------ writes
 
     async def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # Once the database has refused a write (locked past the busy timeout, disk full), every
+        # later write fails at once: each would otherwise wait out the same lock while the run stops.
+        if self.write_failed is not None:
+            raise self.write_failed
         # Shielded: a write that was started completes even if the caller is cancelled
         # (Ctrl-C, end of budget), so counters and rows never disagree.
         loop = asyncio.get_running_loop()
-        return await asyncio.shield(loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs)))
+        future = loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+        future.add_done_callback(self._note_failure)
+        return await asyncio.shield(future)
+
+    def _note_failure(self, future: asyncio.Future[Any]) -> None:
+        """Remember a refused write, also one whose caller was cancelled meanwhile (which retrieves it)."""
+        if not future.cancelled() and isinstance(future.exception(), DBAPIError) and self.write_failed is None:
+            self.write_failed = future.exception()
 
     def _state(self) -> dict[str, Any]:
         return {

@@ -179,7 +179,7 @@ def test_a_problem_folder_moved_alone_is_named_and_can_be_pointed_to(tmp_path: P
 
 
 def test_an_engine_scoring_code_change_is_part_of_the_identity(tmp_path: Path) -> None:
-    """A copy of the engine whose evaluation.py scores differently is refused; a comment edit is not."""
+    """A copy of the engine whose scoring code scores differently is refused; a comment edit is not."""
     problem = make_problem(tmp_path / "gated")
     start(tmp_path, problem)
     package = Path(__file__).resolve().parent.parent
@@ -190,6 +190,7 @@ def test_an_engine_scoring_code_change_is_part_of_the_identity(tmp_path: Path) -
         (copy / folder).symlink_to(package / folder)
     env = {**os.environ, "PYTHONPATH": str(copy)}
     evaluation = copy / "evolve" / "evaluation.py"
+    judging = copy / "evolve" / "verify_worker.py"  # runs verify() and aggregate() in its own process
 
     def resume(evaluations: int) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*EVOLVE, "resume", "r", f"budget.evaluations={evaluations}"], cwd=tmp_path, env=env,
@@ -197,8 +198,9 @@ def test_an_engine_scoring_code_change_is_part_of_the_identity(tmp_path: Path) -
 
     evaluation.write_text(evaluation.read_text() + "\n# a comment changes nothing that scores\n")
     assert resume(5).returncode == 0
-    evaluation.write_text(evaluation.read_text().replace("return sum(v.score for v in verdicts) / len(verdicts)",
-                                                         "return max(v.score for v in verdicts)"))
+    mean = "return sum(v.score for v in verdicts) / len(verdicts)"
+    assert mean in judging.read_text()  # the edit below must change code, or this test proves nothing
+    judging.write_text(judging.read_text().replace(mean, "return max(v.score for v in verdicts)"))
     refused = one_line_error(resume(6))
     assert "engine scoring" in refused and "evolve rescore" in refused
 
