@@ -20,7 +20,7 @@ from evolve.db import models
 from evolve.evaluation import Evaluation, Evaluator
 from evolve.config import reread_problem, to_yaml
 from evolve.problem import SEARCH, compare_identity, identity_hash, load_problem
-from evolve.problem_source import find_problem_file, locate
+from evolve.problem_source import bundled_now, find_problem_file, locate, old_layout_name
 from evolve.recorder import evaluation_row
 from evolve.sandbox.factory import limits_from, make_sandbox
 from evolve.runlock import run_lock
@@ -41,7 +41,8 @@ class RescoreResult:
 
 async def rescore_run(run_dir: Path) -> RescoreResult:
     cfg = saved_config(run_dir)
-    source = find_problem_file(cfg.problem, run_dir)
+    old_layout = old_layout_name(cfg.problem)  # a run from before problems became one folder: bring it over
+    source = bundled_now(old_layout, run_dir) if old_layout else find_problem_file(cfg.problem, run_dir)
     if source is not None:  # edits to problem.yaml (settings, case_timeout) are adopted here, on purpose
         cfg.problem = locate(reread_problem(cfg.problem, source), source, run_dir)
     with run_lock(run_dir):  # never while a search is writing to the run
