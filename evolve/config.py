@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from evolve.paths import CONFIGS, resolve
-from evolve.problem_registry import DEFAULT_PROBLEM, find_problem, portable
+from evolve.problem_registry import DEFAULT_PROBLEM, ProblemNotFound, find_problem, portable
 
 
 class ConfigError(ValueError):
@@ -237,10 +237,17 @@ def _split_problem(overrides: list[str]) -> tuple[Path, list[str], list[str]]:
     """The problem file `problem=NAME|PATH` means (the last one; default: DEFAULT_PROBLEM), the
     `problem.*` overrides that apply on top of it, and the rest (for hydra)."""
     chosen = [item.partition("=")[2] for item in overrides if item.partition("=")[0] == "problem"]
-    problem_file = find_problem(chosen[-1] if chosen else DEFAULT_PROBLEM)
+    problem_file = _find_problem(chosen[-1] if chosen else DEFAULT_PROBLEM)
     on_problem = [o.lstrip("+") for o in overrides if o.lstrip("+").startswith("problem.")]
     rest = [o for o in overrides if not o.lstrip("+").startswith(("problem=", "problem."))]
     return problem_file, on_problem, rest
+
+
+def _find_problem(spec: str) -> Path:
+    try:
+        return find_problem(spec)
+    except ProblemNotFound as error:  # a bad override like any other
+        raise ConfigError(str(error)) from None
 
 
 def load_yaml(path: Path, what: str) -> Any:
@@ -317,7 +324,7 @@ def moved_problem(overrides: list[str] | tuple[str, ...]) -> tuple[Path | None, 
     for item in overrides:
         key, _, value = item.partition("=")
         if key == "problem":
-            moved_to = find_problem(value)
+            moved_to = _find_problem(value)
         else:
             rest.append(item)
     return moved_to, rest

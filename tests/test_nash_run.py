@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from tests.conftest import query, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBLEM_FILE = ROOT / "configs" / "problem" / "nash_guarantee.yaml"
+PROBLEM_FILE = ROOT / "problems" / "nash_guarantee" / "problem.yaml"
 BASELINES = ROOT / "problems" / "nash_guarantee" / "baselines"
 EVOLVE = [sys.executable, "-m", "evolve"]
 SEED_BOUND = 0.5  # the seed (ZeroSumNE of U1 alone, then best responses) is certified at DMP's 1/2
