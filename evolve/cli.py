@@ -247,14 +247,14 @@ def problems() -> None:
         raise RunError(f"no bundled problems in {PROBLEMS}: this installation is incomplete; "
                        "reinstall evolve (`pip install --force-reinstall evolve-search`)")
     for entry in found:
-        origin = "" if entry.origin == BUNDLED else f"  [from {entry.origin}]"
+        origin = "" if entry.origin == BUNDLED else escape(f"  (from {entry.origin})")
         if entry.file is None:
             console.print(f"[bold]{entry.name}[/]{origin}  unusable: {escape(entry.error)}", highlight=False,
                           soft_wrap=True)
             continue
         data = OmegaConf.load(entry.file)
-        console.print(f"[bold]{entry.name}[/]  {data.get('objective', 'maximize')}  {data.get('description', '')}"
-                      f"{origin}", highlight=False, soft_wrap=True)
+        console.print(f"[bold]{entry.name}[/]  {data.get('objective', 'maximize')}  "
+                      f"{escape(str(data.get('description', '')))}{origin}", highlight=False, soft_wrap=True)
     console.print(f"(any folder with a problem.yaml runs as problem=PATH; packages add names through the "
                   f"'{ENTRY_POINT_GROUP}' entry point group)", highlight=False, soft_wrap=True, style="dim")
 
