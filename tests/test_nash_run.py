@@ -170,7 +170,7 @@ def dfm_problem(folder: Path) -> Path:
     config = OmegaConf.to_container(OmegaConf.load(PROBLEM_FILE))
     assert isinstance(config, dict)
     for key in ("prompt", "cases", "verifier"):
-        config[key] = str(ROOT / config[key])
+        config[key] = str(PROBLEM_FILE.parent / config[key])  # relative to the problem.yaml
     config["seed_program"] = str(seed)
     path = folder / "nash_dfm.yaml"
     OmegaConf.save(OmegaConf.create(config), path)
