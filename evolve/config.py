@@ -198,8 +198,8 @@ ConfigStore.instance().store(name="evolve_schema", node=Config)
 # that would change what the search means.
 # Certification time limits too: a proven bound is proven however long the solver was given.
 # The sandbox tier too (sandbox=NAME; auto picks what answers now), recorded as an event when it
-# changes, but not the limits a candidate runs under. And `problem=PATH/problem.yaml` for a
-# problem folder that moved.
+# changes, but not the limits a candidate runs under. And `problem=PATH` (a folder or its
+# problem.yaml) for a problem folder that moved.
 RESUMABLE_PREFIXES = ("budget.", "run.progress", "search.proposers", "search.evaluators",
                       "verification.gate_seconds", "verification.certify_seconds", "verification.certify_grace",
                       "sandbox.backend", "sandbox.image", "sandbox.pool_size", "sandbox.recycle_after",
@@ -306,7 +306,7 @@ def load_saved(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictC
                 f"'{key}' cannot be changed on resume; only budgets (budget.*), run.progress, "
                 "search.proposers, search.evaluators, the sandbox tier (sandbox=NAME), the certification "
                 "time limits (verification.gate_seconds, certify_seconds, certify_grace) and the place of a moved "
-                "problem (problem=PATH/problem.yaml) can"
+                "problem (problem=PATH) can"
             )
     try:
         saved = OmegaConf.merge(OmegaConf.structured(Config), load_yaml(path, "the run's config"))
