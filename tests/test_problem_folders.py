@@ -167,3 +167,44 @@ def test_a_run_from_the_old_layout_is_refused_with_the_reason_and_rescore_brings
     resumed = evolve_cmd("resume", "r", "budget.evaluations=5", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert query(run_dir, "SELECT evaluations, epoch FROM runs") == [(5, 1)]
+
+
+READ_CASES = '''
+import json
+import sys
+from evolve.problem_registry import find_problem
+from evolve.sandbox.base import SandboxJob, SandboxLimits
+from evolve.sandbox.bwrap import BwrapSandbox
+import asyncio
+
+CANDIDATE = """
+def main(path):
+    try:
+        return open(path).read()[:40]
+    except OSError as error:
+        return "unreadable: " + type(error).__name__
+"""
+cases = find_problem("knap_pkg").parent / "cases.json"
+sandbox = BwrapSandbox(python=sys.argv[1], scratch_mb=16)
+job = SandboxJob(CANDIDATE, "main", (("c", {"path": str(cases)}),), SandboxLimits(case_timeout=5.0))
+result = asyncio.run(sandbox.run(job))
+print(json.dumps({"visible": cases.is_file(), "mounted": [r for r in sandbox.python_roots if str(cases).startswith(r)],
+                  "output": result.runs[0].output}))
+'''
+
+
+@pytest.mark.bwrap
+def test_a_registered_problem_inside_the_python_install_is_hidden_from_bwrap_candidates(tmp_path: Path) -> None:
+    """Its folder (cases with held-out data, verifier) sits in site-packages, which bwrap mounts for the candidate."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    purelib = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                  capture_output=True, text=True, check=True, timeout=60).stdout.strip())
+    install_problems_package(purelib)
+    done = subprocess.run([sys.executable, "-c", READ_CASES, str(python)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(purelib), str(ENGINE)])})
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout)
+    assert facts["visible"] and facts["mounted"]  # on the host, inside what the sandbox mounts
+    assert facts["output"].startswith("unreadable"), facts["output"]
