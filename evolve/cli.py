@@ -246,8 +246,11 @@ def problems() -> None:
     if not any(entry.origin == BUNDLED for entry in found):
         raise RunError(f"no bundled problems in {PROBLEMS}: this installation is incomplete; "
                        "reinstall evolve (`pip install --force-reinstall evolve-search`)")
+    names = [entry.name for entry in found]
     for entry in found:
         origin = "" if entry.origin == BUNDLED else escape(f"  (from {entry.origin})")
+        if entry.origin != BUNDLED and names.count(entry.name) > 1:
+            origin += "  [yellow]name taken twice: run it as problem=PATH[/]"
         if entry.file is None:
             console.print(f"[bold]{entry.name}[/]{origin}  unusable: {escape(entry.error)}", highlight=False,
                           soft_wrap=True)

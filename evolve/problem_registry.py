@@ -68,7 +68,12 @@ def available_problems() -> list[ProblemEntry]:
 def find_problem(spec: str) -> Path:
     """The problem.yaml that `problem=<spec>` means; ProblemNotFound says what exists instead."""
     if not _looks_like_path(spec):
-        matches = [entry for entry in available_problems() if entry.name == spec]
+        if (PROBLEMS / spec / PROBLEM_FILE).is_file():  # a bundled name is never shadowed
+            return PROBLEMS / spec / PROBLEM_FILE
+        matches = [entry for entry in registered_problems() if entry.name == spec]
+        if len(matches) > 1:
+            raise ProblemNotFound(f"problem '{spec}' is registered by {' and by '.join(e.origin for e in matches)}; "
+                                  "run the one you mean by its folder: problem=PATH")
         if matches:
             entry = matches[0]
             if entry.file is None:

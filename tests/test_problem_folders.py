@@ -95,7 +95,8 @@ def install_problems_package(site: Path) -> None:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyprobs\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
-        "[evolve.problems]\nknap_pkg = tinyprobs.knap\nother_attr = tinyprobs:OTHER\nbroken = tinyprobs.missing\n")
+        "[evolve.problems]\nknap_pkg = tinyprobs.knap\nother_attr = tinyprobs:OTHER\nbroken = tinyprobs.missing\n"
+        "circle_packing = tinyprobs.knap\n")  # a bundled name: never shadowed
 
 
 def test_installed_packages_register_problems_through_an_entry_point(tmp_path: Path) -> None:
@@ -104,8 +105,10 @@ def test_installed_packages_register_problems_through_an_entry_point(tmp_path: P
 
     listed = evolve_cmd("problems", cwd=tmp_path, path=(site,))
     assert listed.returncode == 0, listed.stderr
-    lines = {line.split()[0]: line for line in listed.stdout.splitlines() if line.strip()}
+    lines = {line.split()[0]: line for line in reversed(listed.stdout.splitlines()) if line.strip()}  # first wins
     assert set(BUNDLED) <= set(lines)
+    assert "circle_packing  maximize  knap: a 0/1 knapsack template" in listed.stdout
+    assert "(from tinyprobs)  name taken twice" in listed.stdout
     assert "(from tinyprobs)" in lines["knap_pkg"] and "(from tinyprobs)" in lines["other_attr"]
     assert "(from tinyprobs)  unusable" in lines["broken"] and "tinyprobs.missing" in lines["broken"]
     assert "(from" not in lines["circle_packing"]
@@ -116,6 +119,11 @@ def test_installed_packages_register_problems_through_an_entry_point(tmp_path: P
     assert saved["name"] == "knap" and saved["file"] == str(site / "tinyprobs" / "knap" / "problem.yaml")
     parts = json.loads(query(tmp_path / "r", "SELECT evaluator_parts FROM runs")[0][0])
     assert "verifier.py" in parts  # relative to the registered folder
+
+    bundled = evolve_cmd("run", "problem=circle_packing", "run.dir=r3", "budget.evaluations=1", *FAST, cwd=tmp_path,
+                         path=(site,))
+    assert bundled.returncode == 0, bundled.stderr
+    assert "file: problems/circle_packing/problem.yaml" in (tmp_path / "r3" / "config.yaml").read_text()
 
     ran = evolve_cmd("run", "problem=other_attr", "run.dir=r2", "budget.evaluations=2", *FAST, cwd=tmp_path,
                      path=(site,))
