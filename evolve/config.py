@@ -14,6 +14,7 @@ from typing import Any, Optional
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from yaml import MarkedYAMLError, YAMLError
 from omegaconf import DictConfig, OmegaConf
@@ -272,10 +273,21 @@ def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
         value = loaded.get(key)
         if value and value != "seed" and not Path(value).is_absolute():
             loaded[key] = str((path.parent / value).resolve())
-    dotlist = [o.removeprefix("problem.") for o in overrides]
-    problem = OmegaConf.merge(OmegaConf.structured(ProblemConfig), loaded, OmegaConf.from_dotlist(dotlist))
+    # Merged under a `problem` root, so that an error names the key as the command line does (problem.KEY).
+    merged = OmegaConf.merge({"problem": OmegaConf.structured(ProblemConfig)}, {"problem": loaded},
+                             {"problem": _parsed_overrides(overrides, "problem.")})
+    problem = merged.problem
     problem.file, problem.file_overrides = portable(path), list(overrides)
     return problem
+
+
+def _parsed_overrides(overrides: list[str], prefix: str) -> DictConfig:
+    """`prefix.key=value` overrides as a config, values read by hydra's override grammar, exactly as
+    on any other key (`problem.prompt=` is '', `problem.settings={}` a mapping)."""
+    patch = OmegaConf.create()
+    for override in OverridesParser.create().parse_overrides([o.removeprefix(prefix) for o in overrides]):
+        OmegaConf.update(patch, override.key_or_group, override.value(), force_add=True)
+    return patch
 
 
 def reread_problem(problem: DictConfig, path: Path | None = None) -> DictConfig:
@@ -285,7 +297,7 @@ def reread_problem(problem: DictConfig, path: Path | None = None) -> DictConfig:
     overrides = list(problem.file_overrides)
     try:
         loaded = _problem_from_file(source, overrides)
-    except OmegaConfBaseException as error:
+    except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(f"{source}: {_describe(error)}") from None
     loaded.file_from_run = problem.file_from_run
     return loaded

@@ -83,6 +83,15 @@ def test_a_folder_runs_by_its_path_or_its_problem_yaml(tmp_path: Path) -> None:
         compose_config(["problem=nope"])
 
 
+def test_problem_overrides_are_read_by_the_command_line_grammar_and_named_as_typed() -> None:
+    cfg = compose_config(["problem=circle_packing", "problem.prompt=", "problem.settings.sizes=[26,32]",
+                          "problem.case_timeout=3"])
+    assert cfg.problem.prompt == "" and cfg.problem.settings == {"tolerance": 1e-9, "sizes": [26, 32]}
+    assert cfg.problem.case_timeout == 3.0
+    with pytest.raises(ConfigError, match="unknown config key 'problem.timeout'"):
+        compose_config(["problem=sat", "problem.timeout=3"])
+
+
 def install_problems_package(site: Path) -> None:
     """A distribution `tinyprobs` registering three problems: by module, by attribute, and a broken one."""
     package = site / "tinyprobs"
