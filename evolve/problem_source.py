@@ -64,7 +64,7 @@ def bundled_now(name: str, run_dir: Path) -> Path:
     if not place.is_file():
         raise ProblemLayoutMoved(
             f"{run_dir} was started on the old layout (configs/problem/{name}.yaml, evaluators/{name}.py) and "
-            f"there is no {place} to bring it over to; move the problem's files into one folder with a "
+            f"there is no {place} to bring it over to; move the problem's files into problems/{name}/ with a "
             f"problem.yaml (see docs/writing-a-problem.md), then run `evolve rescore {run_dir}`")
     return place
 
