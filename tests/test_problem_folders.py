@@ -172,6 +172,15 @@ def test_a_run_from_the_old_layout_is_refused_with_the_reason_and_rescore_brings
     assert "one folder" in refused and "problems/circle_packing/" in refused and "evolve rescore r" in refused
     assert query(run_dir, "SELECT evaluations, epoch FROM runs") == [(3, 0)]  # nothing written
 
+    # A problem someone had added to their own checkout the old way: nothing to bring it over to yet.
+    own = tmp_path / "own"
+    own.mkdir()
+    config = (run_dir / "config.yaml").read_text().replace("configs/problem/circle_packing.yaml",
+                                                           "configs/problem/mine.yaml")
+    (own / "config.yaml").write_text(config)
+    missing = one_line_error(evolve_cmd("rescore", "own", cwd=tmp_path))
+    assert "move the problem's files into problems/mine/" in missing and "evolve rescore own" in missing
+
     rescored = evolve_cmd("rescore", "r", cwd=tmp_path)
     assert rescored.returncode == 0, rescored.stderr
     assert "moved into problems/circle_packing/" in rescored.stdout
