@@ -25,13 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluators import nash_guarantee as verifier  # noqa: E402
 from evolve.certification import Certifier  # noqa: E402
-from evolve.problem import Case  # noqa: E402
+from evolve.problem import Case, load_verifier  # noqa: E402
 from evolve.sandbox.base import CaseRun  # noqa: E402
 from evolve.verifier_source import VerifierSource  # noqa: E402
 
 BASELINES = ROOT / "problems" / "nash_guarantee" / "baselines"
+VERIFIER = ROOT / "problems" / "nash_guarantee" / "verifier.py"
+verifier = load_verifier(VERIFIER)
 SETTINGS = {"search_starts": 8, "gate_margin": "1/1000000", "width": "1/1000000", "call_timeout": 300}
 # Gate bounds: just above each baseline's certified value, so every gate is a proof (unsat).
 BOUNDS = {"dmp": "0.51", "kps": "0.76", "bbm": "0.39", "ts": "0.35", "dfm": "0.3333343"}
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--with-dfm", action="store_true")
     args = parser.parse_args()
     names = ["dmp", "kps", "bbm", "ts"] + (["dfm"] if args.with_dfm else [])
-    certifier = Certifier(VerifierSource.read(ROOT / "evaluators" / "nash_guarantee.py"), SETTINGS, 600, 900, 10)
+    certifier = Certifier(VerifierSource.read(VERIFIER), SETTINGS, 600, 900, 10)
     print(f"{'baseline':10s} {'search':>8s} {'held-out':>9s} {'gate in-process':>16s} {'gate via worker':>16s} "
           f"{'overhead':>9s}")
     for name in names:

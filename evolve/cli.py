@@ -29,7 +29,7 @@ from evolve.config import ConfigError, compose_config
 from evolve.db.store import StoreError, database_error
 from evolve.engine import EvaluatorChanged, SearchStalled, SeedInvalid
 from evolve.cli_sandbox import sandbox_app
-from evolve.paths import CONFIGS
+from evolve.paths import PROBLEMS
 from evolve.problem import ProblemError
 from evolve.progress import LiveProgress
 from evolve.runlock import RunDirUnwritable, RunLocked
@@ -237,26 +237,38 @@ def best(run_dir: Path, output: Optional[Path] = typer.Option(None, "-o", "--out
 @app.command()
 @command
 def problems() -> None:
-    """List the bundled problems."""
+    """List the problems `problem=NAME` can select: bundled ones and those installed packages register."""
     from omegaconf import OmegaConf
 
-    found = sorted((CONFIGS / "problem").glob("*.yaml"))
-    if not found:
-        raise RunError(f"no bundled problems in {CONFIGS / 'problem'}: this installation is incomplete; "
+    from evolve.problem_registry import BUNDLED, ENTRY_POINT_GROUP, available_problems
+
+    found = available_problems()
+    if not any(entry.origin == BUNDLED for entry in found):
+        raise RunError(f"no bundled problems in {PROBLEMS}: this installation is incomplete; "
                        "reinstall evolve (`pip install --force-reinstall evolve-search`)")
-    for path in found:
-        data = OmegaConf.load(path)
-        console.print(f"[bold]{path.stem}[/]  {data.get('objective', 'maximize')}  {data.get('description', '')}",
-                      highlight=False, soft_wrap=True)
+    names = [entry.name for entry in found]
+    for entry in found:
+        origin = "" if entry.origin == BUNDLED else escape(f"  (from {entry.origin})")
+        if entry.origin != BUNDLED and names.count(entry.name) > 1:
+            origin += "  [yellow]name taken twice: run it as problem=PATH[/]"
+        if entry.file is None:
+            console.print(f"[bold]{entry.name}[/]{origin}  unusable: {escape(entry.error)}", highlight=False,
+                          soft_wrap=True)
+            continue
+        data = OmegaConf.load(entry.file)
+        console.print(f"[bold]{entry.name}[/]  {data.get('objective', 'maximize')}  "
+                      f"{escape(str(data.get('description', '')))}{origin}", highlight=False, soft_wrap=True)
+    console.print(f"(any folder with a problem.yaml runs as problem=PATH; packages add names through the "
+                  f"'{ENTRY_POINT_GROUP}' entry point group)", highlight=False, soft_wrap=True, style="dim")
 
 
 @app.command("new-problem")
 @command
 def new_problem(name: str, directory: Optional[Path] = typer.Option(
         None, "--dir", help="the folder to create (default: ./NAME in the current directory)"),
-        bundled: bool = typer.Option(False, "--bundled", help="add it to this source checkout's problems/, "
-                                                               "evaluators/ and configs/ instead")) -> None:
-    """Scaffold a self-contained problem folder (seed, cases, verifier, problem.yaml) that runs as-is."""
+        bundled: bool = typer.Option(False, "--bundled", help="create it as problems/NAME in this source "
+                                                               "checkout (run as problem=NAME)")) -> None:
+    """Scaffold a self-contained problem folder (problem.yaml, seed, verifier, cases, prompt) that runs as-is."""
     from evolve.scaffold import new_problem as scaffold
 
     if bundled and directory is not None:
@@ -265,9 +277,8 @@ def new_problem(name: str, directory: Optional[Path] = typer.Option(
     created = scaffold(name, target)
     for path in created:
         console.print(f"created {path}", highlight=False)
-    if target is not None:
-        console.print(f"try it: evolve run problem={target / 'problem.yaml'} budget.evaluations=50",
-                      highlight=False, soft_wrap=True)
+    where = name if target is None else created[0].parent
+    console.print(f"try it: evolve run problem={where} budget.evaluations=50", highlight=False, soft_wrap=True)
 
 
 RUN_TARGET = typer.Argument(..., help="a run directory, or a database URL such as sqlite:///runs.db")

@@ -14,12 +14,14 @@ from typing import Any, Optional
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from yaml import MarkedYAMLError, YAMLError
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from evolve.paths import CONFIGS, resolve
+from evolve.problem_registry import DEFAULT_PROBLEM, ProblemNotFound, find_problem, portable
 
 
 class ConfigError(ValueError):
@@ -30,7 +32,7 @@ class ConfigError(ValueError):
 class ProblemConfig:
     name: str = "???"
     description: str = ""
-    seed_program: str = "???"  # path to the seed program (relative to the project root or absolute)
+    seed_program: str = "???"  # path to the seed program (relative to the problem.yaml's folder, or absolute)
     prompt: str = ""  # path to the problem statement shown to the proposer
     cases: str = "???"  # path to the cases file: {"search": [...], "heldout": [...]}
     verifier: str = "???"  # path to the host-side verifier module
@@ -197,8 +199,8 @@ ConfigStore.instance().store(name="evolve_schema", node=Config)
 # that would change what the search means.
 # Certification time limits too: a proven bound is proven however long the solver was given.
 # The sandbox tier too (sandbox=NAME; auto picks what answers now), recorded as an event when it
-# changes, but not the limits a candidate runs under. And `problem=PATH/problem.yaml` for a
-# problem folder that moved.
+# changes, but not the limits a candidate runs under. And `problem=PATH` (a folder or its
+# problem.yaml) for a problem folder that moved.
 RESUMABLE_PREFIXES = ("budget.", "run.progress", "search.proposers", "search.evaluators",
                       "verification.gate_seconds", "verification.certify_seconds", "verification.certify_grace",
                       "sandbox.backend", "sandbox.image", "sandbox.pool_size", "sandbox.recycle_after",
@@ -208,21 +210,19 @@ RESUMABLE_PREFIXES = ("budget.", "run.progress", "search.proposers", "search.eva
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """Compose `configs/config.yaml` with command-line style overrides.
 
-    `problem=PATH/problem.yaml` runs a problem defined outside this repository;
-    relative paths inside that file are taken from its folder.
+    The problem is not a hydra group: `problem=NAME` (bundled or registered by a package) or
+    `problem=PATH` (a problem folder or its problem.yaml) names one folder, and its problem.yaml
+    becomes the `problem` section (evolve/problem_registry.py); relative paths inside it are
+    taken from its folder, and `problem.KEY=VALUE` overrides apply on top.
     """
-    problem_file, problem_overrides, rest = _split_problem_path(list(overrides))
+    problem_file, problem_overrides, rest = _split_problem(list(overrides))
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
             cfg = compose(config_name="config", overrides=rest)
         # `+key=value` can add keys hydra's struct mode lets through; the schema cannot.
         cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.to_container(cfg))
-        if problem_file is not None:
-            cfg.problem = _problem_from_file(problem_file, problem_overrides)
-        else:
-            cfg.problem.file = f"configs/problem/{_problem_group(rest)}.yaml"
-            cfg.problem.file_overrides = [o.lstrip("+") for o in rest if o.lstrip("+").startswith("problem.")]
+        cfg.problem = _problem_from_file(problem_file, problem_overrides)
     except MissingConfigException as error:
         raise ConfigError(_missing_option(error)) from None
     except (HydraException, OmegaConfBaseException) as error:
@@ -234,29 +234,21 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     return cfg
 
 
-def _split_problem_path(overrides: list[str]) -> tuple[Path | None, list[str], list[str]]:
-    """Pull out `problem=<file>.yaml` (and the problem.* overrides that apply on top of it)."""
-    problem_file = None
-    for item in overrides:
-        key, _, value = item.partition("=")
-        if key == "problem" and value.endswith((".yaml", ".yml")):
-            problem_file = Path(value).expanduser().resolve()
-    if problem_file is None:
-        return None, [], overrides
-    if not problem_file.is_file():
-        raise ConfigError(f"problem file not found: {problem_file}")
-    on_problem = [o for o in overrides if o.startswith("problem.")]
-    rest = [o for o in overrides if not o.startswith(("problem=", "problem."))]
+def _split_problem(overrides: list[str]) -> tuple[Path, list[str], list[str]]:
+    """The problem file `problem=NAME|PATH` means (the last one; default: DEFAULT_PROBLEM), the
+    `problem.*` overrides that apply on top of it, and the rest (for hydra)."""
+    chosen = [item.partition("=")[2] for item in overrides if item.partition("=")[0] == "problem"]
+    problem_file = _find_problem(chosen[-1] if chosen else DEFAULT_PROBLEM)
+    on_problem = [o.lstrip("+") for o in overrides if o.lstrip("+").startswith("problem.")]
+    rest = [o for o in overrides if not o.lstrip("+").startswith(("problem=", "problem."))]
     return problem_file, on_problem, rest
 
 
-def _problem_group(overrides: list[str]) -> str:
-    """The bundled problem a composition chose: the last `problem=NAME`, else the default of config.yaml."""
-    chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("problem=")]
-    if chosen:
-        return chosen[-1]
-    defaults = OmegaConf.load(CONFIGS / "config.yaml").get("defaults", [])
-    return next(str(d["problem"]) for d in defaults if isinstance(d, DictConfig) and "problem" in d)
+def _find_problem(spec: str) -> Path:
+    try:
+        return find_problem(spec)
+    except ProblemNotFound as error:  # a bad override like any other
+        raise ConfigError(str(error)) from None
 
 
 def load_yaml(path: Path, what: str) -> Any:
@@ -281,10 +273,21 @@ def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
         value = loaded.get(key)
         if value and value != "seed" and not Path(value).is_absolute():
             loaded[key] = str((path.parent / value).resolve())
-    dotlist = [o.removeprefix("problem.") for o in overrides]
-    problem = OmegaConf.merge(OmegaConf.structured(ProblemConfig), loaded, OmegaConf.from_dotlist(dotlist))
-    problem.file, problem.file_overrides = str(path), list(overrides)
+    # Merged under a `problem` root, so that an error names the key as the command line does (problem.KEY).
+    merged = OmegaConf.merge({"problem": OmegaConf.structured(ProblemConfig)}, {"problem": loaded},
+                             {"problem": _parsed_overrides(overrides, "problem.")})
+    problem = merged.problem
+    problem.file, problem.file_overrides = portable(path), list(overrides)
     return problem
+
+
+def _parsed_overrides(overrides: list[str], prefix: str) -> DictConfig:
+    """`prefix.key=value` overrides as a config, values read by hydra's override grammar, exactly as
+    on any other key (`problem.prompt=` is '', `problem.settings={}` a mapping)."""
+    patch = OmegaConf.create()
+    for override in OverridesParser.create().parse_overrides([o.removeprefix(prefix) for o in overrides]):
+        OmegaConf.update(patch, override.key_or_group, override.value(), force_add=True)
+    return patch
 
 
 def reread_problem(problem: DictConfig, path: Path | None = None) -> DictConfig:
@@ -293,13 +296,8 @@ def reread_problem(problem: DictConfig, path: Path | None = None) -> DictConfig:
     source = path or resolve(problem.file)
     overrides = list(problem.file_overrides)
     try:
-        if source.is_relative_to(CONFIGS):  # a bundled problem: paths stay relative to the project
-            loaded = OmegaConf.merge(OmegaConf.structured(ProblemConfig), OmegaConf.load(source),
-                                     OmegaConf.from_dotlist([o.removeprefix("problem.") for o in overrides]))
-            loaded.file, loaded.file_overrides = problem.file, overrides
-        else:
-            loaded = _problem_from_file(source, overrides)
-    except OmegaConfBaseException as error:
+        loaded = _problem_from_file(source, overrides)
+    except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(f"{source}: {_describe(error)}") from None
     loaded.file_from_run = problem.file_from_run
     return loaded
@@ -320,7 +318,7 @@ def load_saved(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictC
                 f"'{key}' cannot be changed on resume; only budgets (budget.*), run.progress, "
                 "search.proposers, search.evaluators, the sandbox tier (sandbox=NAME), the certification "
                 "time limits (verification.gate_seconds, certify_seconds, certify_grace) and the place of a moved "
-                "problem (problem=PATH/problem.yaml) can"
+                "problem (problem=PATH) can"
             )
     try:
         saved = OmegaConf.merge(OmegaConf.structured(Config), load_yaml(path, "the run's config"))
@@ -333,14 +331,12 @@ def load_saved(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictC
 
 
 def moved_problem(overrides: list[str] | tuple[str, ...]) -> tuple[Path | None, list[str]]:
-    """`problem=PATH/problem.yaml` given on resume (a problem folder that moved), and the other overrides."""
+    """`problem=PATH` given on resume (a problem folder that moved), and the other overrides."""
     moved_to, rest = None, []
     for item in overrides:
         key, _, value = item.partition("=")
-        if key == "problem" and value.endswith((".yaml", ".yml")):
-            moved_to = Path(value).expanduser().resolve()
-            if not moved_to.is_file():
-                raise ConfigError(f"problem file not found: {moved_to}")
+        if key == "problem":
+            moved_to = _find_problem(value)
         else:
             rest.append(item)
     return moved_to, rest

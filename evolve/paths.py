@@ -14,8 +14,8 @@ _BUNDLED = _PACKAGE / "_bundled"
 
 ROOT = _BUNDLED if (_BUNDLED / "configs").is_dir() else _PACKAGE.parent
 CONFIGS = ROOT / "configs"
-PROBLEMS = ROOT / "problems"
-EVALUATORS = ROOT / "evaluators"
+PROBLEMS = ROOT / "problems"  # one folder per bundled problem, each with its problem.yaml
+EVALUATORS = ROOT / "evaluators"  # trusted verification code the problems' verifiers share
 SANDBOX = ROOT / "sandbox"
 RUNNER = SANDBOX / "runner.py"
 

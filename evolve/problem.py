@@ -81,7 +81,7 @@ class Problem:
     verifier_source: VerifierSource  # the verifier's code as read at load: the only code workers ever run
     contents: dict[Path, bytes]  # each of `files` as read at load: the identity never re-reads the disk
     certifying: bool = False  # the verifier has gate() and certify(): only certified bounds make champions
-    home: Path = ROOT  # the problem's folder: file names in the identity are relative to it
+    home: Path = ROOT  # the problem's folder: file names in the identity are relative to it (shared code: to ROOT)
     measured: bool = False  # score_kind: measured (timed): champions must win a re-measurement
     reference_code: str | None = None  # run with every evaluation; case scores become ratios to it
     seed_path: Path | None = None  # where the seed came from (for messages about it)
@@ -259,12 +259,9 @@ def load_problem(cfg: DictConfig) -> Problem:
 
 
 def _home(p: DictConfig, verifier_path: Path) -> Path:
-    """The problem's folder: where its problem.yaml is; the project for a bundled problem; else the verifier's."""
+    """The problem's folder: where its problem.yaml is; else the verifier's."""
     source = p.get("file")
-    if source:
-        path = resolve(source)
-        return ROOT if path.is_relative_to(ROOT / "configs") else path.parent
-    return ROOT if verifier_path.is_relative_to(ROOT) else verifier_path.parent
+    return resolve(source).parent if source else verifier_path.parent
 
 
 def _reference(name: str | None, seed_path: Path, problem: str) -> str | None:

@@ -1,12 +1,16 @@
 """Where a run's problem definition is now, and whether it was edited since the run started.
 
 A run saves its problem section in its config.yaml, together with the file it came from
-(`problem.file`: a problem.yaml, or a bundled configs/problem/NAME.yaml), the problem.*
+(`problem.file`: its problem.yaml; a bundled one relative to the bundle), the problem.*
 overrides given with it, and that file's path relative to the run directory. On resume the
 file is found again (where it was; else by the relative path, when the problem folder and the
 run moved together; else where `problem=NEW_PATH` says) and read again: an edit to a setting
 the scores depend on is refused by name, since the run's saved copy would silently hide it;
 `evolve rescore` adopts it on purpose.
+
+Runs started before each bundled problem became one folder (`configs/problem/NAME.yaml`,
+`evaluators/NAME.py` and `problems/NAME/`) are refused by `resume` with that reason; `evolve
+rescore` brings them over to `problems/NAME/problem.yaml` (a new evaluator epoch).
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from evolve.config import reread_problem
-from evolve.paths import CONFIGS, resolve
+from evolve.paths import PROBLEMS, resolve
 from evolve.problem import ProblemError
+from evolve.problem_registry import PROBLEM_FILE, portable
+
+OLD_BUNDLED_CONFIG = "configs/problem/"  # where a bundled problem's definition was before the move
+OLD_BUNDLED_VERIFIER = "evaluators/"  # and its verifier
 
 SCORED_FIELDS = ("entry", "objective", "case_timeout", "settings", "score_kind")  # what scores depend on (a reference program: in the identity)
 
@@ -36,9 +44,41 @@ def find_problem_file(problem: DictConfig, run_dir: Path) -> Path | None:
     return next((place for place in places if place.is_file()), None)
 
 
+class ProblemLayoutMoved(ProblemError):
+    """A run of a bundled problem started before the problem's files moved into one folder."""
+
+
+def old_layout_name(saved: DictConfig) -> str | None:
+    """The bundled problem's name when the run was started on the three-folder layout, else None."""
+    file, verifier = str(saved.get("file") or ""), str(saved.get("verifier") or "")
+    if file.startswith(OLD_BUNDLED_CONFIG):
+        return Path(file).stem
+    if not file and verifier.startswith(OLD_BUNDLED_VERIFIER):  # older still: no file recorded
+        return Path(verifier).stem
+    return None
+
+
+def bundled_now(name: str, run_dir: Path) -> Path:
+    """Where an old-layout run's problem is now; ProblemLayoutMoved if this installation lacks it."""
+    place = PROBLEMS / name / PROBLEM_FILE
+    if not place.is_file():
+        raise ProblemLayoutMoved(
+            f"{run_dir} was started on the old layout (configs/problem/{name}.yaml, evaluators/{name}.py) and "
+            f"there is no {place} to bring it over to; move the problem's files into problems/{name}/ with a "
+            f"problem.yaml (see docs/writing-a-problem.md), then run `evolve rescore {run_dir}`")
+    return place
+
+
 def current_problem(saved: DictConfig, run_dir: Path, moved_to: Path | None = None) -> DictConfig:
     """The problem section a resumed session uses: re-read from its file, which must not have changed
     anything the scores depend on. A run older than this record (no `problem.file`) keeps its saved copy."""
+    name = old_layout_name(saved)
+    if name is not None:
+        raise ProblemLayoutMoved(
+            f"this run was started before bundled problems became one folder each: the files of '{name}' "
+            f"moved from configs/problem/{name}.yaml and evaluators/{name}.py into problems/{name}/, so the "
+            f"evaluator this run was scored with no longer exists under its names. Bring the run over with "
+            f"`evolve rescore {run_dir}` (re-scores its archive under problems/{name}/, a new epoch), then resume")
     source = moved_to or find_problem_file(saved, run_dir)
     if source is None:
         if not saved.get("file"):
@@ -59,9 +99,10 @@ def current_problem(saved: DictConfig, run_dir: Path, moved_to: Path | None = No
 
 
 def locate(problem: DictConfig, source: Path, run_dir: Path) -> DictConfig:
-    """Record where the problem file is, absolutely and from the run directory."""
-    if not source.is_relative_to(CONFIGS):
-        problem.file = str(source)
+    """Record where the problem file is: a bundled one relative to the bundle (found again after a
+    checkout moves or a wheel is reinstalled), any other absolutely and from the run directory."""
+    problem.file = portable(source)
+    if not source.resolve().is_relative_to(PROBLEMS.resolve()):
         problem.file_from_run = os.path.relpath(source, run_dir.resolve())
     return problem
 

@@ -20,7 +20,7 @@ from evolve.db import models
 from evolve.evaluation import Evaluation, Evaluator
 from evolve.config import reread_problem, to_yaml
 from evolve.problem import SEARCH, compare_identity, identity_hash, load_problem
-from evolve.problem_source import find_problem_file, locate
+from evolve.problem_source import bundled_now, find_problem_file, locate, old_layout_name
 from evolve.recorder import evaluation_row
 from evolve.sandbox.factory import limits_from, make_sandbox
 from evolve.runlock import run_lock
@@ -41,16 +41,18 @@ class RescoreResult:
 
 async def rescore_run(run_dir: Path) -> RescoreResult:
     cfg = saved_config(run_dir)
-    source = find_problem_file(cfg.problem, run_dir)
+    old_layout = old_layout_name(cfg.problem)  # a run from before problems became one folder: bring it over
+    source = bundled_now(old_layout, run_dir) if old_layout else find_problem_file(cfg.problem, run_dir)
     if source is not None:  # edits to problem.yaml (settings, case_timeout) are adopted here, on purpose
         cfg.problem = locate(reread_problem(cfg.problem, source), source, run_dir)
+    note = f"the problem's files moved into problems/{old_layout}/" if old_layout else ""
     with run_lock(run_dir):  # never while a search is writing to the run
-        result = await _rescore(run_dir, cfg)
+        result = await _rescore(run_dir, cfg, note)
         (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))  # the run now goes on under what it was rescored with
         return result
 
 
-async def _rescore(run_dir: Path, cfg: DictConfig) -> RescoreResult:
+async def _rescore(run_dir: Path, cfg: DictConfig, note: str = "") -> RescoreResult:
     problem = load_problem(cfg)
     store, run = open_run(run_dir, cfg)
     sandbox = make_sandbox(cfg, sandbox_label(run_dir))
@@ -64,7 +66,8 @@ async def _rescore(run_dir: Path, cfg: DictConfig) -> RescoreResult:
         new_hash = identity_hash({**parts, "epoch": str(run.epoch + 1)})
         if run.seed_program_id is None:
             raise RunError(f"{run_dir} has no evaluated program yet; start it afresh instead of rescoring")
-        changes = "; ".join(filter(None, [diff.changes, diff.sandbox and "sandbox: {} -> {}".format(*diff.sandbox)]))
+        changes = "; ".join(filter(None, [note, diff.changes,
+                                          diff.sandbox and "sandbox: {} -> {}".format(*diff.sandbox)]))
         epoch = run.epoch + 1
         islands = _archive(store, run)
         program_ids = sorted({pid for members in islands.values() for pid, _ in members} | {run.seed_program_id})

@@ -23,10 +23,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence
 
+from evolve.paths import EVALUATORS, expose_evaluators
+
 
 @dataclass(frozen=True)
 class LocalModule:
-    """A helper module the verifier imports from its own folder tree, as read at load time."""
+    """A helper module the verifier imports from its own folder tree or the shared evaluators/, as read at load time."""
 
     name: str  # the dotted name the verifier imports it by
     path: Path
@@ -104,7 +106,8 @@ class _FrozenModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 def local_imports(path: Path) -> list[Path]:
-    """The Python files a verifier imports from its own folder tree, transitively, in a stable order.
+    """The Python files a verifier imports from its own folder tree or from the shared trusted code
+    in evaluators/, transitively, in a stable order.
 
     They are part of the evaluator identity: a change to a helper module changes the scores
     just as a change to the verifier file does. Read from the source (not from what happens
@@ -115,8 +118,9 @@ def local_imports(path: Path) -> list[Path]:
 
 def _local_modules(path: Path, source: bytes) -> dict[str, Path]:
     """{module name: file} for every local module the verifier's source imports, transitively."""
+    expose_evaluators()  # `evaluators.*` is found where the verifier will find it
     verifier = path.resolve()
-    home = verifier.parent
+    homes = (verifier.parent, EVALUATORS.resolve())  # its own folder, and the verification code problems share
     found: dict[str, Path] = {}
     todo: list[bytes | Path] = [source]
     while todo:
@@ -127,7 +131,8 @@ def _local_modules(path: Path, source: bytes) -> dict[str, Path]:
             continue
         for name in _imported_names(tree):
             origin = _module_file(name)
-            if origin is None or not origin.is_relative_to(home) or origin == verifier or name in found:
+            if origin is None or not any(origin.is_relative_to(home) for home in homes) or origin == verifier \
+                    or name in found:
                 continue
             if origin not in found.values():
                 todo.append(origin)

@@ -8,13 +8,13 @@ import pytest
 
 from evolve.config import compose_config
 from evolve.evaluation import Evaluator
-from evolve.paths import EVALUATORS, PROBLEMS
+from evolve.paths import PROBLEMS
 from evolve.problem import HELDOUT, SEARCH, Case, Verdict, load_problem, load_verifier
 from evolve.sandbox.base import CaseRun
 from evolve.sandbox.factory import limits_from, make_sandbox
 
 
-verifier = load_verifier(EVALUATORS / "bin_packing.py")
+verifier = load_verifier(PROBLEMS / "bin_packing" / "verifier.py")
 ITEMS = [60, 70, 80, 20, 90, 30]  # capacity 150, total 350: L1 bound 3
 
 

@@ -12,10 +12,10 @@ from evolve.evaluation import Evaluator
 from evolve.problem import HELDOUT, SEARCH, Case, load_problem, load_verifier
 from evolve.sandbox.base import CaseRun
 from evolve.sandbox.factory import limits_from, make_sandbox
-from evolve.paths import EVALUATORS
+from evolve.paths import PROBLEMS
 
 
-verifier = load_verifier(EVALUATORS / "cap_set.py")
+verifier = load_verifier(PROBLEMS / "cap_set" / "verifier.py")
 
 
 def judge(output, n=4, status="ok"):

@@ -5,11 +5,11 @@ from typing import Any
 
 import pytest
 
-from evolve.paths import EVALUATORS
+from evolve.paths import PROBLEMS
 from evolve.problem import Case, load_verifier
 from evolve.sandbox.base import CaseRun
 
-verifier = load_verifier(EVALUATORS / "circle_packing.py")
+verifier = load_verifier(PROBLEMS / "circle_packing" / "verifier.py")
 SETTINGS = {"tolerance": 1e-9}
 
 
@@ -55,7 +55,7 @@ def test_a_failed_run_is_invalid_and_says_why() -> None:
 
 def test_the_seed_program_is_valid_for_both_splits() -> None:
     namespace: dict[str, Any] = {}
-    exec(compile((EVALUATORS.parent / "problems/circle_packing/seed.py").read_text(), "seed", "exec"), namespace)
+    exec(compile((PROBLEMS / "circle_packing" / "seed.py").read_text(), "seed", "exec"), namespace)
     for n in (26, 32):
         verdict = judge(namespace["construct"](n), n=n)
         assert verdict.valid, verdict.feedback

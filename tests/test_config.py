@@ -30,7 +30,7 @@ def test_bad_overrides_name_what_is_wrong(override: str, expected: str) -> None:
 
 
 def test_unknown_key_in_a_problem_file_is_an_error(tmp_path: Path) -> None:
-    source = Path("configs/problem/circle_packing.yaml").read_text()
+    source = Path("problems/circle_packing/problem.yaml").read_text()
     problem = tmp_path / "problem.yaml"
     problem.write_text(source + "\ntimeout_per_case: 3\n")
     with pytest.raises(ConfigError, match="timeout_per_case"):

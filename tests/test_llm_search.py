@@ -64,7 +64,7 @@ def test_a_search_through_the_client_improves_and_every_call_is_accounted(quick:
 
     # what the model saw: statement, parent, scores; never held-out cases or the verifier
     problem_root = Path(evolve.__file__).resolve().parent.parent
-    verifier = [line.strip() for line in (problem_root / "evaluators/circle_packing.py").read_text().splitlines()
+    verifier = [line.strip() for line in (problem_root / "problems/circle_packing/verifier.py").read_text().splitlines()
                 if len(line.strip()) > 40]
     prompts = [s.body["messages"][1]["content"] for s in fake.seen]
     assert all("Circle packing" in p and "EVOLVE-BLOCK-START" in p for p in prompts)

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from tests.conftest import query, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBLEM_FILE = ROOT / "configs" / "problem" / "nash_guarantee.yaml"
+PROBLEM_FILE = ROOT / "problems" / "nash_guarantee" / "problem.yaml"
 BASELINES = ROOT / "problems" / "nash_guarantee" / "baselines"
 EVOLVE = [sys.executable, "-m", "evolve"]
 SEED_BOUND = 0.5  # the seed (ZeroSumNE of U1 alone, then best responses) is certified at DMP's 1/2
@@ -170,7 +170,7 @@ def dfm_problem(folder: Path) -> Path:
     config = OmegaConf.to_container(OmegaConf.load(PROBLEM_FILE))
     assert isinstance(config, dict)
     for key in ("prompt", "cases", "verifier"):
-        config[key] = str(ROOT / config[key])
+        config[key] = str(PROBLEM_FILE.parent / config[key])  # relative to the problem.yaml
     config["seed_program"] = str(seed)
     path = folder / "nash_dfm.yaml"
     OmegaConf.save(OmegaConf.create(config), path)

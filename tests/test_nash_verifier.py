@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluators import nash_guarantee as verifier
 from evaluators.nash import games
 from evaluators.nash.program import AlgorithmError, mirrored, parse_algorithm
 from evaluators.nash.adversary import attack
 from evaluators.nash.smt import SAT, UNSAT, decide, epsilon
 from evaluators.nash.system import compile_arms
-from evolve.problem import Case
+from evolve.problem import Case, load_verifier
 from evolve.sandbox.base import CaseRun
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ROOT / "problems" / "nash_guarantee" / "baselines"
+verifier = load_verifier(ROOT / "problems" / "nash_guarantee" / "verifier.py")
 WIDTH = "1/1000000"
 SETTINGS = {"search_starts": 8, "gate_margin": WIDTH, "width": WIDTH, "call_timeout": 300}
 

@@ -49,9 +49,11 @@ def test_wheel_carries_the_bundled_folders_and_no_top_level_evaluators(installed
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"evolve"}
-    for path in ("configs/config.yaml", "problems/circle_packing/seed.py", "evaluators/circle_packing.py",
-                 "evaluators/nash/smt.py", "sandbox/runner.py", "sandbox/Dockerfile"):
+    for path in ("configs/config.yaml", "problems/circle_packing/problem.yaml", "problems/circle_packing/seed.py",
+                 "problems/circle_packing/verifier.py", "problems/sat/instances/satlib/uf50-01.cnf",
+                 "evaluators/geometry.py", "evaluators/nash/smt.py", "sandbox/runner.py", "sandbox/Dockerfile"):
         assert f"evolve/_bundled/{path}" in names
+    assert not any(name.startswith("evolve/_bundled/configs/problem/") for name in names)  # problems are folders
 
 
 @pytest.mark.slow
@@ -64,6 +66,8 @@ def test_installed_command_lists_problems_and_searches_from_an_unrelated_folder(
     done = run(evolve, "run", "problem=circle_packing", "llm=offline", "budget.evaluations=5", "sandbox=process",
                "sandbox.allow_root=true", "run.progress=false", "run.dir=here", cwd=tmp_path)
     assert "finished" in done.stdout and (tmp_path / "here" / "evolve.db").is_file()
+    # Recorded relative to the bundle, so a reinstalled wheel (another venv path) still finds it.
+    assert "file: problems/circle_packing/problem.yaml" in (tmp_path / "here" / "config.yaml").read_text()
     # The engine ran from the venv, and verifiers found their `evaluators.*` helpers there.
     probe = ("import evolve, importlib.util; from evolve.config import compose_config; "
              "from evolve.problem import load_problem; "

@@ -45,7 +45,7 @@ INSPECT = textwrap.dedent('''
             "scratch_writable": writable("here.txt"), "root_writable": writable("/evolve-probe"),
             "usr_writable": writable("/usr/evolve-probe"), "python_writable": writable(sys.executable),
             "runner_writable": writable("/opt/evolve/runner.py"),
-            "engine_importable": importable("evolve.sandbox") or importable("evaluators.circle_packing"),
+            "engine_importable": importable("evolve.sandbox") or importable("evaluators.geometry"),
         }
 ''')
 

@@ -7,14 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 import evolve
 from evolve.cli import app
 from evolve.config import compose_config
 from evolve.engine import SearchStalled
-from evolve.paths import PROBLEMS
+from evolve.paths import CONFIGS
 from evolve.problem import SEARCH, Case, load_problem
 from evolve.sandbox.base import CaseRun
 from evolve.scaffold import ScaffoldError, new_problem
@@ -51,15 +50,14 @@ def test_problem_yaml_paths_are_relative_to_its_folder(tmp_path):
     assert len(problem.split(SEARCH)) == 4 and len(problem.split("heldout")) == 3
 
 
-def test_the_checkout_layout_adds_problem_evaluator_and_config(tmp_path):
+def test_the_checkout_layout_is_the_same_one_folder_under_problems(tmp_path):
     created = new_problem("knap", root=tmp_path)
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in created) == [
-        "configs/problem/knap.yaml", "evaluators/knap.py", "problems/knap/cases.json",
-        "problems/knap/prompt.md", "problems/knap/seed.py"]
-    config = yaml.safe_load((tmp_path / "configs/problem/knap.yaml").read_text())
-    assert config["name"] == "knap"
-    for key in ("seed_program", "prompt", "cases", "verifier"):
-        assert (tmp_path / config[key]).is_file(), key  # relative to the project root, as bundled ones are
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in created) == sorted(
+        f"problems/knap/{name}" for name in FOLDER_FILES)
+    assert not (tmp_path / "configs").exists() and not (tmp_path / "evaluators").exists()
+    problem = load_problem(compose_config([f"problem={tmp_path / 'problems' / 'knap'}"]))  # the folder itself
+    assert problem.name == "knap" and problem.home == tmp_path / "problems" / "knap"
+    assert set(problem.identity_parts()) >= {"verifier.py", "cases.json"}  # names relative to its folder
 
 
 def test_existing_files_are_never_overwritten(tmp_path):
@@ -79,9 +77,9 @@ def test_names_that_are_not_python_identifiers_are_refused(tmp_path, name):
     assert not (tmp_path / "x").exists()
 
 
-def test_a_folder_inside_the_bundled_problems_is_refused():
-    target = PROBLEMS / "stray_scaffold"
-    with pytest.raises(ScaffoldError, match="--bundled"):
+def test_a_folder_inside_configs_is_refused():
+    target = CONFIGS / "stray_scaffold"
+    with pytest.raises(ScaffoldError, match="one folder"):
         new_problem("stray_scaffold", target)
     assert not target.exists()
 

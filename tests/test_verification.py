@@ -27,7 +27,7 @@ def problem_dir(tmp_path: Path) -> Path:
     folder.mkdir()
     shutil.copy(ROOT / "problems/circle_packing/seed.py", folder / "seed.py")
     shutil.copy(ROOT / "problems/circle_packing/cases.json", folder / "cases.json")
-    shutil.copy(ROOT / "evaluators/circle_packing.py", folder / "verifier.py")
+    shutil.copy(ROOT / "problems/circle_packing/verifier.py", folder / "verifier.py")
     (folder / "problem.yaml").write_text(
         "name: circles\nseed_program: seed.py\ncases: cases.json\nverifier: verifier.py\nentry: construct\n"
         "objective: maximize\ncase_timeout: 10\nsettings:\n  tolerance: 1.0e-9\n")
@@ -135,5 +135,8 @@ def test_the_identity_covers_the_helper_modules_a_verifier_imports(tmp_path: Pat
     # Transitively, in a stable order, and nothing from outside the verifier's folder (json).
     assert local_imports(verifier) == sorted(
         [package / "__init__.py", package / "scoring.py", package / "weights.py"])
-    nash = local_imports(ROOT / "evaluators" / "nash_guarantee.py")
+    # A bundled verifier's shared trusted code in evaluators/ counts too, though outside its folder.
+    nash = local_imports(ROOT / "problems" / "nash_guarantee" / "verifier.py")
     assert ROOT / "evaluators" / "nash" / "smt.py" in nash and ROOT / "evaluators" / "nash" / "system.py" in nash
+    assert local_imports(ROOT / "problems" / "sat" / "verifier.py") == [
+        ROOT / "evaluators" / "dimacs.py", ROOT / "evaluators" / "sat_answers.py"]

@@ -149,12 +149,15 @@ def _project_inside(roots: list[str]) -> list[str]:
     """The engine's own files where they sit inside the mounted Python (a wheel install).
 
     The engine's package, the bundled verifiers and problems (with held-out
-    data) must stay out of the candidate's view; an empty tmpfs covers them.
+    data), and the folders of problems installed packages register, must stay
+    out of the candidate's view; an empty tmpfs covers them.
     """
     import evolve
     from evolve.paths import EVALUATORS, PROBLEMS, ROOT
+    from evolve.problem_registry import registered_problems
 
     places = {Path(evolve.__file__).resolve().parent, ROOT.resolve(), EVALUATORS.resolve(), PROBLEMS.resolve()}
+    places |= {entry.file.parent.resolve() for entry in registered_problems() if entry.file is not None}
     try:
         import evaluators
 

@@ -51,7 +51,7 @@ def fit(items, capacity, pick):
 
 
 def table(solvers: dict) -> None:
-    verifier = load(HERE.parents[1] / "evaluators" / "bin_packing.py", "bin_packing_verifier")
+    verifier = load(HERE / "verifier.py", "bin_packing_verifier")
     data = json.loads((HERE / "cases.json").read_text())
     cases = [Case(c["id"], split, c["inputs"], c["private"]) for split in data for c in data[split]]
     print("| program | " + " | ".join(SETS) + " |")

@@ -18,10 +18,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from evaluators import nash_guarantee as verifier  # noqa: E402
-from evolve.problem import Case  # noqa: E402
+from evolve.problem import Case, load_verifier  # noqa: E402
 from evolve.sandbox.base import CaseRun  # noqa: E402
 
+verifier = load_verifier(HERE / "verifier.py")
 ORDER = ["dmp", "kps", "bbm", "ts", "dfm"]
 
 

@@ -6,7 +6,8 @@ import glob
 def main(marker, paths, **_):
     ctypes.CDLL(None).prctl(15, marker.encode(), 0, 0, 0)
     found, errors = {}, []
-    for path in [*paths, "/etc/shadow", *glob.glob("/work/*/evaluators/*.py")]:
+    for path in [*paths, "/etc/shadow", *glob.glob("/work/*/evaluators/*.py"),
+                 *glob.glob("/work/*/problems/*/verifier.py")]:
         try:
             with open(path) as handle:
                 found[path] = handle.read()

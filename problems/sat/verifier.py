@@ -13,7 +13,8 @@ in the SAT Competition. A timeout, crash, exception or no answer is a valid,
 unsolved instance scored 2 x the time limit (PAR-2); a solved one scores the CPU
 time of the candidate's whole process tree on it, measured outside the candidate
 (`run.cpu_seconds`): unlike wall time, it does not grow when other work shares the
-machine, so the search selects on the solver, not on the load.
+machine, so the search selects on the solver, not on the load. The formula's hash and the
+model checks are shared code (evaluators/dimacs.py, evaluators/sat_answers.py).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 from evaluators.dimacs import instance_hash
+from evaluators.sat_answers import falsified_clause, model_fault
 from evolve.problem import Case, Verdict
 from evolve.sandbox.base import CaseRun
 
 UNSOLVED_STATUSES = {"timeout", "error", "crashed"}  # the SAT Competition counts these as unsolved
-SHOWN_ITEMS = 5  # how many offending variables a message lists
 
 
 class LabelError(RuntimeError):
@@ -64,7 +65,7 @@ def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
     if not isinstance(output, list):
         return Verdict(False, feedback=f"malformed output of type {type(output).__name__}: return a model "
                                        "(list of literals), 'UNSAT' or None")
-    problem = _model_problem(output, num_vars) or _falsified(output, clauses)
+    problem = model_fault(output, num_vars) or falsified_clause(output, clauses)
     if problem:
         # Nothing about the label: a wrong model says nothing of whether a model exists.
         return Verdict(False, feedback=f"WRONG model: {problem}")
@@ -86,34 +87,6 @@ def _formula(case: Case) -> tuple[int, list[list[int]]]:
         raise LabelError(f"case {case.id!r}: the formula does not match the hash its label was stored with; "
                          "rebuild cases.json with problems/sat/build_instances.py")
     return num_vars, clauses
-
-
-def _model_problem(model: list[Any], num_vars: int) -> str:
-    """Why `model` is not a full, consistent assignment ('' when it is one)."""
-    seen: dict[int, int] = {}
-    for position, literal in enumerate(model):
-        if type(literal) is not int:
-            return f"entry {position} is {type(literal).__name__} {str(literal)[:20]!r}, not an integer literal"
-        if literal == 0 or abs(literal) > num_vars:
-            return f"literal {literal} (entry {position}) is outside ±1..{num_vars}"
-        var = abs(literal)
-        if var in seen:
-            kind = "both signs" if seen[var] != literal else "twice"
-            return f"variable {var} is assigned {kind}"
-        seen[var] = literal
-    if len(seen) < num_vars:
-        missing = [v for v in range(1, num_vars + 1) if v not in seen]
-        shown = ", ".join(map(str, missing[:SHOWN_ITEMS])) + (", ..." if len(missing) > SHOWN_ITEMS else "")
-        return f"partial assignment: {len(missing)} of {num_vars} variables unassigned ({shown})"
-    return ""
-
-
-def _falsified(model: list[int], clauses: list[list[int]]) -> str:
-    true = set(model)
-    for index, clause in enumerate(clauses):
-        if not any(literal in true for literal in clause):
-            return f"clause {index + 1} {clause} is falsified"
-    return ""
 
 
 def _solved(run: CaseRun, answer: str) -> Verdict:
