@@ -86,7 +86,8 @@ class RunReads:
         return [ModelUsage(model, calls, errors or 0, prompt or 0, completion or 0, cost or 0.0)
                 for model, calls, errors, prompt, completion, cost in self._rows(
                     "SELECT model, COUNT(*), SUM(CASE WHEN error != '' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
-                    "SUM(completion_tokens), SUM(cost) FROM llm_calls WHERE run_id=:run GROUP BY model", run=run_id)]
+                    "SUM(completion_tokens), SUM(cost) FROM llm_calls WHERE run_id=:run GROUP BY model ORDER BY model",
+                    run=run_id)]
 
     def event_counts(self, run_id: int) -> dict[str, int]:
         return dict(self._rows("SELECT kind, COUNT(*) FROM events WHERE run_id=:run GROUP BY kind", run=run_id))
