@@ -25,12 +25,12 @@ from evolve.champions import Decision, worth_a_duel
 from evolve.db import models
 from evolve.db.rows import (Row, call_rows, certificate_row, challenge_row, evaluation_row, member_row,
                              program_row)
-from evolve.db.store import Store
 from evolve.edits import Rewrite, SearchReplace
 from evolve.evaluation import Evaluation
 from evolve.islands import PER_CLUSTER, Island, Member, ring_migration, weakest_islands
 from evolve.problem import SEARCH, Problem
 from evolve.proposers.base import Proposal
+from evolve.seams import Store
 
 BestCallback = Callable[[int, float, str], None]  # program id, score, code
 UNSOUND_MARGIN = 1e-9  # a held-out score this far above a certified bound is a soundness alarm

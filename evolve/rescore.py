@@ -58,7 +58,7 @@ async def _rescore(run_dir: Path, cfg: DictConfig, note: str = "") -> RescoreRes
     store, run = open_run(run_dir, cfg)
     sandbox = make_sandbox(cfg, sandbox_label(run_dir))
     try:
-        parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
+        parts = problem.identity_parts(sandbox.identity)
         diff = compare_identity(json.loads(run.evaluator_parts), parts)
         if not diff.changes and diff.sandbox is None:
             raise RunError("the evaluator is unchanged since this run's current epoch; there is nothing to rescore")
