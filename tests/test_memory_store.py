@@ -4,6 +4,7 @@ same writes read back alike from both."""
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,12 @@ from evolve.db.memory import MemoryStore
 from evolve.db.rows import certificate_row, evaluation_row, member_row
 from evolve.db.store import Store
 from evolve.evaluation import Evaluator
+from evolve.problem import load_problem
 from evolve.sandbox.bwrap import BwrapSandbox
 from evolve.sandbox.docker import DockerSandbox
+from evolve.sandbox.factory import limits_from
 from evolve.sandbox.process import ProcessSandbox
+from tests.conftest import query
 from tests.test_store import STATE, Run, scored
 
 
@@ -129,3 +133,20 @@ def assert_implements(protocol: type, implementation: type) -> None:
         assert hasattr(implementation, name) or f"self.{name} =" in init or any(
             f"self.{name} =" in inspect.getsource(base.__init__) for base in implementation.__mro__[1:]
             if "__init__" in vars(base)), (implementation, name)
+
+
+def test_a_given_sandbox_and_evaluator_score_the_run_and_resume_continues_it(quick: list[str]) -> None:
+    cfg = evolve.compose(quick + ["budget.evaluations=6"])
+    sandbox = ProcessSandbox()
+    evaluator = Evaluator(load_problem(cfg), sandbox, limits_from(cfg), "given-evaluator")
+    first = evolve.run(cfg, sandbox=sandbox, evaluator=evaluator)
+    assert first.status == "finished" and first.evaluations == 6
+    assert query(first.run_dir, "SELECT evaluator_hash FROM runs") == [("given-evaluator",)]
+    assert query(first.run_dir, "SELECT DISTINCT evaluator_hash FROM evaluations") == [("given-evaluator",)]
+    sandbox_part = json.loads(query(first.run_dir, "SELECT evaluator_parts FROM runs")[0][0])["sandbox"]
+    assert sandbox_part == sandbox.identity
+    # Resumed with the configured parts: the islands come back (their search evaluations carry the run's hash).
+    second = evolve.resume(first.run_dir, ["budget.evaluations=9"])
+    assert second.evaluations == 9 and second.best_score >= first.best_score
+    assert query(first.run_dir, "SELECT COUNT(*) FROM programs WHERE parent_id IS NULL") == [(1,)]
+    assert query(first.run_dir, "SELECT DISTINCT evaluator_hash FROM evaluations") == [("given-evaluator",)]
