@@ -24,7 +24,7 @@ from evolve.certification import CertifyResult, GateResult, subject_of
 from evolve.champions import Decision, worth_a_duel
 from evolve.db import models
 from evolve.db.rows import (Row, call_rows, certificate_row, challenge_row, evaluation_row, member_row,
-                             program_row)
+                             program_row, proposal_row, remeasurement_row)
 from evolve.edits import Rewrite, SearchReplace
 from evolve.evaluation import Evaluation
 from evolve.islands import PER_CLUSTER, Island, Member, ring_migration, weakest_islands
@@ -233,8 +233,7 @@ class Recorder:
         new_best = beats and not self.certifying and not measured
         if new_best:
             self.best_score = evaluation.score
-        row = dict(run_id=self.run_id, island=island, parent_id=parent.program_id, proposer=proposal.proposer,
-                   outcome="new", reason="", edit=diff)
+        row = proposal_row(self.run_id, island, parent.program_id, proposal.proposer, "new", "", diff)
         program_id = await self._write(
             self.store.store_result, self._state(), program, self._evaluation(evaluation), row,
             self._calls(proposal), [self._member(island, evaluation)] if accepted else [],
@@ -264,8 +263,7 @@ class Recorder:
         elif outcome == "failed":
             self.failures += 1
         text = _edit_text(proposal.edit)
-        row = dict(run_id=self.run_id, island=island, parent_id=parent_id, proposer=proposal.proposer,
-                   outcome=outcome, reason=reason, edit=text, program_id=program_id)
+        row = proposal_row(self.run_id, island, parent_id, proposal.proposer, outcome, reason, text, program_id)
         await self._write(self.store.store_proposal, self._state(), row, self._calls(proposal))
 
     async def record_heldout(self, program_id: int, evaluation: Evaluation) -> None:
@@ -281,9 +279,7 @@ class Recorder:
         (the single measurement that made a contender, or a champion, was a lucky draw). Returns the new
         champion's score if the contender was crowned."""
         champion_id = self.best_id
-        rows = [dict(run_id=self.run_id, epoch=self.epoch, contender_id=contender_id, program_id=program_id,
-                     role=role, repeat=repeat, valid=e.valid, score=e.score, seconds=e.seconds,
-                     metrics=evaluation_row(e, program_id, self.epoch)["metrics"])
+        rows = [remeasurement_row(self.run_id, self.epoch, contender_id, program_id, role, repeat, e)
                 for repeat, pair in enumerate(pairs)
                 for program_id, role, e in ((contender_id, "contender", pair[0]), (champion_id, "champion", pair[1]))]
         winner = [c for c, _ in pairs] if decision.crowned else [i for _, i in pairs]

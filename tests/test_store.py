@@ -10,7 +10,8 @@ import pytest
 
 from evolve.db import models
 from evolve.db.records import ArchiveSummary, ChildCounts, ModelUsage, PendingChallenge, ProposalCounts, ScoredProgram
-from evolve.db.rows import call_rows, certificate_row, challenge_row, evaluation_row, member_row, program_row
+from evolve.db.rows import (call_rows, certificate_row, challenge_row, evaluation_row, member_row, program_row,
+                            proposal_row, remeasurement_row)
 from evolve.db.store import Store, open_store, sqlite_url
 from evolve.evaluation import Evaluation
 from evolve.problem import Verdict
@@ -41,8 +42,7 @@ class Run:
         members = [member_row(self.id, island, 0, fitness, evaluation.signature())] if member else []
         for row in members:
             del row["program_id"]  # the store fills in the new program's id
-        row = None if proposal is None else dict(run_id=self.id, island=island, parent_id=parent, proposer="m",
-                                                  outcome=proposal, reason="", edit="")
+        row = None if proposal is None else proposal_row(self.id, island, parent, "m", proposal, "", "")
         return self.store.store_result(
             STATE, program_row(self.id, parent, island, f"code {fitness} {island} {parent}", f"{fitness}-{island}-{parent}",
                             "rewrite", "", "m", evaluation),
@@ -62,8 +62,7 @@ def test_island_summaries_count_archives_children_proposals_and_improvements(run
     better = run.program(scored(2.0, cases=(2.0,)), island=0, parent=seed)
     run.program(scored(0.5, cases=(0.5,)), island=1, parent=seed)
     run.program(scored(None), island=1, parent=better, member=False)
-    run.store.store_proposal(STATE, dict(run_id=run.id, island=1, parent_id=seed, proposer="m", outcome="duplicate",
-                                      reason="", edit=""))
+    run.store.store_proposal(STATE, proposal_row(run.id, 1, seed, "m", "duplicate", "same code", ""))
 
     assert run.store.archive_summaries(run.id) == {0: ArchiveSummary(2, 2.0, 2), 1: ArchiveSummary(1, 0.5, 1)}
     assert run.store.child_counts(run.id) == {0: ChildCounts(1, 1), 1: ChildCounts(2, 1)}
@@ -118,8 +117,8 @@ def test_events_are_counted_and_the_latest_of_a_kind_is_read(run: Run) -> None:
 def test_duels_store_their_remeasurements(run: Run) -> None:
     seed = run.program(scored(1.0), proposal=None)
     child = run.program(scored(2.0, cases=(2.0,)), parent=seed)
-    rows = [dict(run_id=run.id, epoch=0, contender_id=child, program_id=pid, role=role, repeat=0, valid=True,
-                 score=1.0, seconds=0.1, metrics="{}") for pid, role in ((child, "contender"), (seed, "champion"))]
+    rows = [remeasurement_row(run.id, 0, child, pid, role, 0, scored(score, cases=(score,)))
+            for pid, role, score in ((child, "contender", 2.1), (seed, "champion", 0.9))]
     run.store.store_duel(run.id, rows, {"best_program_id": child}, contender_id=child, crowned=True)
     assert run.store.remeasurement_count(run.id) == 2
     assert run.store.load_run(run.id).best_program_id == child

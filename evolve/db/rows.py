@@ -32,6 +32,24 @@ def program_row(run_id: int, parent_id: int | None, island: int, code: str, code
                 signature=evaluation.signature())
 
 
+def proposal_row(run_id: int, island: int, parent_id: int | None, proposer: str, outcome: str, reason: str,
+                 edit: str, program_id: int | None = None) -> Row:
+    """A proposal, whatever became of it (with a new program, the store fills in its id)."""
+    row: Row = dict(run_id=run_id, island=island, parent_id=parent_id, proposer=proposer, outcome=outcome,
+                    reason=reason, edit=edit)
+    if program_id is not None:
+        row["program_id"] = program_id
+    return row
+
+
+def remeasurement_row(run_id: int, epoch: int, contender_id: int, program_id: int, role: str, repeat: int,
+                      evaluation: "Evaluation") -> Row:
+    """One evaluation of a duel (role: contender | champion), per-case verdicts as an evaluation stores them."""
+    return dict(run_id=run_id, epoch=epoch, contender_id=contender_id, program_id=program_id, role=role,
+                repeat=repeat, valid=evaluation.valid, score=evaluation.score, seconds=evaluation.seconds,
+                metrics=evaluation_row(evaluation, program_id, epoch)["metrics"])
+
+
 def member_row(run_id: int, island: int, program_id: int, fitness: float, signature: str) -> Row:
     """An active island-archive entry."""
     return dict(run_id=run_id, island=island, program_id=program_id, fitness=fitness, signature=signature,
