@@ -17,12 +17,12 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from evolve.db import models
+from evolve.db.rows import challenge_row, evaluation_row, member_row
+from evolve.db.store import Store
 from evolve.evaluation import Evaluation, Evaluator
 from evolve.config import reread_problem, to_yaml
 from evolve.problem import SEARCH, compare_identity, identity_hash, load_problem
 from evolve.problem_source import bundled_now, find_problem_file, locate, old_layout_name
-from evolve.db.rows import challenge_row, evaluation_row, member_row
-from evolve.db.store import Store
 from evolve.sandbox.factory import limits_from, make_sandbox
 from evolve.runlock import run_lock
 from evolve.session import CONFIG_FILE, RunError, open_run, sandbox_label, saved_config

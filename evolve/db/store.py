@@ -3,7 +3,9 @@
 The engine calls these methods from a single worker thread (they block);
 each result is stored together with the run's counters and RNG state, so the
 database is consistent at every instant and `kill -9` loses nothing that was
-complete.
+complete. The rows come from evolve/db/rows.py; the summaries `evolve status`
+reads are in evolve/db/reads.py. No module outside evolve/db/ writes SQL
+(tests/test_sql_in_store.py), apart from the report's read-only source.
 """
 
 from __future__ import annotations
