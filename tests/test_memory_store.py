@@ -71,7 +71,8 @@ def history(made: Run) -> list[object]:
     run = store.load_run(made.id)
 
     def members(island: int) -> list[tuple]:
-        return [(m.program_id, m.fitness, p.code, feedback) for m, p, feedback in store.active_members(made.id, island, 9)]
+        return [(m.program_id, m.fitness, p.code, feedback)
+                for m, p, feedback in store.active_members(made.id, island, 9)]
 
     return [
         (run.best_program_id, run.best_score, run.status),

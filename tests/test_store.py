@@ -40,12 +40,12 @@ class Run:
                 proposal: str | None = "new", calls: tuple[CallRecord, ...] = (), challenge: bool = False) -> int:
         fitness = evaluation.score if evaluation.score is not None else 0.0
         members = [member_row(self.id, island, 0, fitness, evaluation.signature())] if member else []
-        for row in members:
-            del row["program_id"]  # the store fills in the new program's id
+        for entry in members:
+            del entry["program_id"]  # the store fills in the new program's id
         row = None if proposal is None else proposal_row(self.id, island, parent, "m", proposal, "", "")
         return self.store.store_result(
-            STATE, program_row(self.id, parent, island, f"code {fitness} {island} {parent}", f"{fitness}-{island}-{parent}",
-                            "rewrite", "", "m", evaluation),
+            STATE, program_row(self.id, parent, island, f"code {fitness} {island} {parent}",
+                               f"{fitness}-{island}-{parent}", "rewrite", "", "m", evaluation),
             evaluation_row(evaluation, 0, 0), row, call_rows(self.id, calls), members,
             challenge=challenge_row(self.id, 0, evaluation.score) if challenge else None)
 

@@ -170,7 +170,8 @@ class MemoryStore:
         """As the SQL store's join: one entry per search evaluation under the run's evaluator hash."""
         evaluator_hash = self.tables[Run][run_id].evaluator_hash
         found = [(member.model_copy(), self.tables[Program][member.program_id].model_copy(), evaluation.feedback)
-                 for member in self._rows(IslandMember, lambda m: (m.run_id, m.island, m.active) == (run_id, island, True))
+                 for member in self._rows(IslandMember,
+                                          lambda m: (m.run_id, m.island, m.active) == (run_id, island, True))
                  for evaluation in self._rows(Evaluation, lambda e: e.program_id == member.program_id
                                               and e.split == "search" and e.evaluator_hash == evaluator_hash)]
         return sorted(found, key=lambda entry: -entry[0].fitness)[:limit]
@@ -184,10 +185,12 @@ class MemoryStore:
         return {p.code_hash: p.id for p in self._rows(Program, lambda p: p.run_id == run_id)}  # type: ignore[misc]
 
     def events(self, run_id: int, kinds: tuple[str, ...]) -> list[tuple[str, dict]]:
-        return [(e.kind, json.loads(e.data)) for e in self._rows(Event, lambda e: e.run_id == run_id and e.kind in kinds)]
+        return [(e.kind, json.loads(e.data))
+                for e in self._rows(Event, lambda e: e.run_id == run_id and e.kind in kinds)]
 
     def evaluations(self, program_id: int, epoch: int) -> list[Evaluation]:
-        return [e.model_copy() for e in self._rows(Evaluation, lambda e: (e.program_id, e.epoch) == (program_id, epoch))]
+        return [e.model_copy()
+                for e in self._rows(Evaluation, lambda e: (e.program_id, e.epoch) == (program_id, epoch))]
 
     def search_evaluation(self, program_id: int, epoch: int) -> Evaluation | None:
         found = self._rows(Evaluation, lambda e: (e.program_id, e.split, e.epoch) == (program_id, "search", epoch))

@@ -265,7 +265,8 @@ class Store(RunReads):
         with Session(self.engine, expire_on_commit=False) as session:
             return session.exec(select(Certificate).where(
                 Certificate.run_id == run_id, Certificate.program_id == program_id, Certificate.kind == "certify",
-                Certificate.status == "proven").order_by(Certificate.id.desc()).limit(1)).first()  # type: ignore[union-attr]
+                Certificate.status == "proven")
+                .order_by(Certificate.id.desc()).limit(1)).first()  # type: ignore[union-attr]
 
     def search_evaluation(self, program_id: int, epoch: int) -> Evaluation | None:
         """A program's search-split evaluation in this epoch (the first one)."""
