@@ -13,6 +13,14 @@ Library use::
 `run` takes hydra-style overrides or a composed config (`evolve.compose([...])`);
 `on_best(program_id, score, code)` is called on each new best. Inside a running
 event loop, await `evolve.run_async` / `evolve.resume_async` instead.
+
+Each of the engine's seams (evolve/seams.py) can be handed in as an instance in place
+of the one the config makes::
+
+    from evolve.db.memory import MemoryStore
+
+    result = evolve.run(["problem=circle_packing"], proposer=my_proposer, sandbox=my_sandbox,
+                        evaluator=my_evaluator, store=MemoryStore())
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from evolve.proposers.base import Proposer
+    from evolve.seams import Evaluator, Sandbox, Store
     from evolve.session import RunResult
 
 __all__ = ["run", "resume", "run_async", "resume_async", "compose", "RunResult", "ConfigError", "ProblemError",
@@ -55,14 +64,15 @@ OnBest = Callable[[int, float, str], None]
 
 
 async def run_async(config: DictConfig | Sequence[str] = (), on_best: OnBest | None = None,
-                    proposer: Proposer | None = None) -> RunResult:
+                    proposer: Proposer | None = None, *, sandbox: Sandbox | None = None,
+                    evaluator: Evaluator | None = None, store: Store | None = None) -> RunResult:
     from omegaconf import DictConfig
 
     from evolve.config import compose_config
     from evolve.session import start_run
 
     cfg = config if isinstance(config, DictConfig) else compose_config(list(config))
-    return await start_run(cfg, on_best=on_best, proposer=proposer)
+    return await start_run(cfg, on_best=on_best, proposer=proposer, sandbox=sandbox, evaluator=evaluator, store=store)
 
 
 async def resume_async(run_dir: str | Path, overrides: Sequence[str] = (), on_best: OnBest | None = None,
@@ -73,12 +83,21 @@ async def resume_async(run_dir: str | Path, overrides: Sequence[str] = (), on_be
 
 
 def run(config: DictConfig | Sequence[str] = (), on_best: OnBest | None = None,
-        proposer: Proposer | None = None) -> RunResult:
+        proposer: Proposer | None = None, *, sandbox: Sandbox | None = None,
+        evaluator: Evaluator | None = None, store: Store | None = None) -> RunResult:
     """Start a search and run it to the end of its budget.
 
-    `proposer` replaces the configured one (any object with the Proposer protocol).
+    Each seam given replaces the one the config would make (protocols in evolve/seams.py):
+    - `proposer`: writes the edits (the configured LLM or offline mutator otherwise).
+    - `sandbox`: runs the candidates; its `identity` is part of the run's evaluator identity.
+    - `evaluator`: scores the candidates (otherwise the problem's verifier behind the sandbox);
+      the run records its `evaluator_hash`, which every Evaluation it returns must carry.
+    - `store`: keeps the run (otherwise the database the config names, `evolve.db` in the run
+      directory). `evolve.db.memory.MemoryStore()` keeps it in memory: the run directory then
+      holds only its config, and the run cannot be resumed, reported or rescored.
+    The run closes each seam when it ends (a MemoryStore keeps its tables for reading).
     """
-    return asyncio.run(run_async(config, on_best, proposer))
+    return asyncio.run(run_async(config, on_best, proposer, sandbox=sandbox, evaluator=evaluator, store=store))
 
 
 def resume(run_dir: str | Path, overrides: Sequence[str] = (), on_best: OnBest | None = None,

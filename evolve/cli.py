@@ -212,7 +212,7 @@ def best(run_dir: Path, output: Optional[Path] = typer.Option(None, "-o", "--out
     store, run = open_run(run_dir, saved_config(run_dir))
     try:
         program = store.program(run.best_program_id) if run.best_program_id is not None else None
-        certifying = store.query("SELECT COUNT(*) FROM certificates WHERE run_id=:run", run=run.id)[0][0] > 0
+        certifying = bool(store.certificate_counts(run.id))  # type: ignore[arg-type]
         certificate = store.champion_certificate(run.id, program.id) if certifying and program else None
     finally:
         store.close()
@@ -222,8 +222,8 @@ def best(run_dir: Path, output: Optional[Path] = typer.Option(None, "-o", "--out
     if program is None:
         raise RunError(f"{run_dir} has no evaluated program yet")
     if certificate is not None:  # on stderr: stdout stays the program alone
-        errors.print(f"certified bound {certificate['bound']} ({certificate['bound_float']:.9g}), program "
-                     f"{program.id}, {certificate['solver']}", highlight=False, soft_wrap=True)
+        errors.print(f"certified bound {certificate.bound} ({certificate.bound_float:.9g}), program "
+                     f"{program.id}, {certificate.solver}", highlight=False, soft_wrap=True)
     if output is None:
         sys.stdout.write(program.code)
         return

@@ -30,10 +30,11 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig
 
+from evolve import seams
 from evolve.certification import Certifier, CertifierError, CertifyResult, better, subject_of
 from evolve.champions import decide, remeasure, worth_a_duel
 from evolve.edits import EditRejected, apply_edit, normalized_hash
-from evolve.evaluation import Evaluation, Evaluator, VerifierError
+from evolve.evaluation import Evaluation, VerifierError
 from evolve.islands import Member, RankSelection
 from evolve.problem import HELDOUT, SEARCH, Problem, describe_changes
 from evolve.proposers.base import Proposal, ProposalCancelled, ProposalRequest, Proposer, ProgramView
@@ -91,7 +92,7 @@ class Engine:
         cfg: DictConfig,
         problem: Problem,
         proposer: Proposer,
-        evaluator: Evaluator,
+        evaluator: seams.Evaluator,
         recorder: Recorder,
         on_progress: Callable[[Recorder], None] | None = None,
         identity: Callable[[], dict[str, str]] | None = None,

@@ -23,12 +23,14 @@ from evolve.alarms import HeldoutAlarm, describe
 from evolve.certification import CertifyResult, GateResult, subject_of
 from evolve.champions import Decision, worth_a_duel
 from evolve.db import models
-from evolve.db.store import Row, Store
+from evolve.db.rows import (Row, call_rows, certificate_row, challenge_row, evaluation_row, member_row,
+                             program_row, proposal_row, remeasurement_row)
 from evolve.edits import Rewrite, SearchReplace
 from evolve.evaluation import Evaluation
 from evolve.islands import PER_CLUSTER, Island, Member, ring_migration, weakest_islands
 from evolve.problem import SEARCH, Problem
 from evolve.proposers.base import Proposal
+from evolve.seams import Store
 
 BestCallback = Callable[[int, float, str], None]  # program id, score, code
 UNSOUND_MARGIN = 1e-9  # a held-out score this far above a certified bound is a soundness alarm
@@ -104,10 +106,9 @@ class Recorder:
         if certificate is None:  # no champion, or one without a certificate (a rescore picks by search score)
             self.best_id = self.best_score = None
         else:
-            self.champion_bound, self.champion_certificate = certificate["bound"], certificate["id"]
-            self.best_score = certificate["bound_float"]
-        self.unsound = self.store.query("SELECT COUNT(*) FROM certificates WHERE run_id=:run AND unsound",
-                                        run=self.run_id)[0][0]
+            self.champion_bound, self.champion_certificate = certificate.bound, certificate.id
+            self.best_score = certificate.bound_float
+        self.unsound = len(self.store.unsound_certificates(self.run_id))
         self.alarms += self.unsound
 
     def _load_alarm_history(self) -> None:
@@ -232,8 +233,7 @@ class Recorder:
         new_best = beats and not self.certifying and not measured
         if new_best:
             self.best_score = evaluation.score
-        row = dict(run_id=self.run_id, island=island, parent_id=parent.program_id, proposer=proposal.proposer,
-                   outcome="new", reason="", edit=diff)
+        row = proposal_row(self.run_id, island, parent.program_id, proposal.proposer, "new", "", diff)
         program_id = await self._write(
             self.store.store_result, self._state(), program, self._evaluation(evaluation), row,
             self._calls(proposal), [self._member(island, evaluation)] if accepted else [],
@@ -263,8 +263,7 @@ class Recorder:
         elif outcome == "failed":
             self.failures += 1
         text = _edit_text(proposal.edit)
-        row = dict(run_id=self.run_id, island=island, parent_id=parent_id, proposer=proposal.proposer,
-                   outcome=outcome, reason=reason, edit=text, program_id=program_id)
+        row = proposal_row(self.run_id, island, parent_id, proposal.proposer, outcome, reason, text, program_id)
         await self._write(self.store.store_proposal, self._state(), row, self._calls(proposal))
 
     async def record_heldout(self, program_id: int, evaluation: Evaluation) -> None:
@@ -280,9 +279,7 @@ class Recorder:
         (the single measurement that made a contender, or a champion, was a lucky draw). Returns the new
         champion's score if the contender was crowned."""
         champion_id = self.best_id
-        rows = [dict(run_id=self.run_id, epoch=self.epoch, contender_id=contender_id, program_id=program_id,
-                     role=role, repeat=repeat, valid=e.valid, score=e.score, seconds=e.seconds,
-                     metrics=evaluation_row(e, program_id, self.epoch)["metrics"])
+        rows = [remeasurement_row(self.run_id, self.epoch, contender_id, program_id, role, repeat, e)
                 for repeat, pair in enumerate(pairs)
                 for program_id, role, e in ((contender_id, "contender", pair[0]), (champion_id, "champion", pair[1]))]
         winner = [c for c, _ in pairs] if decision.crowned else [i for _, i in pairs]
@@ -369,11 +366,10 @@ class Recorder:
 
     def _challenge(self, score: float) -> Row:
         """The pending row of a program queued for certification (its id is filled in by the store)."""
-        return dict(run_id=self.run_id, epoch=self.epoch, kind="challenge", status="pending", lower=score)
+        return challenge_row(self.run_id, self.epoch, score)
 
     def _certificate(self, program_id: int, kind: str, status: str, detail: dict[str, Any], **fields: Any) -> Row:
-        return dict(run_id=self.run_id, program_id=program_id, epoch=self.epoch, kind=kind, status=status,
-                    detail=json.dumps(detail, default=str), **fields)
+        return certificate_row(self.run_id, program_id, self.epoch, kind, status, detail, **fields)
 
     async def resolve_challenge(self, program_id: int, outcome: str) -> None:
         """A challenger dealt with without a result of its own (skipped, no subject, verifier fault)."""
@@ -419,12 +415,11 @@ class Recorder:
         for _challenge_id, program_id, _lower in pending:
             program = await self._write(self.store.program, program_id)
             row = await self._write(self.store.search_evaluation, program_id, self.epoch)
-            if program is None or row is None or not row["valid"]:
+            if program is None or row is None or not row.valid:
                 await self.resolve_challenge(program_id, "lost")
                 continue
-            subject = subject_of(list(json.loads(row["metrics"]).values()))
-            found.append((program_id, program.code, Evaluation(
-                SEARCH, True, row["score"], {}, row["feedback"], row["seconds"], row["evaluator_hash"]), subject))
+            subject = subject_of(list(json.loads(row.metrics).values()))
+            found.append((program_id, program.code, _stored_evaluation(row), subject))
         if pending:
             await self.event("certification_requeued", programs=[p for _, p, _ in pending])
         return found
@@ -437,16 +432,13 @@ class Recorder:
         return await self._write(self._unfinished_champion, self.best_id)
 
     def _unfinished_champion(self, program_id: int) -> "UnfinishedChampion | None":
-        done = self.store.query("SELECT data FROM events WHERE run_id=:run AND kind='champion'", run=self.run_id)
-        if any(json.loads(data).get("program_id") == program_id and json.loads(data).get("epoch", 0) == self.epoch
-               for (data,) in done):
+        done = self.store.events(self.run_id, ("champion",))
+        if any(data.get("program_id") == program_id and data.get("epoch", 0) == self.epoch for _, data in done):
             return None
         program = self.store.program(program_id)
-        rows = self.store.query("SELECT split, valid, score, feedback, seconds, evaluator_hash FROM evaluations "
-                                "WHERE program_id=:program AND epoch=:epoch ORDER BY id",
-                                program=program_id, epoch=self.epoch)
-        searches = [_stored_evaluation(row) for row in rows if row[0] == SEARCH]
-        heldouts = [_stored_evaluation(row) for row in rows if row[0] != SEARCH]
+        rows = self.store.evaluations(program_id, self.epoch)
+        searches = [_stored_evaluation(row) for row in rows if row.split == SEARCH]
+        heldouts = [_stored_evaluation(row) for row in rows if row.split != SEARCH]
         if program is None or not searches:
             return None
         certified = None
@@ -454,8 +446,8 @@ class Recorder:
             row = self.store.champion_certificate(self.run_id, program_id)
             if row is None:
                 return None
-            certified = CertifyResult(row["status"], row["bound"], row["bound_float"], row["lower"], row["width"],
-                                      row["calls"], row["seconds"], row["solver"])
+            certified = CertifyResult(row.status, row.bound, row.bound_float, row.lower, row.width, row.calls,
+                                      row.seconds, row.solver)
         return UnfinishedChampion(program_id, program.code, searches[0], heldouts[0] if heldouts else None,
                                   len(searches) > 1, certified)
 
@@ -511,10 +503,7 @@ class Recorder:
 
     def _program(self, parent_id: int | None, island: int, code: str, code_hash: str, edit_kind: str, diff: str,
                  proposer: str, evaluation: Evaluation) -> Row:
-        return dict(run_id=self.run_id, parent_id=parent_id, island=island, code=code, code_hash=code_hash,
-                    edit_kind=edit_kind, edit=diff, proposer=proposer,
-                    status="valid" if evaluation.valid else "invalid", score=evaluation.score,
-                    signature=evaluation.signature())
+        return program_row(self.run_id, parent_id, island, code, code_hash, edit_kind, diff, proposer, evaluation)
 
     def _evaluation(self, evaluation: Evaluation, program_id: int = 0) -> Row:
         return evaluation_row(evaluation, program_id, self.epoch)
@@ -526,8 +515,7 @@ class Recorder:
         return row
 
     def _member_row(self, island: int, program_id: int, fitness: float, signature: str) -> Row:
-        return dict(run_id=self.run_id, island=island, program_id=program_id, fitness=fitness,
-                    signature=signature, active=True)
+        return member_row(self.run_id, island, program_id, fitness, signature)
 
     def _as_member(self, program_id: int, code: str, evaluation: Evaluation) -> Member:
         return Member(program_id, self.problem.fitness(evaluation.score), evaluation.score,  # type: ignore[arg-type]
@@ -540,16 +528,7 @@ class Recorder:
                 or member.fitness > ranked[-1].fitness)
 
     def _calls(self, proposal: Proposal) -> list[Row]:
-        return [dict(run_id=self.run_id, model=c.model, prompt_tokens=c.prompt_tokens,
-                     completion_tokens=c.completion_tokens, latency=c.latency, cost=c.cost, error=c.error)
-                for c in proposal.calls]
-
-
-def evaluation_row(evaluation: Evaluation, program_id: int, epoch: int) -> Row:
-    metrics = {case_id: {"valid": v.valid, "score": v.score, **v.metrics} for case_id, v in evaluation.verdicts.items()}
-    return dict(program_id=program_id, split=evaluation.split, valid=evaluation.valid, score=evaluation.score,
-                metrics=json.dumps(metrics, default=str), feedback=evaluation.feedback, seconds=evaluation.seconds,
-                evaluator_hash=evaluation.evaluator_hash, epoch=epoch)
+        return call_rows(self.run_id, proposal.calls)
 
 
 class Recorded(NamedTuple):
@@ -572,9 +551,9 @@ class UnfinishedChampion(NamedTuple):
     certified: CertifyResult | None
 
 
-def _stored_evaluation(row: Any) -> Evaluation:
-    split, valid, score, feedback, seconds, evaluator_hash = row
-    return Evaluation(split, bool(valid), score, {}, feedback, seconds, evaluator_hash)
+def _stored_evaluation(row: models.Evaluation) -> Evaluation:
+    """An evaluation as stored (scores and feedback; its per-case verdicts stay in the row's metrics)."""
+    return Evaluation(row.split, bool(row.valid), row.score, {}, row.feedback, row.seconds, row.evaluator_hash)
 
 
 def _edit_text(edit: object) -> str:

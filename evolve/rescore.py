@@ -17,11 +17,12 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from evolve.db import models
+from evolve.db.rows import challenge_row, evaluation_row, member_row
+from evolve.db.store import Store
 from evolve.evaluation import Evaluation, Evaluator
 from evolve.config import reread_problem, to_yaml
 from evolve.problem import SEARCH, compare_identity, identity_hash, load_problem
 from evolve.problem_source import bundled_now, find_problem_file, locate, old_layout_name
-from evolve.recorder import evaluation_row
 from evolve.sandbox.factory import limits_from, make_sandbox
 from evolve.runlock import run_lock
 from evolve.session import CONFIG_FILE, RunError, open_run, sandbox_label, saved_config
@@ -57,7 +58,7 @@ async def _rescore(run_dir: Path, cfg: DictConfig, note: str = "") -> RescoreRes
     store, run = open_run(run_dir, cfg)
     sandbox = make_sandbox(cfg, sandbox_label(run_dir))
     try:
-        parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
+        parts = problem.identity_parts(sandbox.identity)
         diff = compare_identity(json.loads(run.evaluator_parts), parts)
         if not diff.changes and diff.sandbox is None:
             raise RunError("the evaluator is unchanged since this run's current epoch; there is nothing to rescore")
@@ -84,8 +85,8 @@ async def _rescore(run_dir: Path, cfg: DictConfig, note: str = "") -> RescoreRes
     finally:
         await sandbox.close()
     rows = [evaluation_row(e, pid, epoch) for pid, e in results.items()]
-    members = [dict(run_id=run.id, island=island, program_id=pid, fitness=problem.fitness(results[pid].score),  # type: ignore[arg-type]
-                    signature=results[pid].signature(), active=True)
+    members = [member_row(run.id, island, pid, problem.fitness(results[pid].score),  # type: ignore[arg-type]
+                          results[pid].signature())
                for island, entries in islands.items() for pid, _ in entries if results[pid].valid]
     valid = {pid: e for pid, e in results.items() if e.valid}
     best_id = max(valid, key=lambda pid: problem.fitness(valid[pid].score)) if valid else None  # type: ignore[arg-type]
@@ -95,8 +96,8 @@ async def _rescore(run_dir: Path, cfg: DictConfig, note: str = "") -> RescoreRes
         # Certificates belong to the old verifier: the new epoch has no certified champion until
         # the next session certifies its best programs, queued here as pending challengers.
         ranked = sorted(valid, key=lambda pid: problem.fitness(valid[pid].score), reverse=True)  # type: ignore[arg-type]
-        challenges = [dict(run_id=run.id, program_id=pid, epoch=epoch, kind="challenge", status="pending",
-                           lower=valid[pid].score) for pid in ranked[:RECERTIFY]]
+        challenges = [challenge_row(run.id, epoch, valid[pid].score, program_id=pid)  # type: ignore[arg-type]
+                      for pid in ranked[:RECERTIFY]]
         best_id = None
     store.start_epoch(run.id, rows, members, epoch=epoch, evaluator_hash=new_hash,  # type: ignore[arg-type]
                       evaluator_parts=json.dumps(parts), best_program_id=best_id,
@@ -107,10 +108,9 @@ async def _rescore(run_dir: Path, cfg: DictConfig, note: str = "") -> RescoreRes
                          changes)
 
 
-def _archive(store, run: models.Run) -> dict[int, list[tuple[int, float]]]:
+def _archive(store: Store, run: models.Run) -> dict[int, list[tuple[int, float]]]:
     """Active island members, by island."""
     islands: dict[int, list[tuple[int, float]]] = {}
-    for island, program_id, fitness in store.query(
-            "SELECT island, program_id, fitness FROM island_members WHERE run_id=:run AND active", run=run.id):
-        islands.setdefault(island, []).append((program_id, fitness))
+    for member in store.archive(run.id):  # type: ignore[arg-type]
+        islands.setdefault(member.island, []).append((member.program_id, member.fitness))
     return islands

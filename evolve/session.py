@@ -21,6 +21,7 @@ from typing import Callable
 from omegaconf import DictConfig
 from sqlalchemy.exc import DBAPIError
 
+from evolve import seams
 from evolve.config import ConfigError, load_saved, moved_problem, to_yaml
 from evolve.db import models
 from evolve.db.store import Store, StoreError, database_error, open_store, sqlite_url
@@ -104,7 +105,9 @@ def database_url(cfg: DictConfig, run_dir: Path) -> str:
 
 async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
                     on_progress: Callable[[Recorder], None] | None = None,
-                    proposer: Proposer | None = None) -> RunResult:
+                    proposer: Proposer | None = None, sandbox: seams.Sandbox | None = None,
+                    evaluator: seams.Evaluator | None = None, store: seams.Store | None = None) -> RunResult:
+    """A new run. Each seam given replaces the one the config makes (see `evolve.run`)."""
     run_dir = Path(cfg.run.dir) if cfg.run.dir else default_run_dir(cfg)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"run.dir={run_dir} is a file, not a folder; choose another place with run.dir=PATH")
@@ -116,7 +119,8 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
     check_evolvable(problem, cfg.problem.seed_program)
     proposer = proposer or make_proposer(cfg)  # a missing API key fails here, before anything is written
     await _preflight(proposer)
-    sandbox = make_sandbox(cfg, sandbox_label(run_dir))  # an unavailable sandbox fails here, before anything is written
+    if sandbox is None:  # an unavailable sandbox fails here, before anything is written
+        sandbox = make_sandbox(cfg, sandbox_label(run_dir))
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -124,23 +128,27 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
         raise RunError(f"cannot create the run directory {run_dir}: {error.strerror or error}; choose a "
                        "writable place with run.dir=PATH") from None
     try:
-        return await _start_locked(cfg, run_dir, problem, sandbox, on_best, on_progress, proposer)
+        return await _start_locked(cfg, run_dir, problem, sandbox, on_best, on_progress, proposer, evaluator, store)
     except RunDirUnwritable:
         await sandbox.close()
         raise
 
 
-async def _start_locked(cfg: DictConfig, run_dir: Path, problem, sandbox, on_best: BestCallback | None,
-                        on_progress: Callable[[Recorder], None] | None, proposer: Proposer) -> RunResult:
+async def _start_locked(cfg: DictConfig, run_dir: Path, problem, sandbox: seams.Sandbox, on_best: BestCallback | None,
+                        on_progress: Callable[[Recorder], None] | None, proposer: Proposer,
+                        evaluator: seams.Evaluator | None, store: seams.Store | None) -> RunResult:
     with run_lock(run_dir):
         cfg.run.dir = str(run_dir)
         (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))
-        store = Store(database_url(cfg, run_dir), create=True)
-        parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
+        if store is None:
+            store = Store(database_url(cfg, run_dir), create=True)
+        parts = problem.identity_parts(sandbox.identity)
+        # An evaluator given by the caller scores under its own hash: the run's evaluations must share one.
+        evaluator_hash = evaluator.evaluator_hash if evaluator is not None else identity_hash(parts)
         run = store.create_run(models.Run(problem=problem.name, config_yaml=to_yaml(cfg),
-                                          evaluator_hash=identity_hash(parts), evaluator_parts=json.dumps(parts)))
+                                          evaluator_hash=evaluator_hash, evaluator_parts=json.dumps(parts)))
         (run_dir / RUN_ID_FILE).write_text(str(run.id))
-        return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
+        return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer, evaluator)
 
 
 async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
@@ -156,7 +164,7 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
         await _preflight(proposer)
         store, run = open_run(run_dir, cfg)
         sandbox = make_sandbox(cfg, sandbox_label(run_dir))
-        parts = problem.identity_parts(getattr(sandbox, "identity", sandbox.name))
+        parts = problem.identity_parts(sandbox.identity)
         diff = compare_identity(json.loads(run.evaluator_parts), parts)
         if diff.changes:
             await sandbox.close()
@@ -189,15 +197,16 @@ def _adopt_identity(store: Store, run: models.Run, diff: IdentityDiff, parts: di
         store.save_run(run.id, evaluator_parts=run.evaluator_parts)  # type: ignore[arg-type]
 
 
-async def _drive(cfg: DictConfig, run_dir: Path, problem, store: Store, run: models.Run, sandbox,
+async def _drive(cfg: DictConfig, run_dir: Path, problem, store: seams.Store, run: models.Run, sandbox: seams.Sandbox,
                  on_best: BestCallback | None, on_progress: Callable[[Recorder], None] | None,
-                 proposer: Proposer) -> RunResult:
+                 proposer: Proposer, evaluator: seams.Evaluator | None = None) -> RunResult:
     if run.proposer_state:
         proposer.restore(json.loads(run.proposer_state))
-    evaluator = Evaluator(problem, sandbox, limits_from(cfg), run.evaluator_hash,
-                          cfg.verification.verifier_timeout)
+    if evaluator is None:
+        evaluator = Evaluator(problem, sandbox, limits_from(cfg), run.evaluator_hash,
+                              cfg.verification.verifier_timeout)
     recorder = Recorder(cfg, problem, store, run, proposer.state, on_best)
-    sandbox_identity = getattr(sandbox, "identity", sandbox.name)
+    sandbox_identity = sandbox.identity
     engine = Engine(cfg, problem, proposer, evaluator, recorder, on_progress,
                     identity=lambda: problem.identity_parts(sandbox_identity, on_disk=True))
     interrupted = _on_signals(engine)

@@ -3,75 +3,50 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from evolve.db.models import Run
+from evolve.db.store import Store
 from evolve.runlock import is_running, lock_holder
 from evolve.session import open_run, saved_config
+
+
+# Events `evolve status` lists as alarms, each with what it compared and what to do.
+ALARM_EVENTS = ("heldout_divergence", "heldout_failed", "nondeterministic", "drift", "drift_refused",
+                "verifier_error", "certificate_unsound")
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
     cfg = saved_config(run_dir)
     store, run = open_run(run_dir, cfg)
     try:
-        rid = {"run": run.id}
         islands: dict[int, dict[str, Any]] = {
             i: {"island": i, "size": 0, "best": None, "evaluations": 0, "valid": 0, "proposals": 0,
                 "duplicates": 0, "improvements": 0}
             for i in range(cfg.search.islands)
         }
-        for island, size, best in store.query(
-            "SELECT island, COUNT(*), MAX(fitness) FROM island_members WHERE run_id=:run AND active "
-            "GROUP BY island", **rid):
-            islands[island].update(size=size, best=best if cfg.problem.objective == "maximize" else -best)
-        for island, total, valid in store.query(
-            "SELECT island, COUNT(*), SUM(CASE WHEN status='valid' THEN 1 ELSE 0 END) FROM programs "
-            "WHERE run_id=:run AND parent_id IS NOT NULL GROUP BY island", **rid):
-            islands[island].update(evaluations=total, valid=valid or 0)
-        for island, total, duplicates in store.query(
-            "SELECT island, COUNT(*), SUM(CASE WHEN outcome='duplicate' THEN 1 ELSE 0 END) FROM proposals "
-            "WHERE run_id=:run GROUP BY island", **rid):
-            islands[island].update(proposals=total, duplicates=duplicates or 0)
-        better = ">" if cfg.problem.objective == "maximize" else "<"
-        # A child improves on its parent only by the same evaluator: the child's first search score against
-        # the parent's score in that epoch (after `evolve rescore`, the parent's rescored one).
-        for island, improved in store.query(
-            "SELECT p.island, COUNT(*) FROM programs p "
-            "JOIN evaluations pe ON pe.id = (SELECT MIN(id) FROM evaluations WHERE program_id = p.id "
-            "AND split='search') "
-            "JOIN evaluations qe ON qe.id = (SELECT MIN(id) FROM evaluations WHERE program_id = p.parent_id "
-            "AND split='search' AND epoch = pe.epoch) "
-            f"WHERE p.run_id=:run AND pe.valid AND qe.valid AND pe.score {better} qe.score "
-            "GROUP BY p.island", **rid):
+        maximize = cfg.problem.objective == "maximize"
+        for island, archive in store.archive_summaries(run.id).items():
+            islands[island].update(size=archive.size, best=archive.best_fitness if maximize else -archive.best_fitness,
+                                   clusters=archive.clusters)
+        for island, children in store.child_counts(run.id).items():
+            islands[island].update(evaluations=children.programs, valid=children.valid)
+        for island, proposed in store.proposal_counts(run.id).items():
+            islands[island].update(proposals=proposed.proposals, duplicates=proposed.duplicates)
+        for island, improved in store.improvements(run.id, maximize).items():
             islands[island]["improvements"] = improved
-        for island, cells in store.query(
-            "SELECT island, COUNT(DISTINCT signature) FROM island_members WHERE run_id=:run AND active "
-            "GROUP BY island", **rid):
-            islands[island]["clusters"] = cells
         for island in islands.values():
             island["valid_rate"] = _rate(island["valid"], island["evaluations"])
             island["duplicate_rate"] = _rate(island["duplicates"], island["proposals"])
             island["improvement_rate"] = _rate(island["improvements"], island["evaluations"])
             island.setdefault("clusters", 0)
-        models = [
-            {"model": model, "calls": calls, "errors": errors or 0, "prompt_tokens": p or 0,
-             "completion_tokens": c or 0, "cost": cost or 0.0}
-            for model, calls, errors, p, c, cost in store.query(
-                "SELECT model, COUNT(*), SUM(CASE WHEN error != '' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
-                "SUM(completion_tokens), SUM(cost) FROM llm_calls WHERE run_id=:run GROUP BY model", **rid)
-        ]
-        heldout = store.query(
-            "SELECT score, valid FROM evaluations WHERE program_id=:pid AND split='heldout' AND epoch=:epoch "
-            "ORDER BY id DESC LIMIT 1", pid=run.best_program_id or -1, epoch=run.epoch)
-        alarms = [{"kind": kind, **json.loads(data)} for kind, data in store.query(
-            "SELECT kind, data FROM events WHERE run_id=:run AND kind IN "
-            "('heldout_divergence', 'heldout_failed', 'nondeterministic', 'drift', 'drift_refused', "
-            "'verifier_error', 'certificate_unsound') ORDER BY id",
-            **rid)]
-        notes = [json.loads(data).get("message", "") for (data,) in store.query(
-            "SELECT data FROM events WHERE run_id=:run AND kind='heldout_unavailable' ORDER BY id LIMIT 1", **rid)]
-        events = {kind: count for kind, count in store.query(
-            "SELECT kind, COUNT(*) FROM events WHERE run_id=:run GROUP BY kind", **rid)}
+        models = [asdict(usage) for usage in store.llm_usage(run.id)]
+        heldout = store.latest_heldout(run.best_program_id, run.epoch) if run.best_program_id is not None else None
+        alarms = [{"kind": kind, **data} for kind, data in store.events(run.id, ALARM_EVENTS)]
+        notes = [data.get("message", "") for _, data in store.events(run.id, ("heldout_unavailable",))[:1]]
+        events = store.event_counts(run.id)
         budget = cfg.budget
         certification = _certification(store, run)
         state, reason = _state(run_dir, run, store)
@@ -88,7 +63,7 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "failures": run.failures,
             "seed_score": run.seed_score,
             "best": {"score": run.best_score, "program_id": run.best_program_id,
-                     "heldout_score": heldout[0][0] if heldout else None,
+                     "heldout_score": heldout.score if heldout is not None else None,
                      "certified": certification is not None},
             "certification": certification,
             "budget": {
@@ -110,7 +85,7 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         store.close()
 
 
-def _state(run_dir: Path, run: Any, store: Any) -> tuple[str, str]:
+def _state(run_dir: Path, run: Run, store: Store) -> tuple[str, str]:
     """(status, why). A run stored as running whose process is gone (kill -9, a crash) says it is stopped."""
     if run.status == "running":
         if is_running(run_dir):
@@ -118,37 +93,30 @@ def _state(run_dir: Path, run: Any, store: Any) -> tuple[str, str]:
             return "running", f"in process {holder}" if holder else ""
         return "stopped", ("not running: its process ended without finishing (killed or crashed); "
                            f"continue it with `evolve resume {run_dir}`")
-    ends = store.query("SELECT data FROM events WHERE run_id=:run AND kind='session_end' ORDER BY id DESC LIMIT 1",
-                       run=run.id)
-    reason = json.loads(ends[0][0]).get("reason", "") if ends else ""
-    return run.status, reason
+    end = store.last_event(run.id, "session_end")
+    return run.status, end.get("reason", "") if end is not None else ""
 
 
-def _certification(store: Any, run: Any) -> dict[str, Any] | None:
+def _certification(store: Store, run: Run) -> dict[str, Any] | None:
     """A certifying problem's two kinds of score, kept apart: the champion's proven bound, and the best
     search score (optimistic, uncertified); plus what the gate and certify calls answered. None otherwise."""
-    rid = {"run": run.id}
-    counts = {(kind, status): n for kind, status, n in store.query(
-        "SELECT kind, status, COUNT(*) FROM certificates WHERE run_id=:run GROUP BY kind, status", **rid)}
+    counts = store.certificate_counts(run.id)
     if not counts:
         return None
     # Pending in this epoch only: an earlier epoch's challengers are never taken up again (see rescore).
-    pending = store.query("SELECT COUNT(*) FROM certificates WHERE run_id=:run AND kind='challenge' "
-                          "AND status='pending' AND epoch=:epoch", epoch=run.epoch, **rid)[0][0]
+    pending = len(store.pending_challenges(run.id, run.epoch))
     champion = None
     row = store.champion_certificate(run.id, run.best_program_id) if run.best_program_id is not None else None
     if row is not None:
-        champion = {key: row[key] for key in ("program_id", "bound", "bound_float", "lower", "width", "calls",
-                                              "seconds", "solver", "unsound")}
+        champion = {key: getattr(row, key) for key in ("program_id", "bound", "bound_float", "lower", "width",
+                                                       "calls", "seconds", "solver", "unsound")}
         champion["unsound"] = bool(champion["unsound"])
-    search = store.query("SELECT id, score FROM programs WHERE run_id=:run AND status='valid' "
-                         "ORDER BY score ASC, id LIMIT 1", **rid)  # certifying problems minimize
-    unsound = [{"program_id": pid, "bound": bound, "bound_float": bound_float} for pid, bound, bound_float in
-               store.query("SELECT program_id, bound, bound_float FROM certificates WHERE run_id=:run AND unsound "
-                           "ORDER BY id", **rid)]
+    search = store.lowest_valid_program(run.id)  # certifying problems minimize
+    unsound = [{"program_id": c.program_id, "bound": c.bound, "bound_float": c.bound_float}
+               for c in store.unsound_certificates(run.id)]
     return {
         "champion": champion,
-        "best_search": {"score": search[0][1], "program_id": search[0][0]} if search else None,
+        "best_search": {"score": search.score, "program_id": search.program_id} if search is not None else None,
         "gates": {status: counts.get(("gate", status), 0) for status in ("witness", "proven", "unknown")}
         | {"pending": pending},
         "certify": {status: counts.get(("certify", status), 0) for status in ("proven", "uncertified")},
@@ -157,13 +125,12 @@ def _certification(store: Any, run: Any) -> dict[str, Any] | None:
     }
 
 
-def _duels(store: Any, run: Any) -> dict[str, Any] | None:
+def _duels(store: Store, run: Run) -> dict[str, Any] | None:
     """Measured scores: the re-measurements that decided (or refused) each champion. None if there were none."""
-    duels = [json.loads(data) for (data,) in store.query(
-        "SELECT data FROM events WHERE run_id=:run AND kind='duel' ORDER BY id", run=run.id)]
+    duels = [data for _, data in store.events(run.id, ("duel",))]
     if not duels:
         return None
-    rows = store.query("SELECT COUNT(*) FROM remeasurements WHERE run_id=:run", run=run.id)[0][0]
+    rows = store.remeasurement_count(run.id)
     keep = ("contender_id", "champion_id", "crowned", "mean_gain", "lower_bound", "gains", "reason")
     return {"duels": len(duels), "crowned": sum(1 for d in duels if d["crowned"]), "evaluations": rows,
             "recent": [{key: d.get(key) for key in keep} for d in duels[-5:]]}

@@ -1,12 +1,32 @@
 """Database tables (sqlmodel): portable across SQLite and PostgreSQL.
 
-`programs` and `evaluations` are history: written once, never changed.
+`programs` and `evaluations` are history: written once, and never changed
+but for one documented case below. `proposals`, `llm_calls`, `events` and
+`remeasurements` are appended to only.
 `island_members` is the selection archive (what each island holds now), so a
 resumed run rebuilds its islands from it without scanning the history.
 `runs` carries everything else resume needs: counters, RNG state, spend.
 `certificates` holds a certifying verifier's results (gate and certify calls) and
 the challengers still waiting for them. `remeasurements` holds the repeated,
 interleaved evaluations that decide whether a measured score makes a champion.
+
+What is rewritten in place, and why (every UPDATE is in evolve/db/store.py):
+- `programs.score` and the valid search-split `evaluations.score` of that
+  program in that epoch, when a certifying verifier's gate finds a witness
+  (`Store.certification_step`, rescore=...): the search score of a certifying
+  problem is an optimistic estimate, and the witness's exact worst-case value is
+  the program's true score, which selection and `evolve status` must use. Nothing
+  is lost: the estimate stays in the `lower` column of the program's `challenge`
+  and `gate` certificate rows (the gate row also holds the exact `value`), and the
+  evaluation's per-case `metrics` are left as the verifier first reported them.
+  Making this append-only would move every reader of a score to a second table;
+  the in-place update with the estimate kept elsewhere was the smaller honest change.
+- `island_members.fitness` (the same witness) and `island_members.active` (an
+  island reset, a rescore's new epoch): the archive is current state, not history.
+- `certificates.status` of a `challenge` row, from pending to its outcome, and
+  `certificates.unsound`, set when a measured score exceeds the proven bound.
+- `runs`: counters, RNG and proposer state, best program, evaluator identity and epoch.
+- `evolve_meta.schema_version`, when an older database is upgraded.
 """
 
 from __future__ import annotations

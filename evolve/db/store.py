@@ -3,7 +3,9 @@
 The engine calls these methods from a single worker thread (they block);
 each result is stored together with the run's counters and RNG state, so the
 database is consistent at every instant and `kill -9` loses nothing that was
-complete.
+complete. The rows come from evolve/db/rows.py; the summaries `evolve status`
+reads are in evolve/db/reads.py. No module outside evolve/db/ writes SQL
+(tests/test_sql_in_store.py), apart from the report's read-only source.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import Table, bindparam, event, insert, inspect, text, update
+from sqlalchemy import Table, bindparam, event, insert, inspect, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -33,9 +35,9 @@ from evolve.db.models import (
     Run,
     utcnow,
 )
-
-
-Row = dict[str, Any]
+from evolve.db.reads import RunReads
+from evolve.db.records import PendingChallenge
+from evolve.db.rows import Row
 
 
 def stamped(row: Row, **extra: Any) -> Row:
@@ -79,7 +81,9 @@ def sqlite_url(run_dir: Path) -> str:
     return f"sqlite:///{run_dir / 'evolve.db'}"
 
 
-class Store:
+class Store(RunReads):
+    """The SQL implementation of the store seam (evolve/seams.py): SQLite or PostgreSQL by URL."""
+
     def __init__(self, url: str, create: bool) -> None:
         self.url = url
         self.engine = _make_engine(url)
@@ -246,34 +250,30 @@ class Store:
             connection.execute(update(table).where(table.c.id == certificate_id).values(unsound=True))
             connection.execute(insert(_table(Event)).values(**_event(run_id, "certificate_unsound", data)))
 
-    def pending_challenges(self, run_id: int, epoch: int) -> list[tuple[int, int, float | None]]:
-        """Challengers queued but not dealt with (the run was killed): challenge id, program id, lower."""
+    def pending_challenges(self, run_id: int, epoch: int) -> list[PendingChallenge]:
+        """Challengers queued but not dealt with (the run was killed), oldest first."""
         table = _table(Certificate)
         with self.engine.connect() as connection:
             rows = connection.execute(
                 core_select(table.c.id, table.c.program_id, table.c.lower)
                 .where(table.c.run_id == run_id, table.c.kind == "challenge", table.c.status == "pending",
                        table.c.epoch == epoch).order_by(table.c.id)).all()
-        return [(int(i), int(p), lower) for i, p, lower in rows]
+        return [PendingChallenge(int(i), int(p), lower) for i, p, lower in rows]
 
-    def champion_certificate(self, run_id: int, program_id: int) -> Row | None:
+    def champion_certificate(self, run_id: int, program_id: int) -> Certificate | None:
         """The proven certify row that made this program champion (the latest one)."""
-        table = _table(Certificate)
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                core_select(table).where(table.c.run_id == run_id, table.c.program_id == program_id,
-                                    table.c.kind == "certify", table.c.status == "proven")
-                .order_by(table.c.id.desc()).limit(1)).mappings().first()
-        return dict(row) if row is not None else None
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.exec(select(Certificate).where(
+                Certificate.run_id == run_id, Certificate.program_id == program_id, Certificate.kind == "certify",
+                Certificate.status == "proven")
+                .order_by(Certificate.id.desc()).limit(1)).first()  # type: ignore[union-attr]
 
-    def search_evaluation(self, program_id: int, epoch: int) -> Row | None:
+    def search_evaluation(self, program_id: int, epoch: int) -> Evaluation | None:
         """A program's search-split evaluation in this epoch (the first one)."""
-        table = _table(Evaluation)
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                core_select(table).where(table.c.program_id == program_id, table.c.split == "search",
-                                    table.c.epoch == epoch).order_by(table.c.id).limit(1)).mappings().first()
-        return dict(row) if row is not None else None
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.exec(select(Evaluation).where(
+                Evaluation.program_id == program_id, Evaluation.split == "search", Evaluation.epoch == epoch)
+                .order_by(Evaluation.id).limit(1)).first()  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ islands
 
@@ -342,11 +342,6 @@ class Store:
                                 .where(Event.run_id == run_id, Event.kind.in_(kinds))  # type: ignore[attr-defined]
                                 .order_by(Event.id)).all()
         return [(kind, json.loads(data)) for kind, data in rows]
-
-    def query(self, sql: str, **params: Any) -> list[Any]:
-        """Read-only aggregate queries for reports (`evolve status`)."""
-        with self.engine.connect() as connection:
-            return list(connection.execute(text(sql), params))
 
 
 def _make_engine(url: str) -> Engine:

@@ -31,11 +31,9 @@ Data = dict[str, Any]
 
 def collect(source: RunSource, run_id: int) -> Data:
     run = _run(source, run_id)
-    programs = source.query("SELECT id, parent_id, island, status, score, created FROM programs "
-                            "WHERE run_id=:run ORDER BY id", run=run_id)
+    programs = source.programs(run_id)
     axis = _Axis(programs)
-    events = [(kind, json.loads(data or "{}"), _stamp(created)) for kind, data, created in source.query(
-        "SELECT kind, data, created FROM events WHERE run_id=:run ORDER BY id", run=run_id)]
+    events = [(kind, json.loads(data or "{}"), _stamp(created)) for kind, data, created in source.events(run_id)]
     sign = 1.0 if run["objective"] == "maximize" else -1.0
     return {
         "run": run,
@@ -52,24 +50,13 @@ def collect(source: RunSource, run_id: int) -> Data:
 
 def stamp(source: RunSource, run_id: int) -> str:
     """Changes whenever anything shown changes: the live view recomputes only then."""
-    counts = source.query(
-        "SELECT (SELECT COUNT(*) FROM programs WHERE run_id=:run), (SELECT COUNT(*) FROM proposals WHERE run_id=:run), "
-        "(SELECT COUNT(*) FROM events WHERE run_id=:run), (SELECT COUNT(*) FROM llm_calls WHERE run_id=:run), "
-        "(SELECT COUNT(*) FROM evaluations e JOIN programs p ON p.id = e.program_id WHERE p.run_id=:run), "
-        "(SELECT COUNT(*) FROM certificates WHERE run_id=:run), "
-        "(SELECT status || '/' || COALESCE(best_program_id, -1) || '/' || epoch FROM runs WHERE id=:run)",
-        run=run_id)[0]
-    return "-".join(str(value) for value in counts)
+    return "-".join(str(value) for value in source.change_counts(run_id))
 
 
 # ---------------------------------------------------------------------------- the run itself
 
 def _run(source: RunSource, run_id: int) -> Data:
-    (row,) = source.query(
-        "SELECT id, problem, status, created, config_yaml, evaluator_hash, evaluator_parts, epoch, seed_program_id, "
-        "seed_score, best_program_id, best_score, evaluations, proposals, duplicates, rejected, failures, "
-        "wall_seconds, llm_cost FROM runs WHERE id=:run", run=run_id)
-    run = dict(row._mapping)
+    run = source.run_fields(run_id)
     run["created"] = str(run["created"])[:19]
     run["evaluator_parts"] = json.loads(run["evaluator_parts"] or "{}")
     try:
@@ -141,9 +128,7 @@ def _best(source: RunSource, run: Data, programs: list[Any], axis: _Axis, events
 
 def _epochs(source: RunSource, run_id: int) -> dict[int, int]:
     """Each program's first epoch (the one it was proposed in)."""
-    return {pid: epoch for pid, epoch in source.query(
-        "SELECT e.program_id, MIN(e.epoch) FROM evaluations e JOIN programs p ON p.id = e.program_id "
-        "WHERE p.run_id=:run AND e.split='search' GROUP BY e.program_id", run=run_id)}
+    return source.first_epochs(run_id)
 
 
 def _rescored_scores(source: RunSource, run_id: int, epochs: dict[int, int],
@@ -151,9 +136,7 @@ def _rescored_scores(source: RunSource, run_id: int, epochs: dict[int, int],
     """Per epoch started by a rescore: the best rescored score overall and per island."""
     found: dict[int, dict[Any, float]] = {}
     for epoch in epochs:
-        rows = source.query(
-            "SELECT p.island, e.score FROM evaluations e JOIN programs p ON p.id = e.program_id WHERE p.run_id=:run "
-            "AND e.split='search' AND e.valid AND e.epoch=:epoch AND e.score IS NOT NULL", run=run_id, epoch=epoch)
+        rows = source.valid_search_scores(run_id, epoch)
         found[epoch] = {}
         for island, score in rows:
             for key in ("all", island):
@@ -182,15 +165,9 @@ def _champions(axis: _Axis, events: list[Any]) -> Data:
 # ---------------------------------------------------------------------------- outcomes and throughput
 
 def _outcomes(source: RunSource, run_id: int, programs: list[Any]) -> Data:
-    proposals = [outcome for (outcome,) in source.query(
-        "SELECT outcome FROM proposals WHERE run_id=:run ORDER BY id", run=run_id)]
+    proposals = source.proposal_outcomes(run_id)
     verdicts = [("valid" if status == "valid" else "timed out" if timed_out else "invalid")
-                for status, timed_out in source.query(
-                    "SELECT p.status, MAX(CASE WHEN e.valid THEN 0 WHEN LOWER(e.feedback) LIKE '%time limit%' "
-                    "OR LOWER(e.feedback) LIKE '%timed out%' OR LOWER(e.feedback) LIKE '%timeout%' THEN 1 ELSE 0 END) "
-                    "FROM programs p LEFT JOIN evaluations e ON e.program_id = p.id AND e.split = 'search' "
-                    "WHERE p.run_id=:run AND p.parent_id IS NOT NULL GROUP BY p.id, p.status ORDER BY p.id",
-                    run=run_id)]
+                for status, timed_out in source.candidate_verdicts(run_id)]
     times = [_stamp(created) for pid, parent, *_rest, created in programs if parent is not None]
     return {"proposals": _binned(proposals, OUTCOMES), "evaluations": _binned(verdicts, VERDICTS),
             "throughput": _throughput(times),
@@ -230,11 +207,8 @@ def _llm(source: RunSource, run_id: int) -> Data:
     models = [{"model": model, "calls": calls, "errors": errors or 0, "prompt_tokens": int(p or 0),
                "completion_tokens": int(c or 0), "cost": float(cost or 0.0),
                "latency": round(float(latency or 0.0), 3)}
-              for model, calls, errors, p, c, cost, latency in source.query(
-                  "SELECT model, COUNT(*), SUM(CASE WHEN error != '' THEN 1 ELSE 0 END), SUM(prompt_tokens), "
-                  "SUM(completion_tokens), SUM(cost), AVG(latency) FROM llm_calls WHERE run_id=:run "
-                  "GROUP BY model ORDER BY model", run=run_id)]
-    calls = source.query("SELECT model, cost FROM llm_calls WHERE run_id=:run ORDER BY id", run=run_id)
+              for model, calls, errors, p, c, cost, latency in source.llm_by_model(run_id)]
+    calls = source.llm_costs(run_id)
     spent: dict[str, float] = {}
     cumulative: dict[str, list[tuple[int, float]]] = {m["model"]: [] for m in models}
     for index, (model, cost) in enumerate(calls, start=1):
@@ -270,8 +244,7 @@ def _lineage(source: RunSource, run: Data, programs: list[Any], sign: float) -> 
     detail = _detail_steps(deltas)
     rows = {}
     for pid in {chain[i] for i in detail} | {chain[i - 1] for i in detail if i}:
-        (row,) = source.query("SELECT id, island, edit_kind, proposer, status, code FROM programs WHERE id=:id", id=pid)
-        rows[pid] = row
+        rows[pid] = source.program_detail(pid)
     steps, budget = [], DIFF_BUDGET
     by_change = sorted(detail, key=lambda i: -abs(deltas[i] or 0.0))  # the biggest changes keep their diffs first
     diffs: dict[int, str] = {}
@@ -309,9 +282,7 @@ def _detail_steps(deltas: list[float | None]) -> list[int]:
 # ---------------------------------------------------------------------------- certification
 
 def _certification(source: RunSource, run_id: int) -> Data | None:
-    rows = [dict(r._mapping) for r in source.query(
-        "SELECT id, program_id, epoch, kind, status, bound, bound_float, value_float, lower, width, calls, seconds, "
-        "solver, unsound, created FROM certificates WHERE run_id=:run ORDER BY id", run=run_id)]
+    rows = source.certificates(run_id)
     if not rows:
         return None
     for row in rows:

@@ -11,16 +11,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from evolve.report.source import RunSource
+from evolve.report.source import EXPORTED_TABLES, RunSource
 
-# One query per table, each limited to the run; columns in storage order.
-TABLES = {
-    "programs": "SELECT * FROM programs WHERE run_id=:run ORDER BY id",
-    "evaluations": "SELECT e.* FROM evaluations e JOIN programs p ON p.id = e.program_id WHERE p.run_id=:run "
-                   "ORDER BY e.id",
-    "proposals": "SELECT * FROM proposals WHERE run_id=:run ORDER BY id",
-    "llm_calls": "SELECT * FROM llm_calls WHERE run_id=:run ORDER BY id",
-}
 BOOLEANS = {"valid"}  # SQLite stores them as 0/1; the export says true/false as PostgreSQL would
 FORMATS = ("jsonl", "csv", "parquet")
 
@@ -40,8 +32,8 @@ def export_run(source: RunSource, run_id: int, directory: Path,
     wanted = [f for f in formats if f != "parquet" or parquet_available()]
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, dict[str, Any]] = {}
-    for table, sql in TABLES.items():
-        columns, rows = source.stream(sql, run=run_id)
+    for table in EXPORTED_TABLES:
+        columns, rows = source.table_rows(table, run_id)
         files = [directory / f"{table}.{fmt}" for fmt in wanted]
         count = _write(columns, rows, files)
         written[table] = {"rows": count, "files": [str(f) for f in files]}

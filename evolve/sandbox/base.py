@@ -77,7 +77,10 @@ class SandboxResult:
 class Sandbox(Protocol):
     """Runs candidates. Implementations must be safe to call concurrently."""
 
-    name: str
+    name: str  # the backend's config name: process, bwrap, docker
+    # What the scores may depend on in this backend (its version, image, runner), part of the
+    # evaluator identity: a change is recorded between sessions (see evolve/session.py).
+    identity: str
 
     async def run(self, job: SandboxJob) -> SandboxResult: ...
 
