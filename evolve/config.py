@@ -20,11 +20,12 @@ from yaml import MarkedYAMLError, YAMLError
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from evolve.errors import EvolveError
 from evolve.paths import CONFIGS, resolve
 from evolve.problem_registry import DEFAULT_PROBLEM, ProblemNotFound, find_problem, portable
 
 
-class ConfigError(ValueError):
+class ConfigError(EvolveError, ValueError):
     """A configuration that cannot be used; the message says what to fix."""
 
 

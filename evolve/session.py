@@ -26,6 +26,7 @@ from evolve.config import ConfigError, load_saved, moved_problem, to_yaml
 from evolve.db import models
 from evolve.db.store import Store, StoreError, database_error, open_store, sqlite_url
 from evolve.engine import Engine
+from evolve.errors import EvolveError
 from evolve.evaluation import Evaluator
 from evolve.paths import resolve
 from evolve.problem import IdentityDiff, check_evolvable, compare_identity, identity_hash, load_problem
@@ -41,7 +42,7 @@ CONFIG_FILE = "config.yaml"
 RUN_ID_FILE = "run-id"  # which run of the database is this directory's (a shared database holds several)
 
 
-class RunError(RuntimeError):
+class RunError(EvolveError, RuntimeError):
     """A run that cannot start or continue; the message says why and what to do."""
 
 

@@ -38,6 +38,7 @@ from evolve.db.models import (
 from evolve.db.reads import RunReads
 from evolve.db.records import PendingChallenge
 from evolve.db.rows import Row
+from evolve.errors import EvolveError
 
 
 def stamped(row: Row, **extra: Any) -> Row:
@@ -59,7 +60,7 @@ _INSERT = {model: insert(_table(model))
 _UPDATE_RUN = update(_table(Run)).where(_table(Run).c.id == bindparam("run"))
 
 
-class StoreError(RuntimeError):
+class StoreError(EvolveError, RuntimeError):
     """The database cannot be used; the message says why."""
 
 
