@@ -272,6 +272,8 @@ def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
         raise ConfigError(f"problem file {path} must be a mapping of fields (name:, seed_program:, ...)")
     for key in ("seed_program", "prompt", "cases", "verifier", "reference"):
         value = loaded.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"problem file {path}: {key} must be a file path (a string)")
         if value and value != "seed" and not Path(value).is_absolute():
             loaded[key] = str((path.parent / value).resolve())
     # Merged under a `problem` root, so that an error names the key as the command line does (problem.KEY).
@@ -357,6 +359,10 @@ def validate(cfg: DictConfig) -> None:
         (cfg.search.queue_size >= 1, "search.queue_size must be at least 1"),
         (cfg.search.archive_size >= 1, "search.archive_size must be at least 1"),
         (cfg.budget.evaluations >= 0, "budget.evaluations must not be negative"),
+        (cfg.budget.wall_time is None or cfg.budget.wall_time >= 0,
+         "budget.wall_time must not be negative (seconds; leave it out for no limit)"),
+        (cfg.budget.llm_cost is None or cfg.budget.llm_cost >= 0,
+         "budget.llm_cost must not be negative (leave it out for no limit)"),
         (cfg.problem.case_timeout > 0, "problem.case_timeout must be positive"),
         (cfg.verification.verifier_timeout > 0, "verification.verifier_timeout must be positive"),
         (cfg.problem.score_kind in ("exact", "measured"), "problem.score_kind must be 'exact' or 'measured'"),

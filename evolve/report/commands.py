@@ -5,13 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from evolve.errors import EvolveError
 from evolve.report.source import SourceError, open_source
+
+
+class OutputError(EvolveError):
+    """The -o path cannot be written; the message says why and what to do."""
+
+
+def _unwritable(error: OSError, output: Path | None) -> OutputError:
+    return OutputError(f"cannot write {error.filename or output}: {error.strerror or error}; "
+                       "choose another -o path")
 
 
 def report(target: str, output: Path | None, run_id: int | None) -> str:
     from evolve.report.report import write_report
 
-    path = write_report(target, output, run_id)
+    try:
+        path = write_report(target, output, run_id)
+    except OSError as error:
+        if error.filename is None:  # not a file of ours: a fault, with its traceback
+            raise
+        raise _unwritable(error, output) from None
     return f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)"
 
 
@@ -24,8 +39,8 @@ def ui(target: str, host: str, port: int, interval: float, say: Callable[[str], 
     try:
         serve(source, host, port, interval,
               lambda url: say(f"serving {url} (read-only; Ctrl-C stops)"))
-    except OSError as error:
-        raise SourceError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
+    except (OSError, OverflowError) as error:  # OverflowError: a port outside 0-65535
+        raise SourceError(f"cannot listen on {host}:{port} ({getattr(error, 'strerror', None) or error}); "
                           "pick another port with --port") from None
 
 
@@ -37,6 +52,10 @@ def export(target: str, output: Path | None, run_id: int | None) -> str:
         chosen = source.run_id(run_id)
         directory = output or ((Path(target) / "export") if "://" not in target else Path(f"export-run{chosen}"))
         written = export_run(source, chosen, directory)
+    except OSError as error:
+        if error.filename is None:
+            raise
+        raise _unwritable(error, output) from None
     finally:
         source.close()
     lines = [f"{table}: {info['rows']} rows" for table, info in written.items()]
