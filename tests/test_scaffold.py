@@ -110,6 +110,7 @@ def test_the_cli_creates_and_then_refuses_to_overwrite(tmp_path):
          "    return Verdict(True, float('nan'))\n", "verifier.py returned"),
     ],
 )
+@pytest.mark.slow
 def test_a_broken_verifier_stops_the_run_with_an_error_naming_it(tmp_path, body, expected):
     folder = tmp_path / "broken"
     new_problem("broken", folder)
