@@ -161,11 +161,13 @@ CASES = {
     **{f"garbled run-id file for {c}": (garbled_run_id(c), ["run-id holds 'garbage'", "delete it"])
        for c in ("status", "resume", "best", "report", "export")},
     "export -o a file": (output_on_a_file("export", "afile"), ["cannot write afile", "another -o path"]),
+    "export -o inside a file": (output_on_a_file("export", "afile/export"), ["cannot write afile/export", "-o path"]),
     "report -o inside a file": (output_on_a_file("report", "afile/report.html"),
                                 ["cannot write afile/report.html", "another -o path"]),
-    "report -o a folder": (lambda here: ["report", "good", "-o", "problem"], ["cannot write problem", "-o path"]),
-    "export from a URL that is not one": (lambda here: ["export", "nonsense://x"], ["not a database URL"]),
-    "ui on a port out of range": (lambda here: ["ui", "good", "--port", "99999"], ["cannot listen", "--port"]),
+    "report -o a folder": (lambda here: ["report", "good", "-o", "problem"], ["cannot write problem", "folder"]),
+    "export from a URL of no known database": (lambda here: ["export", "nonsense://x"],
+                                                ["unknown kind of database 'nonsense'", "sqlite:///"]),
+    "ui on a port out of range": (lambda here: ["ui", "good", "--port", "99999"], ["--port 99999 is not a port"]),
 }
 
 

@@ -13,6 +13,18 @@ class OutputError(EvolveError):
     """The -o path cannot be written; the message says why and what to do."""
 
 
+def _check_output(output: Path | None, folder: bool) -> None:
+    """Refuse an -o path that cannot be what is asked for, before the database is opened."""
+    if output is None:
+        return
+    if folder and output.exists() and not output.is_dir():
+        raise OutputError(f"cannot write {output}: it is a file, and export writes a folder; choose another -o path")
+    if not folder and output.is_dir():
+        raise OutputError(f"cannot write {output}: it is a folder; name a file with -o (e.g. {output / 'report.html'})")
+    if output.parent.exists() and not output.parent.is_dir():
+        raise OutputError(f"cannot write {output}: {output.parent} is a file, not a folder; choose another -o path")
+
+
 def _unwritable(error: OSError, output: Path | None) -> OutputError:
     return OutputError(f"cannot write {error.filename or output}: {error.strerror or error}; "
                        "choose another -o path")
@@ -21,6 +33,7 @@ def _unwritable(error: OSError, output: Path | None) -> OutputError:
 def report(target: str, output: Path | None, run_id: int | None) -> str:
     from evolve.report.report import write_report
 
+    _check_output(output, folder=False)
     try:
         path = write_report(target, output, run_id)
     except OSError as error:
@@ -35,18 +48,21 @@ def ui(target: str, host: str, port: int, interval: float, say: Callable[[str], 
 
     if interval < 0.5:
         raise SourceError(f"--interval {interval} is too short; use 0.5 seconds or more")
+    if not 0 <= port <= 65535:
+        raise SourceError(f"--port {port} is not a port number; use one from 1024 to 65535")
     source = open_source(target)
     try:
         serve(source, host, port, interval,
               lambda url: say(f"serving {url} (read-only; Ctrl-C stops)"))
-    except (OSError, OverflowError) as error:  # OverflowError: a port outside 0-65535
-        raise SourceError(f"cannot listen on {host}:{port} ({getattr(error, 'strerror', None) or error}); "
+    except OSError as error:
+        raise SourceError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
                           "pick another port with --port") from None
 
 
 def export(target: str, output: Path | None, run_id: int | None) -> str:
     from evolve.report.export import export_run, parquet_available
 
+    _check_output(output, folder=True)
     source = open_source(target)
     try:
         chosen = source.run_id(run_id)
