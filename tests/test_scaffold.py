@@ -26,6 +26,7 @@ def run_overrides(problem_yaml: Path, run_dir: Path, evaluations: int) -> list[s
             f"run.dir={run_dir}", "run.progress=false"]
 
 
+@pytest.mark.slow
 def test_a_scaffolded_folder_outside_the_repository_runs_a_short_search(tmp_path):
     folder = tmp_path / "elsewhere" / "my_problem"
     scaffolded = CliRunner().invoke(app, ["new-problem", "my_problem", "--dir", str(folder)])
