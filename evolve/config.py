@@ -277,8 +277,11 @@ def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
         if value and value != "seed" and not Path(value).is_absolute():
             loaded[key] = str((path.parent / value).resolve())
     # Merged under a `problem` root, so that an error names the key as the command line does (problem.KEY).
-    merged = OmegaConf.merge({"problem": OmegaConf.structured(ProblemConfig)}, {"problem": loaded},
-                             {"problem": _parsed_overrides(overrides, "problem.")})
+    schema = {"problem": OmegaConf.structured(ProblemConfig)}
+    try:
+        merged = OmegaConf.merge(schema, {"problem": loaded}, {"problem": _parsed_overrides(overrides, "problem.")})
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"problem file {path}: {_field_error(schema, loaded) or _describe(error)}") from None
     problem = merged.problem
     problem.file, problem.file_overrides = portable(path), list(overrides)
     return problem
@@ -291,6 +294,17 @@ def _parsed_overrides(overrides: list[str], prefix: str) -> DictConfig:
     for override in OverridesParser.create().parse_overrides([o.removeprefix(prefix) for o in overrides]):
         OmegaConf.update(patch, override.key_or_group, override.value(), force_add=True)
     return patch
+
+
+def _field_error(schema: dict, loaded: DictConfig) -> str | None:
+    """The first field of a problem file the schema refuses, named: a failed merge does not always say which."""
+    for key in loaded:
+        try:
+            OmegaConf.merge(schema, {"problem": {key: loaded[key]}})
+        except OmegaConfBaseException as error:
+            described = _describe(error)
+            return described if described.startswith(f"problem.{key}") else f"problem.{key}: {described}"
+    return None
 
 
 def reread_problem(problem: DictConfig, path: Path | None = None) -> DictConfig:
