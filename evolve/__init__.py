@@ -21,6 +21,8 @@ of the one the config makes::
 
     result = evolve.run(["problem=circle_packing"], proposer=my_proposer, sandbox=my_sandbox,
                         evaluator=my_evaluator, store=MemoryStore())
+
+Bad input raises a subclass of `evolve.EvolveError` whose message says what to fix.
 """
 
 from __future__ import annotations
@@ -37,14 +39,15 @@ if TYPE_CHECKING:
     from evolve.seams import Evaluator, Sandbox, Store
     from evolve.session import RunResult
 
-__all__ = ["run", "resume", "run_async", "resume_async", "compose", "RunResult", "ConfigError", "ProblemError",
-           "RunError", "Proposer"]
+__all__ = ["run", "resume", "run_async", "resume_async", "compose", "RunResult", "EvolveError", "ConfigError",
+           "ProblemError", "RunError", "Proposer"]
 __version__ = "0.1.0"
 
 # Loaded on first use: verifiers and the certification worker import evolve.problem,
 # and should not pay for the database, hydra and the engine at every start.
 _LAZY = {
     "compose": ("evolve.config", "compose_config"),
+    "EvolveError": ("evolve.errors", "EvolveError"),  # the base of every user error (see evolve/errors.py)
     "ConfigError": ("evolve.config", "ConfigError"),
     "ProblemError": ("evolve.problem", "ProblemError"),
     "Proposer": ("evolve.proposers.base", "Proposer"),

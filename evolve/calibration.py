@@ -11,10 +11,11 @@ a reference that fails a case is a fault of the problem, not of the candidate.
 
 from __future__ import annotations
 
+from evolve.errors import EvolveError
 from evolve.problem import Verdict
 
 
-class CalibrationError(ValueError):
+class CalibrationError(EvolveError, ValueError):
     """The reference program cannot serve as a yardstick on some case."""
 
 

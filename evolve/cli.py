@@ -25,15 +25,12 @@ from rich.text import Text
 from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 
-from evolve.config import ConfigError, compose_config
-from evolve.db.store import StoreError, database_error
-from evolve.engine import EvaluatorChanged, SearchStalled, SeedInvalid
+from evolve.config import compose_config
+from evolve.db.store import database_error
+from evolve.errors import EvolveError
 from evolve.cli_sandbox import sandbox_app
 from evolve.paths import PROBLEMS
-from evolve.problem import ProblemError
 from evolve.progress import LiveProgress
-from evolve.runlock import RunDirUnwritable, RunLocked
-from evolve.sandbox.errors import SandboxUnavailable
 from evolve.scaffold import ScaffoldError
 from evolve.session import CONFIG_FILE, RunError, RunResult, resume_run, start_run
 
@@ -41,8 +38,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Evolve programs with an LLM (or an offline mutator) against frozen verifiers.")
 console = Console()
 errors = Console(stderr=True)
-USER_ERRORS = (ConfigError, ProblemError, RunError, StoreError, SeedInvalid, SearchStalled, EvaluatorChanged,
-               SandboxUnavailable, RunLocked, RunDirUnwritable, ScaffoldError)
 USER_ERROR, UNEXPECTED, INTERRUPTED = 2, 1, 130
 _run_dir: list[Path] = []  # the run a command works on, once known: where a crash report goes
 
@@ -62,7 +57,7 @@ def command(function: Callable[..., None]) -> Callable[..., None]:
             function(*args, **kwargs)
         except typer.Exit:
             raise
-        except USER_ERRORS as error:
+        except EvolveError as error:  # a user error (evolve.errors): its message says what to do
             _error(str(error))
             raise typer.Exit(USER_ERROR) from None
         except DBAPIError as error:

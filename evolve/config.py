@@ -20,11 +20,12 @@ from yaml import MarkedYAMLError, YAMLError
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from evolve.errors import EvolveError
 from evolve.paths import CONFIGS, resolve
 from evolve.problem_registry import DEFAULT_PROBLEM, ProblemNotFound, find_problem, portable
 
 
-class ConfigError(ValueError):
+class ConfigError(EvolveError, ValueError):
     """A configuration that cannot be used; the message says what to fix."""
 
 
@@ -271,11 +272,16 @@ def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
         raise ConfigError(f"problem file {path} must be a mapping of fields (name:, seed_program:, ...)")
     for key in ("seed_program", "prompt", "cases", "verifier", "reference"):
         value = loaded.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"problem file {path}: {key} must be a file path (a string)")
         if value and value != "seed" and not Path(value).is_absolute():
             loaded[key] = str((path.parent / value).resolve())
     # Merged under a `problem` root, so that an error names the key as the command line does (problem.KEY).
-    merged = OmegaConf.merge({"problem": OmegaConf.structured(ProblemConfig)}, {"problem": loaded},
-                             {"problem": _parsed_overrides(overrides, "problem.")})
+    schema = {"problem": OmegaConf.structured(ProblemConfig)}
+    try:
+        merged = OmegaConf.merge(schema, {"problem": loaded}, {"problem": _parsed_overrides(overrides, "problem.")})
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"problem file {path}: {_field_error(schema, loaded) or _describe(error)}") from None
     problem = merged.problem
     problem.file, problem.file_overrides = portable(path), list(overrides)
     return problem
@@ -288,6 +294,17 @@ def _parsed_overrides(overrides: list[str], prefix: str) -> DictConfig:
     for override in OverridesParser.create().parse_overrides([o.removeprefix(prefix) for o in overrides]):
         OmegaConf.update(patch, override.key_or_group, override.value(), force_add=True)
     return patch
+
+
+def _field_error(schema: dict, loaded: DictConfig) -> str | None:
+    """The first field of a problem file the schema refuses, named: a failed merge does not always say which."""
+    for key in loaded:
+        try:
+            OmegaConf.merge(schema, {"problem": {key: loaded[key]}})
+        except OmegaConfBaseException as error:
+            described = _describe(error)
+            return described if described.startswith(f"problem.{key}") else f"problem.{key}: {described}"
+    return None
 
 
 def reread_problem(problem: DictConfig, path: Path | None = None) -> DictConfig:
@@ -356,6 +373,10 @@ def validate(cfg: DictConfig) -> None:
         (cfg.search.queue_size >= 1, "search.queue_size must be at least 1"),
         (cfg.search.archive_size >= 1, "search.archive_size must be at least 1"),
         (cfg.budget.evaluations >= 0, "budget.evaluations must not be negative"),
+        (cfg.budget.wall_time is None or cfg.budget.wall_time >= 0,
+         "budget.wall_time must not be negative (seconds; leave it out for no limit)"),
+        (cfg.budget.llm_cost is None or cfg.budget.llm_cost >= 0,
+         "budget.llm_cost must not be negative (leave it out for no limit)"),
         (cfg.problem.case_timeout > 0, "problem.case_timeout must be positive"),
         (cfg.verification.verifier_timeout > 0, "verification.verifier_timeout must be positive"),
         (cfg.problem.score_kind in ("exact", "measured"), "problem.score_kind must be 'exact' or 'measured'"),

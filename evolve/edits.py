@@ -17,12 +17,14 @@ import tokenize
 import types
 from dataclasses import dataclass
 
+from evolve.errors import EvolveError
+
 START = "EVOLVE-BLOCK-START"
 END = "EVOLVE-BLOCK-END"
 _MARKER = re.compile(rf"^[ \t]*#[ \t]*({START}|{END})[ \t]*$", re.MULTILINE)
 
 
-class EditRejected(ValueError):
+class EditRejected(EvolveError, ValueError):
     """The edit was not applied; str(error) is the reason recorded."""
 
 

@@ -34,6 +34,7 @@ from evolve import seams
 from evolve.certification import Certifier, CertifierError, CertifyResult, better, subject_of
 from evolve.champions import decide, remeasure, worth_a_duel
 from evolve.edits import EditRejected, apply_edit, normalized_hash
+from evolve.errors import EvolveError
 from evolve.evaluation import Evaluation, VerifierError
 from evolve.islands import Member, RankSelection
 from evolve.problem import HELDOUT, SEARCH, Problem, describe_changes
@@ -50,11 +51,11 @@ MAX_CONSECUTIVE_DUPLICATES = 1000
 MAX_VERIFIER_ERRORS = 5
 
 
-class SearchStalled(RuntimeError):
+class SearchStalled(EvolveError, RuntimeError):
     """The proposer or the verifier keeps failing; the message has the last reason."""
 
 
-class EvaluatorChanged(RuntimeError):
+class EvaluatorChanged(EvolveError, RuntimeError):
     """The verifier's files, data or settings changed during the run."""
 
 
@@ -465,7 +466,7 @@ class Engine:
                 "Restore the files and `evolve resume`, or start a new epoch with `evolve rescore`"))
 
 
-class SeedInvalid(RuntimeError):
+class SeedInvalid(EvolveError, RuntimeError):
     pass
 
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from evolve.errors import EvolveError
 from evolve.problem import Case, Problem, Verdict
 from evolve.sandbox.base import CaseRun, Sandbox, SandboxJob, SandboxLimits
 from evolve.verifier_process import VerifierProcesses
@@ -51,7 +52,7 @@ class Evaluation:
         return ",".join(f"{v.score:.6g}" for v in self.verdicts.values())
 
 
-class VerifierError(RuntimeError):
+class VerifierError(EvolveError, RuntimeError):
     pass
 
 

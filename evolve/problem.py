@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+from evolve.errors import EvolveError
 from evolve.paths import ROOT, expose_evaluators, resolve
 from evolve.verifier_source import VerifierSource, local_imports  # noqa: F401 - local_imports: part of this API
 
@@ -41,7 +42,7 @@ REQUIRED_FIELDS = ("name", "seed_program", "cases", "verifier")  # everything el
 HELDOUT = "heldout"
 
 
-class ProblemError(ValueError):
+class ProblemError(EvolveError, ValueError):
     """A problem definition that cannot be loaded; the message says what to fix."""
 
 

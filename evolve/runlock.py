@@ -13,14 +13,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from evolve.errors import EvolveError
+
 LOCK_FILE = "evolve.lock"
 
 
-class RunLocked(RuntimeError):
+class RunLocked(EvolveError, RuntimeError):
     pass
 
 
-class RunDirUnwritable(RuntimeError):
+class RunDirUnwritable(EvolveError, RuntimeError):
     """The run directory cannot be written (read-only, not a folder, no permission)."""
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import keyword
 from pathlib import Path
 
+from evolve.errors import EvolveError
 from evolve.paths import CONFIGS, PROBLEMS, ROOT
 
 TEMPLATES = Path(__file__).resolve().parent / "scaffold_templates"
 FILES = ("problem.yaml", "seed.py", "verifier.py", "cases.json", "prompt.md")
 
 
-class ScaffoldError(ValueError):
+class ScaffoldError(EvolveError, ValueError):
     """The problem cannot be created; the message says what to change."""
 
 

@@ -25,7 +25,9 @@ from evolve import seams
 from evolve.config import ConfigError, load_saved, moved_problem, to_yaml
 from evolve.db import models
 from evolve.db.store import Store, StoreError, database_error, open_store, sqlite_url
+from evolve.db.urls import check_url
 from evolve.engine import Engine
+from evolve.errors import EvolveError
 from evolve.evaluation import Evaluator
 from evolve.paths import resolve
 from evolve.problem import IdentityDiff, check_evolvable, compare_identity, identity_hash, load_problem
@@ -41,7 +43,7 @@ CONFIG_FILE = "config.yaml"
 RUN_ID_FILE = "run-id"  # which run of the database is this directory's (a shared database holds several)
 
 
-class RunError(RuntimeError):
+class RunError(EvolveError, RuntimeError):
     """A run that cannot start or continue; the message says why and what to do."""
 
 
@@ -73,8 +75,15 @@ def sandbox_label(run_dir: Path) -> str:
 
 
 def stored_run_id(run_dir: Path) -> int | None:
+    """The id the run directory's database gives its run; None without the file (the database's first run)."""
     path = run_dir / RUN_ID_FILE
-    return int(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    text = path.read_text().strip()
+    if not text.isdigit():
+        raise RunError(f"{path} holds {text[:40]!r}, not a run id: write the run's number into it, or delete it "
+                       "to use the database's first run")
+    return int(text)
 
 
 def saved_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -87,13 +96,14 @@ def saved_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> 
 
 def open_run(run_dir: Path, cfg: DictConfig) -> tuple[Store, models.Run]:
     """The run's database and its run row; RunError if either is missing or of another version."""
+    run_id = stored_run_id(run_dir)
     try:
         store = open_store(database_url(cfg, run_dir))
     except StoreError as error:
         raise RunError(str(error)) from None
     try:
-        return store, store.load_run(stored_run_id(run_dir))
-    except (StoreError, DBAPIError, ValueError) as error:  # ValueError: a garbled run-id file
+        return store, store.load_run(run_id)
+    except (StoreError, DBAPIError) as error:
         store.close()
         message = str(database_error(error, store.url)) if isinstance(error, DBAPIError) else str(error)
         raise RunError(message) from None
@@ -117,6 +127,7 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
         locate(cfg.problem, resolve(cfg.problem.file), run_dir)  # so that resume finds a folder that moved
     problem = load_problem(cfg)
     check_evolvable(problem, cfg.problem.seed_program)
+    check_url(database_url(cfg, run_dir))  # a bad database.url fails here, before anything is written
     proposer = proposer or make_proposer(cfg)  # a missing API key fails here, before anything is written
     await _preflight(proposer)
     if sandbox is None:  # an unavailable sandbox fails here, before anything is written

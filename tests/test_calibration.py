@@ -47,6 +47,7 @@ def test_the_reference_program_is_part_of_the_evaluator_identity(tmp_path: Path)
         load_problem(compose_config([f"problem={calibrated_problem(tmp_path / 'other', 'nowhere.py')}"]))
 
 
+@pytest.mark.slow
 def test_a_calibrated_run_stores_every_case_as_a_ratio_with_both_measurements(tmp_path: Path) -> None:
     result = evolve.run([f"problem={calibrated_problem(tmp_path)}", f"run.dir={tmp_path / 'run'}",
                          "sandbox=process", "sandbox.allow_root=true", "run.progress=false", "budget.evaluations=2",

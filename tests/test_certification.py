@@ -88,6 +88,7 @@ def outcome(run_dir: Path, program_id: int) -> dict[str, str]:
     return dict(query(run_dir, f"SELECT kind, status FROM certificates WHERE program_id={program_id} ORDER BY id"))
 
 
+@pytest.mark.slow
 def test_only_a_proven_bound_makes_a_champion_and_a_witness_replaces_the_search_score(tmp_path: Path) -> None:
     witness, unknown, certified, ordinary, uncertified = (
         program(0.5, 0.7), program(0.4, 0.45, "unknown"), program(0.55, 0.58), program(0.7, 0.7),
@@ -141,6 +142,7 @@ def test_only_a_proven_bound_makes_a_champion_and_a_witness_replaces_the_search_
     assert "best search score  0.4 (program" in text and "uncertified, optimistic" in text
 
 
+@pytest.mark.slow
 def test_evaluations_go_on_and_status_answers_during_a_long_certification(tmp_path: Path) -> None:
     slow = program(0.5, 0.55, "slow_certify", sleep=5)
     others = [program(0.8 + i / 1000, 0.9) for i in range(24)]
@@ -208,6 +210,7 @@ def start_held_run(tmp_path: Path, evaluations: int) -> tuple[subprocess.Popen, 
     return process, problem_dir, run_dir
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_long_certification_stops_the_run_at_once_and_kills_the_solver(tmp_path: Path) -> None:
     process, problem_dir, run_dir = start_held_run(tmp_path, 100000)
     time.sleep(0.5)
@@ -227,6 +230,7 @@ def test_ctrl_c_during_a_long_certification_stops_the_run_at_once_and_kills_the_
     assert rows[0] == (seed, "challenge", "pending") and {(k, s) for _, k, s in rows} == {("challenge", "pending")}
 
 
+@pytest.mark.slow
 def test_kill_9_during_certification_then_resume_certifies_the_pending_challenger(tmp_path: Path) -> None:
     process, problem_dir, run_dir = start_held_run(tmp_path, 0)
     # No evaluation budget at all, but the run waits for its queued certification (the seed's).
@@ -247,6 +251,7 @@ def test_kill_9_during_certification_then_resume_certifies_the_pending_challenge
     assert json.loads(requeued)["programs"] == [seed]
 
 
+@pytest.mark.slow
 def test_crashing_and_overrunning_hooks_are_recorded_faults_not_a_crashed_run(tmp_path: Path) -> None:
     crash_gate, crash_certify, overrun, no_gate = (
         program(0.5, 0.5, "crash_gate"), program(0.45, 0.5, "crash_certify"),
@@ -297,6 +302,7 @@ def test_certifying_verifiers_need_both_hooks_and_a_minimized_objective(tmp_path
         load_problem(compose_config([f"problem={folder / 'problem.yaml'}"]))
 
 
+@pytest.mark.slow
 def test_a_database_of_the_previous_version_opens_and_gains_the_certificates_table(tmp_path: Path) -> None:
     result = evolve.run([f"run.dir={tmp_path / 'run'}", "sandbox=process", "sandbox.allow_root=true", "budget.evaluations=2"])
     with sqlite3.connect(result.run_dir / "evolve.db") as connection:
@@ -308,6 +314,7 @@ def test_a_database_of_the_previous_version_opens_and_gains_the_certificates_tab
     assert evolve.resume(result.run_dir, ["budget.evaluations=4"]).evaluations == 4
 
 
+@pytest.mark.slow
 def test_rescore_queues_the_best_programs_for_certification_in_the_new_epoch(tmp_path: Path) -> None:
     from evolve.rescore import RECERTIFY, rescore_run
 

@@ -44,6 +44,7 @@ def wait_for_evaluations(db: Path, at_least: int, timeout: float = 120) -> int:
     (["resume", "somewhere"], "is not a run directory"),
     (["status", "somewhere"], "is not a run directory"),
 ])
+@pytest.mark.slow
 def test_user_errors_are_one_line_with_nonzero_exit_and_write_nothing(tmp_path: Path, args: list[str],
                                                                      message: str) -> None:
     result = evolve_cmd(*args, cwd=tmp_path)
@@ -53,6 +54,7 @@ def test_user_errors_are_one_line_with_nonzero_exit_and_write_nothing(tmp_path: 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_run_status_best_and_a_database_of_another_version(tmp_path: Path) -> None:
     result = evolve_cmd("run", "budget.evaluations=12", "run.dir=r", *FAST, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -75,6 +77,7 @@ def test_run_status_best_and_a_database_of_another_version(tmp_path: Path) -> No
     assert _dump(tmp_path / "r" / "evolve.db") == before
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
     run = subprocess.Popen([*EVOLVE, "run", "budget.evaluations=120", "run.dir=r", *FAST], cwd=tmp_path,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -99,6 +102,7 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
     assert query(tmp_path / "r", "SELECT COUNT(DISTINCT program_id) FROM evaluations WHERE split='search'") == [(121,)]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_with_nothing_lost(tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -135,6 +139,7 @@ def _processes_inside(directory: Path) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_a_run_in_use_by_another_process_is_not_touched(tmp_path: Path) -> None:
     run = subprocess.Popen([*EVOLVE, "run", "budget.evaluations=100000", "run.dir=r", *FAST], cwd=tmp_path,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -8,14 +8,17 @@ import random
 from pathlib import Path
 
 import pytest
+from omegaconf import DictConfig
 
 import evolve
 from evolve.edits import Rewrite, SearchReplace
 from evolve.engine import SearchStalled
 from evolve.proposers.base import Proposal, ProposalRequest
+from evolve.proposers.offline import OfflineProposer
 from tests.conftest import query
 
 
+@pytest.mark.slow
 def test_search_improves_on_the_seed_and_stores_every_evaluation(quick: list[str]) -> None:
     bests: list[float] = []
     result = evolve.run(quick + ["budget.evaluations=60"], on_best=lambda pid, score, code: bests.append(score))
@@ -41,21 +44,57 @@ def test_search_improves_on_the_seed_and_stores_every_evaluation(quick: list[str
     assert query(run_dir, "SELECT DISTINCT evaluator_hash FROM evaluations") == [(run_hash,)]
 
 
+class SeedRecordingProposer(OfflineProposer):
+    """The offline proposer, noting the seed of each request: a draw from the run's RNG."""
+
+    def __init__(self, llm: DictConfig) -> None:
+        super().__init__(llm)
+        self.seeds: list[int] = []
+
+    async def propose(self, request: ProposalRequest) -> Proposal:
+        self.seeds.append(request.seed)
+        return await super().propose(request)
+
+
+def _as_tuples(value: object) -> object:
+    """A stored RNG state back from JSON: random.setstate wants tuples, not lists."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _words_before(state: tuple, value: int, limit: int = 200) -> int | None:
+    """How many 32-bit words a generator in `state` yields before a 63-bit draw equal to `value`, if under `limit`."""
+    for skip in range(limit):
+        rng = random.Random()
+        rng.setstate(state)
+        for _ in range(skip):
+            rng.getrandbits(32)
+        if rng.getrandbits(63) == value:
+            return skip
+    return None
+
+
+@pytest.mark.slow
 def test_resume_continues_counters_and_budget(quick: list[str]) -> None:
     first = evolve.run(quick + ["budget.evaluations=20"])
     (rng_before,) = query(first.run_dir, "SELECT rng_state FROM runs")[0]
-    second = evolve.resume(first.run_dir, ["budget.evaluations=35"])
+    proposer = SeedRecordingProposer(evolve.compose(quick).llm)
+    # One proposer: requests are planned in order, so the first seed is the resumed session's first draw.
+    second = evolve.resume(first.run_dir, ["budget.evaluations=35", "search.proposers=1"], proposer=proposer)
     assert second.evaluations == 35
     assert second.seed_score == first.seed_score and second.best_score >= first.best_score
     assert query(first.run_dir, "SELECT COUNT(*) FROM programs WHERE parent_id IS NULL") == [(1,)]
     assert query(first.run_dir, "SELECT COUNT(DISTINCT program_id) FROM evaluations WHERE split='search'") == [(36,)]
     assert query(first.run_dir, "SELECT COUNT(*) FROM events WHERE kind='session_start'") == [(2,)]
-    # The RNG continued from the stored state rather than starting again from the seed.
+    # The RNG continued from the stored state rather than starting again from the seed: the resumed
+    # session's first seed is among the next few draws of the stored state. (Started again from
+    # `seed`, it would be among the first draws of the first session, long before that state.)
+    stored = _as_tuples(json.loads(rng_before))
+    assert _words_before(stored, proposer.seeds[0]) is not None
     (rng_after,) = query(first.run_dir, "SELECT rng_state FROM runs")[0]
-    fresh = random.Random(0)
-    assert rng_after != rng_before != json.dumps(fresh.getstate())
+    assert rng_after != rng_before  # and the state the resumed session reached is stored in turn
 
 
+@pytest.mark.slow
 def test_target_score_and_wall_time_budgets_stop_the_search(quick: list[str], tmp_path: Path) -> None:
     result = evolve.run(quick + ["budget.evaluations=500", "budget.target_score=1.2834"])
     assert result.reason == "target score reached" and result.evaluations < 500
@@ -89,6 +128,7 @@ class ScriptedProposer:
     def restore(self, state: dict) -> None: ...
 
 
+@pytest.mark.slow
 def test_rejected_failed_and_duplicate_proposals_are_recorded_with_reasons(quick: list[str]) -> None:
     result = evolve.run(quick + ["budget.evaluations=8", "search.proposers=1", "search.evaluators=1"],
                         proposer=ScriptedProposer())
@@ -118,6 +158,7 @@ def test_a_proposer_that_always_fails_stops_the_run_with_its_reason(quick: list[
     assert query(run_dir, "SELECT COUNT(*) FROM proposals WHERE outcome='failed'") == [(50,)]
 
 
+@pytest.mark.slow
 def test_runs_sharing_one_database_stay_apart(tmp_path: Path) -> None:
     shared = f"database.url=sqlite:///{tmp_path / 'shared.db'}"
     first = evolve.run([f"run.dir={tmp_path / 'a'}", "sandbox=process", "sandbox.allow_root=true", shared, "budget.evaluations=6"])

@@ -109,6 +109,7 @@ def events(run_dir: Path, kind: str) -> list[dict]:
     return [json.loads(d) for (d,) in query(run_dir, f"SELECT data FROM events WHERE kind='{kind}' ORDER BY id")]
 
 
+@pytest.mark.slow
 def test_a_one_step_shortcut_raises_the_alarm_in_a_run_with_a_single_champion(tmp_path: Path) -> None:
     result = run_with([memorizing(len(SEARCH))], tmp_path / "run")
     assert result.best_score == 0.0 and result.best_program_id != 1  # perfect on search, in one step
@@ -122,6 +123,7 @@ def test_a_one_step_shortcut_raises_the_alarm_in_a_run_with_a_single_champion(tm
     assert any("evolve best" in str(r) for r in render(status))  # what was compared, and what to do
 
 
+@pytest.mark.slow
 def test_a_gradual_shortcut_raises_the_alarm(tmp_path: Path) -> None:
     steps = [memorizing(n) for n in range(1, len(SEARCH) + 1)]
     result = run_with(steps, tmp_path / "run")
@@ -135,12 +137,14 @@ def test_a_gradual_shortcut_raises_the_alarm(tmp_path: Path) -> None:
     assert [a["program_id"] for a in events(result.run_dir, "heldout_divergence")] == due
 
 
+@pytest.mark.slow
 def test_an_honest_improvement_raises_no_alarm(tmp_path: Path) -> None:
     result = run_with([HONEST], tmp_path / "run")
     assert result.best_score == 0.0 and result.notices == ()
     assert events(result.run_dir, "heldout_divergence") == []
 
 
+@pytest.mark.slow
 def test_a_failed_held_out_evaluation_is_its_own_event(tmp_path: Path) -> None:
     result = run_with([memorizing(len(SEARCH), otherwise="values.undefined")], tmp_path / "run")
     (failed,) = events(result.run_dir, "heldout_failed")
@@ -149,6 +153,7 @@ def test_a_failed_held_out_evaluation_is_its_own_event(tmp_path: Path) -> None:
     assert [a["kind"] for a in run_status(result.run_dir)["alarms"]] == ["heldout_failed"]
 
 
+@pytest.mark.slow
 def test_a_problem_without_held_out_cases_raises_no_held_out_alarm_and_says_so_once(tmp_path: Path) -> None:
     problem = tmp_path / "memo"
     shutil.copytree(MEMO, problem)
@@ -161,6 +166,7 @@ def test_a_problem_without_held_out_cases_raises_no_held_out_alarm_and_says_so_o
     assert run_status(result.run_dir)["notes"] == [note["message"]]
 
 
+@pytest.mark.slow
 def test_the_baselines_survive_a_resume(tmp_path: Path) -> None:
     """Session 1 crowns a small step (no alarm); after a resume, the jump is compared with the seed and it."""
     replies = [Reply(f"```python\n{code}```\n") for code in (memorizing(1), memorizing(len(SEARCH)))]
@@ -178,6 +184,7 @@ def test_the_baselines_survive_a_resume(tmp_path: Path) -> None:
         ("the seed", 1), ("the previous champion", 2)]
 
 
+@pytest.mark.slow
 def test_the_command_line_summary_and_status_say_what_the_alarm_compared_and_what_to_do(tmp_path: Path) -> None:
     import subprocess
     import sys

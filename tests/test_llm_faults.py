@@ -35,6 +35,7 @@ def _accounted(run_dir: Path, fake: FakeLLM) -> None:
     assert query(run_dir, "SELECT proposals FROM runs") == query(run_dir, "SELECT COUNT(*) FROM proposals")
 
 
+@pytest.mark.slow
 def test_an_endpoint_failing_every_request_stops_the_run_within_the_bound(tmp_path: Path) -> None:
     with FakeLLM([Status(503)]) as fake:
         with pytest.raises(SearchStalled) as stopped:
@@ -46,6 +47,7 @@ def test_an_endpoint_failing_every_request_stops_the_run_within_the_bound(tmp_pa
     assert query(tmp_path / "run", "SELECT status FROM runs") == [("failed",)]
 
 
+@pytest.mark.slow
 def test_an_endpoint_that_never_answers_stops_the_run(tmp_path: Path) -> None:
     with FakeLLM([Slow(3.0)]) as fake:
         with pytest.raises(SearchStalled) as stopped:
@@ -55,6 +57,7 @@ def test_an_endpoint_that_never_answers_stops_the_run(tmp_path: Path) -> None:
     _accounted(tmp_path / "run", fake)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", [401, 403, 404])
 def test_a_wrong_url_model_or_key_stops_the_run_at_the_first_answer(tmp_path: Path, code: int) -> None:
     with FakeLLM([Status(code)]) as fake:
@@ -65,6 +68,7 @@ def test_a_wrong_url_model_or_key_stops_the_run_at_the_first_answer(tmp_path: Pa
     _accounted(tmp_path / "run", fake)
 
 
+@pytest.mark.slow
 def test_a_request_in_flight_when_the_run_stops_is_recorded(tmp_path: Path) -> None:
     """One proposer waits on a slow request while the other's 404 stops the run: both requests are rows."""
     with FakeLLM(lambda index, body: Slow(3.0) if index == 0 else Status(404)) as fake:
@@ -111,6 +115,7 @@ def test_a_completion_far_over_max_tokens_is_flagged() -> None:
     assert call.completion_tokens == 5000 and call.error.startswith("over max_tokens")  # ... and flagged
 
 
+@pytest.mark.slow
 def test_candidates_waiting_for_evaluation_when_the_run_stops_are_recorded(tmp_path: Path) -> None:
     """Replies come faster than one evaluator scores them; a 404 then stops the run with candidates queued."""
     write = tweak_author(seed=4)

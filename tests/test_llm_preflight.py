@@ -17,6 +17,7 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_an_unreachable_endpoint_fails_fast_and_writes_nothing(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{closed_port()}/v1"
     started = time.monotonic()

@@ -67,6 +67,7 @@ async def test_a_rewrite_is_asked_for_and_parsed(problem) -> None:
     apply_edit(problem.seed_code, proposal.edit)
 
 
+@pytest.mark.slow
 async def test_transient_failures_are_retried_each_attempt_recorded(problem) -> None:
     author = tweak_author()
     actions = [Status(429, retry_after="0.4"), Status(502), Drop(), Slow(1.5)]
@@ -83,6 +84,7 @@ async def test_transient_failures_are_retried_each_attempt_recorded(problem) -> 
     assert all(call.cost == 0 for call in proposal.calls[:4]) and proposal.calls[4].cost > 0
 
 
+@pytest.mark.slow
 async def test_the_proposer_gives_up_after_max_retries(problem) -> None:
     with FakeLLM([Status(500)]) as fake:
         proposer = OpenAIProposer(_config(fake.url, "llm.max_retries=2"))
@@ -100,6 +102,7 @@ async def test_the_proposer_gives_up_after_max_retries(problem) -> None:
     (Reply("<<<<<<< SEARCH\n    margin = 0.1\n", finish_reason="length"), "truncated"),
     (Reply(""), "empty reply"),
 ])
+@pytest.mark.slow
 async def test_unusable_answers_fail_the_proposal_with_the_reason(problem, action, reason) -> None:
     with FakeLLM([action]) as fake:
         proposer = OpenAIProposer(_config(fake.url))
@@ -109,6 +112,7 @@ async def test_unusable_answers_fail_the_proposal_with_the_reason(problem, actio
     assert len(proposal.calls) == fake.count() == 1 and reason in proposal.calls[0].error
 
 
+@pytest.mark.slow
 async def test_requests_in_flight_are_bounded_per_endpoint(problem) -> None:
     author = tweak_author()
     with FakeLLM(lambda i, body: Reply(author(i, body), delay=0.2)) as fake:
@@ -119,6 +123,7 @@ async def test_requests_in_flight_are_bounded_per_endpoint(problem) -> None:
     assert fake.count() == 6 and fake.max_in_flight == 2
 
 
+@pytest.mark.slow
 async def test_two_endpoints_each_get_their_own_bound_and_models_are_routed(problem) -> None:
     author = tweak_author()
     with FakeLLM(author_script(author)) as first, FakeLLM(author_script(author)) as second:
@@ -142,6 +147,7 @@ async def test_the_key_comes_from_the_environment_and_stays_out_of_records(probl
         OpenAIProposer(cfg)
 
 
+@pytest.mark.slow
 def test_a_bad_llm_section_is_refused_in_one_line() -> None:
     for override, message in [("llm.models=[]", "at least one model"), ("llm.timeout=0", "llm.timeout"),
                               ("llm.diff_probability=2", "diff_probability"), ("llm.base_url=localhost:8000", "http")]:
@@ -149,6 +155,7 @@ def test_a_bad_llm_section_is_refused_in_one_line() -> None:
             OpenAIProposer(_config("http://127.0.0.1:9/v1", override))
 
 
+@pytest.mark.slow
 async def test_bandit_state_follows_outcomes_and_restores(problem) -> None:
     with FakeLLM(author_script(tweak_author())) as fake:
         cfg = _config(fake.url, "llm.models=[{name:a},{name:b}]", "llm.selection=ucb")
@@ -165,6 +172,7 @@ async def test_bandit_state_follows_outcomes_and_restores(problem) -> None:
     assert resumed.state() == state
 
 
+@pytest.mark.slow
 async def test_a_long_retry_after_is_capped_by_backoff_max(problem) -> None:
     author = tweak_author()
     actions = [Status(503, retry_after="3600"), Status(429, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")]

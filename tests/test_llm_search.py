@@ -27,6 +27,7 @@ def _llm(url: str, *extra: str) -> list[str]:
             *extra]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_search_through_the_client_improves_and_every_call_is_accounted(quick: list[str]) -> None:
     run_dir = Path(quick[0].split("=", 1)[1])
@@ -95,6 +96,7 @@ def _category(action) -> str:
     return ""
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_a_run_against_an_endpoint_failing_30_percent_finishes_and_records_every_failure(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
@@ -128,6 +130,7 @@ def test_a_run_against_an_endpoint_failing_30_percent_finishes_and_records_every
     assert len(failed) >= unusable
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_the_cost_budget_stops_new_proposals(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"

@@ -95,6 +95,7 @@ async def test_real_re_measurements_of_a_twin_never_crown_it_in_20_tries() -> No
     assert not any(d.crowned for d in decisions), [d.reason for d in decisions if d.crowned]
 
 
+@pytest.mark.slow
 def test_a_database_of_the_previous_version_opens_and_gains_the_remeasurements_table(tmp_path: Path) -> None:
     import sqlite3
 

@@ -25,6 +25,7 @@ from tests.conftest import query
 from tests.test_store import STATE, Run, scored
 
 
+@pytest.mark.slow
 def test_a_search_runs_on_the_memory_store_and_writes_no_database(quick: list[str], tmp_path: Path) -> None:
     store = MemoryStore()
     result = evolve.run(quick + ["budget.evaluations=12"], store=store)
@@ -136,6 +137,7 @@ def assert_implements(protocol: type, implementation: type) -> None:
             if "__init__" in vars(base)), (implementation, name)
 
 
+@pytest.mark.slow
 def test_a_given_sandbox_and_evaluator_score_the_run_and_resume_continues_it(quick: list[str]) -> None:
     cfg = evolve.compose(quick + ["budget.evaluations=6"])
     sandbox = ProcessSandbox()

@@ -141,6 +141,7 @@ def test_a_branch_on_an_exact_constant() -> None:
     assert run.arm == "else" and set(run.p2) == {"y", "z"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["DMP", "KPS", "BBM"])
 def test_measured_epsilon_never_exceeds_the_literature_bound(name: str) -> None:
     seeds = (0, 1) if name == "BBM" else (0, 1, 2)

@@ -82,6 +82,7 @@ def labelled_rows(text: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------- a short offline run improves on the seed
 
+@pytest.mark.slow
 def test_a_short_offline_run_certifies_a_better_algorithm_than_the_seed(improved_run: Path) -> None:
     run_dir = improved_run
     (status, seed_id, best_id, best_score, evaluations), = query(
@@ -114,6 +115,7 @@ def test_a_short_offline_run_certifies_a_better_algorithm_than_the_seed(improved
 
 # ---------------------------------------------------------------- status keeps the two kinds of score apart
 
+@pytest.mark.slow
 def test_status_shows_the_certified_bound_and_the_search_best_apart_with_gate_counts(improved_run: Path) -> None:
     run_dir = improved_run
     (best_id,), = query(run_dir, "SELECT best_program_id FROM runs")
@@ -207,6 +209,7 @@ def stored_evaluations(run_dir: Path) -> int:
     return query(run_dir, "SELECT evaluations FROM runs")[0][0]
 
 
+@pytest.mark.slow
 def test_a_slow_z3_certification_never_holds_the_run_hostage(tmp_path: Path) -> None:
     problem = dfm_problem(tmp_path)
     run_dir = tmp_path / "r"

@@ -58,6 +58,7 @@ def certified(name: str, time_limit: float = 600) -> dict:
     ("bbm", (3 - math.sqrt(5)) / 2),  # 0.3819660
     ("ts", 0.3393321),
 ])
+@pytest.mark.slow
 def test_baselines_certify_to_their_known_bounds(name: str, expected: float) -> None:
     result = certified(name)
     assert result["status"] == "proven"
@@ -80,6 +81,7 @@ def test_dfm_is_certified_at_one_third() -> None:
     assert below.status == SAT and below.value > Fraction(1, 3) - Fraction(1, 1000)
 
 
+@pytest.mark.slow
 def test_search_score_is_a_feasible_lower_bound_and_deterministic() -> None:
     first, second = search_verdict(baseline("bbm")), search_verdict(baseline("bbm"))
     assert first.valid and first.score == second.score
@@ -89,6 +91,7 @@ def test_search_score_is_a_feasible_lower_bound_and_deterministic() -> None:
 
 # ---------------------------------------------------------------- gate
 
+@pytest.mark.slow
 def test_gate_proves_a_better_candidate_and_refutes_a_worse_one_with_a_witness() -> None:
     bbm = search_verdict(baseline("bbm")).metrics["subject"]
     dmp = search_verdict(baseline("dmp")).metrics["subject"]
@@ -101,6 +104,7 @@ def test_gate_proves_a_better_candidate_and_refutes_a_worse_one_with_a_witness()
     assert worse["solver"].startswith("z3 ")
 
 
+@pytest.mark.slow
 def test_gate_that_runs_out_of_time_is_unknown() -> None:
     ts = search_verdict(baseline("dfm")).metrics["subject"]
     result = verifier.gate(ts, "1/3", SETTINGS, 0.01)
@@ -192,6 +196,7 @@ def test_normalized_form_round_trips() -> None:
 
 # ---------------------------------------------------------------- held-out: measured epsilon never exceeds the certificate
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dmp", "kps", "bbm"])
 def test_heldout_real_games_never_exceed_the_certificate(name: str) -> None:
     case = Case("heldout", "heldout", {}, {"seeds": [1001], "starts": 16, "games": {"seed": 7}})
@@ -210,6 +215,7 @@ def test_heldout_skips_real_games_for_blocks_that_cannot_run() -> None:
     assert verdict.score <= 0.3393325
 
 
+@pytest.mark.slow
 def test_the_default_instantiation_is_implied_by_the_full_one() -> None:
     """Every constraint the certifier uses must hold on a feasible point of the full instantiation
     (virtual best responses paired with every strategy). A constraint that does not is unsound: it
@@ -250,6 +256,7 @@ def test_the_mirror_image_plays_the_transposed_game_the_same_way(name: str) -> N
             games.measure(data, R, C, randoms if name == "dmp" else {}), abs=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bbm", "ts"])
 def test_the_mirror_image_certifies_to_the_same_bound(name: str) -> None:
     mirror = mirrored(parse_algorithm(baseline(name))).to_data()

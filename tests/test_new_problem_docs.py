@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from evolve.config import RECORDED_PROBLEM_FIELDS, ProblemConfig
 from evolve.paths import PROBLEMS
 
@@ -16,6 +18,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "writing-a-problem.md"
 EVOLVE = [sys.executable, "-m", "evolve"]
 
 
+@pytest.mark.slow
 def test_new_problem_without_dir_writes_into_the_current_directory_only(tmp_path: Path) -> None:
     name = f"scaffold_here_{os.getpid()}"
     done = subprocess.run([*EVOLVE, "new-problem", name], cwd=tmp_path, capture_output=True, text=True, timeout=60)
@@ -44,6 +47,7 @@ def doc_block(after_heading: str, language: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_the_verifier_test_snippet_runs_as_written(tmp_path: Path) -> None:
     assert subprocess.run([*EVOLVE, "new-problem", "knap", "--dir", "knap"], cwd=tmp_path,
                           capture_output=True, timeout=60).returncode == 0

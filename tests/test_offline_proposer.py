@@ -1,5 +1,6 @@
 import asyncio
 
+import pytest
 from omegaconf import OmegaConf
 
 from evolve.config import LLMConfig
@@ -17,6 +18,7 @@ def propose(seed: int, inspirations: tuple[ProgramView, ...] = ()):
     return asyncio.run(proposer.propose(request))
 
 
+@pytest.mark.slow
 def test_mutations_change_only_the_evolve_block() -> None:
     fixed = split_blocks(SEED)[0]
     changed = 0

@@ -108,6 +108,7 @@ def install_problems_package(site: Path) -> None:
         "circle_packing = tinyprobs.knap\n")  # a bundled name: never shadowed
 
 
+@pytest.mark.slow
 def test_installed_packages_register_problems_through_an_entry_point(tmp_path: Path) -> None:
     site = tmp_path / "site"
     install_problems_package(site)

@@ -74,6 +74,7 @@ def evolve_cmd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 # ---------------------------------------------------------------------------- without a browser
 
+@pytest.mark.slow
 def test_report_file_export_and_bad_targets(runs: Runs, tmp_path: Path) -> None:
     done = evolve_cmd("report", str(runs.llm), "-o", "out.html", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -198,6 +199,7 @@ def assert_shows_the_database(view: Watched, runs: Runs, run_id: int) -> None:
     assert page.inner_text("pre.code").strip() == code.strip()
 
 
+@pytest.mark.slow
 def test_report_in_the_browser(runs: Runs, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert evolve_cmd("report", str(runs.llm), "-o", "report.html", cwd=tmp_path).returncode == 0
     view = Watched(browser)
@@ -212,6 +214,7 @@ def test_report_in_the_browser(runs: Runs, browser, tmp_path: Path) -> None:  # 
     view.page.close()
 
 
+@pytest.mark.slow
 def test_live_view_picks_a_run_and_shows_what_is_stored_after_it_opened(runs: Runs, browser) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect
 
@@ -310,6 +313,7 @@ def test_a_certifying_run_shows_its_certification_timeline(browser, tmp_path: Pa
     view.page.close()
 
 
+@pytest.mark.slow
 def test_a_long_run_is_downsampled_not_truncated(tmp_path: Path) -> None:
     from bench.report_size import build
     from evolve.report.data import LINEAGE_ROWS, MAX_DOTS, collect

@@ -58,6 +58,7 @@ def test_the_summary_mentions_a_held_out_alarm_that_fired(tmp_path: Path) -> Non
     assert f"{fired} held-out alarm(s) fired" in done.stdout and "evolve status r" in done.stdout
 
 
+@pytest.mark.slow
 def test_after_kill_9_status_says_the_run_is_not_running(tmp_path: Path) -> None:
     problem = tiny_problem(tmp_path / "tiny", sleep=0.02)
     run = subprocess.Popen([*EVOLVE, "run", *problem, *QUIET, "run.dir=r", "budget.evaluations=100000"],
@@ -76,6 +77,7 @@ def test_after_kill_9_status_says_the_run_is_not_running(tmp_path: Path) -> None
     assert "stopped (not running" in evolve_cmd("status", "r", cwd=tmp_path).stdout
 
 
+@pytest.mark.slow
 def test_resume_help_example_is_accepted_by_resume(tmp_path: Path) -> None:
     problem = tiny_problem(tmp_path / "tiny")
     assert evolve_cmd("run", *problem, *QUIET, "run.dir=r", "budget.evaluations=3", cwd=tmp_path).returncode == 0

@@ -98,6 +98,7 @@ async def test_container_is_locked_down() -> None:
     assert run_containers(rid) == []
 
 
+@pytest.mark.slow
 async def test_warm_pool_reuses_wipes_and_recycles() -> None:
     rid = run_id()
     sandbox = make_backend("docker-pool", rid, pool_size=1, recycle_after=3)
@@ -121,6 +122,7 @@ async def test_warm_pool_reuses_wipes_and_recycles() -> None:
     assert run_containers(rid) == []
 
 
+@pytest.mark.slow
 async def test_pool_serves_concurrent_jobs_within_its_size() -> None:
     rid = run_id()
     sandbox = make_backend("docker-pool", rid, pool_size=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 
 import evolve
+from evolve.problem import SANDBOX_PART
 from evolve.session import sandbox_label
+from tests.conftest import query
 from tests.sandbox_support import ensure_image, run_containers
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
@@ -22,14 +25,22 @@ def overrides(run_dir: Path, evaluations: int) -> list[str]:
             "search.evaluators=2"]
 
 
-def test_a_search_on_docker_improves_and_cleans_up(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_search_on_docker_scores_candidates_there_and_cleans_up(tmp_path: Path) -> None:
     ensure_image()
     result = evolve.run(overrides(tmp_path / "run", 16))
     assert result.evaluations >= 16 and result.best_score is not None
-    assert result.best_score >= result.seed_score
+    # The run's evaluator identity names the Docker image the candidates ran in ...
+    (parts,) = query(result.run_dir, "SELECT evaluator_parts FROM runs")[0]
+    assert json.loads(parts)[SANDBOX_PART].startswith("docker:")
+    # ... and candidates besides the seed came back from it with valid scores, not only failures.
+    (scored,) = query(result.run_dir, "SELECT COUNT(DISTINCT program_id) FROM evaluations WHERE valid AND "
+                                      "score IS NOT NULL AND program_id != (SELECT seed_program_id FROM runs)")[0]
+    assert scored >= 1
     assert run_containers(sandbox_label(result.run_dir)) == []
 
 
+@pytest.mark.slow
 def test_interrupted_search_leaves_no_container(tmp_path: Path) -> None:
     ensure_image()
     run_dir = tmp_path / "run"
@@ -50,6 +61,7 @@ def test_interrupted_search_leaves_no_container(tmp_path: Path) -> None:
     assert run_containers(sandbox_label(run_dir)) == []
 
 
+@pytest.mark.slow
 def test_runs_in_folders_of_the_same_name_keep_their_own_containers(tmp_path: Path) -> None:
     """A/same and B/same: the end of one run removes its own containers, never the other's."""
     import asyncio

@@ -28,7 +28,7 @@ from tests.sandbox_support import (
     BACKENDS, HONEST, HOSTILE, make_backend, make_problem, evaluator, new_marker, run_containers, wait_until_gone,
 )
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]  # the whole hostile matrix: every tier, every attack
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ def honest_score(problem, backend: str) -> float:
     return asyncio.run(score())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", TIERS)
 async def test_a_takeover_attempt_does_not_reach_the_next_candidate(backend: str, tmp_path: Path) -> None:
     marker = new_marker()
@@ -87,6 +88,7 @@ async def test_ipc_objects_do_not_outlive_a_job(backend: str, tmp_path: Path) ->
     assert probe.valid and probe.score == 1.0, probe.feedback
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", TIERS)
 async def test_import_time_work_is_charged_and_later_inputs_are_invisible(backend: str, tmp_path: Path) -> None:
     needles = [{"needle": f"NEEDLE{uuid.uuid4().hex[:12]}"} for _ in range(3)]
@@ -120,6 +122,7 @@ NESTED = textwrap.dedent('''
                                      pytest.param("docker-pool", marks=pytest.mark.docker)])
 @pytest.mark.parametrize("inputs, reason", [({"depth": 900}, "nested deeper than 66 levels"),
                                             ({"digits": 400}, "an integer of 401 digits")])
+@pytest.mark.slow
 async def test_a_deep_or_huge_result_is_the_candidates_error(backend: str, inputs: dict, reason: str,
                                                               tmp_path: Path) -> None:
     problem = make_problem(tmp_path / "problem", [inputs, {}], "unused")

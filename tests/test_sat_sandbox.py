@@ -42,6 +42,7 @@ async def test_seed_solves_every_instance_and_scores_par2(problem: Problem) -> N
     assert evaluation.verdicts["uuf50-01"].metrics["answer"] == "UNSAT"
 
 
+@pytest.mark.slow
 async def test_a_candidate_looping_on_one_instance_loses_only_that_instance(problem: Problem) -> None:
     looping = SEED + (
         "\n\n_solve = solve\n\n\ndef solve(num_vars, clauses):\n"

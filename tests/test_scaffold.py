@@ -26,6 +26,7 @@ def run_overrides(problem_yaml: Path, run_dir: Path, evaluations: int) -> list[s
             f"run.dir={run_dir}", "run.progress=false"]
 
 
+@pytest.mark.slow
 def test_a_scaffolded_folder_outside_the_repository_runs_a_short_search(tmp_path):
     folder = tmp_path / "elsewhere" / "my_problem"
     scaffolded = CliRunner().invoke(app, ["new-problem", "my_problem", "--dir", str(folder)])
@@ -110,6 +111,7 @@ def test_the_cli_creates_and_then_refuses_to_overwrite(tmp_path):
          "    return Verdict(True, float('nan'))\n", "verifier.py returned"),
     ],
 )
+@pytest.mark.slow
 def test_a_broken_verifier_stops_the_run_with_an_error_naming_it(tmp_path, body, expected):
     folder = tmp_path / "broken"
     new_problem("broken", folder)

@@ -23,6 +23,7 @@ def problem(tmp_path: Path) -> Path:
     return tmp_path / "problem"
 
 
+@pytest.mark.slow
 def test_a_broken_seed_is_reported_once_with_its_own_path_and_whole_lines(problem: Path, tmp_path: Path) -> None:
     seed = problem / "seed.py"
     seed.write_text(seed.read_text().replace("return 1.0 * value - 0.5 * weight",
@@ -42,6 +43,7 @@ def test_a_broken_seed_is_reported_once_with_its_own_path_and_whole_lines(proble
     assert status["status"] == "failed" and "seed program" in status["reason"]
 
 
+@pytest.mark.slow
 def test_a_seed_without_the_entry_function_is_refused_before_anything_is_written(problem: Path,
                                                                                  tmp_path: Path) -> None:
     config = problem / "problem.yaml"
@@ -52,6 +54,7 @@ def test_a_seed_without_the_entry_function_is_refused_before_anything_is_written
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_a_seed_without_evolve_block_markers_is_refused_at_start(problem: Path, tmp_path: Path) -> None:
     seed = problem / "seed.py"
     seed.write_text("".join(line for line in seed.read_text().splitlines(True) if "EVOLVE-BLOCK" not in line))

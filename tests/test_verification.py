@@ -45,6 +45,7 @@ def flip_last_byte(path: Path) -> bytes:
     return original
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("changed", ["verifier.py", "cases.json"])
 def test_resume_refuses_a_changed_verifier_or_data_file_and_names_it(problem_dir: Path, tmp_path: Path,
                                                                       changed: str) -> None:
@@ -58,6 +59,7 @@ def test_resume_refuses_a_changed_verifier_or_data_file_and_names_it(problem_dir
     assert evolve.resume(run_dir, ["budget.evaluations=15"]).evaluations == 15
 
 
+@pytest.mark.slow
 def test_a_changed_setting_is_refused_then_rescore_starts_a_separate_epoch(problem_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     first = start(problem_dir, run_dir)
@@ -91,6 +93,7 @@ def test_a_changed_setting_is_refused_then_rescore_starts_a_separate_epoch(probl
         asyncio.run(rescore_run(run_dir))
 
 
+@pytest.mark.slow
 def test_a_verifier_changed_during_the_run_stops_it_with_everything_stored(problem_dir: Path, tmp_path: Path) -> None:
     def tamper(program_id: int, score: float, code: str) -> None:
         with (problem_dir / "verifier.py").open("a") as handle:
@@ -106,6 +109,7 @@ def test_a_verifier_changed_during_the_run_stops_it_with_everything_stored(probl
     assert "verifier.py" in json.loads(changes)["changes"]
 
 
+@pytest.mark.slow
 def test_the_offline_search_finds_the_planted_shortcut_and_the_alarm_fires(tmp_path: Path) -> None:
     result = evolve.run([f"problem={FIXTURES / 'shortcut/problem.yaml'}", f"run.dir={tmp_path / 'run'}",
                          "sandbox=process", "sandbox.allow_root=true", "budget.evaluations=60", "search.islands=2"])

@@ -134,6 +134,7 @@ def test_a_verifier_stuck_on_one_output_is_stopped_and_only_that_candidate_fails
     assert not _alive(verifier_pid)
 
 
+@pytest.mark.slow
 def test_repeated_real_verifier_faults_still_stop_the_run_naming_the_verifier(problem_yaml: Path,
                                                                              tmp_path: Path) -> None:
     with pytest.raises(SearchStalled, match="verifier verifier.py raised NameError on case 'c1'"):
@@ -154,6 +155,7 @@ def test_a_seed_the_verifier_cannot_judge_stops_the_run_naming_the_verifier(prob
         evolve.run(overrides(problem_yaml, tmp_path / "run", 3), proposer=Candidates(["2"]))
 
 
+@pytest.mark.slow
 def test_a_stopped_run_kills_a_verifier_that_is_still_working(problem_yaml: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     pid_file = tmp_path / "verifier.pid"

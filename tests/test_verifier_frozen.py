@@ -104,6 +104,7 @@ def evaluator(problem: Problem, cfg) -> Evaluator:
     return Evaluator(problem, ProcessSandbox(), limits_from(cfg), "test", verifier_timeout=2)
 
 
+@pytest.mark.slow
 def test_rewriting_the_verifier_and_its_helpers_during_a_run_changes_no_later_judgement(problem_yaml: Path) -> None:
     cfg = compose_config([f"problem={problem_yaml}"])
     problem = load_problem(cfg)

@@ -18,7 +18,7 @@ from sqlalchemy import Table, bindparam, event, insert, inspect, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, SQLModel, select
 
 from evolve.db.models import (
     SCHEMA_VERSION,
@@ -38,6 +38,8 @@ from evolve.db.models import (
 from evolve.db.reads import RunReads
 from evolve.db.records import PendingChallenge
 from evolve.db.rows import Row
+from evolve.db.urls import engine_for
+from evolve.errors import EvolveError
 
 
 def stamped(row: Row, **extra: Any) -> Row:
@@ -59,7 +61,7 @@ _INSERT = {model: insert(_table(model))
 _UPDATE_RUN = update(_table(Run)).where(_table(Run).c.id == bindparam("run"))
 
 
-class StoreError(RuntimeError):
+class StoreError(EvolveError, RuntimeError):
     """The database cannot be used; the message says why."""
 
 
@@ -346,7 +348,7 @@ class Store(RunReads):
 
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT})
+        engine = engine_for(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT})
 
         @event.listens_for(engine, "connect")
         def _pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -357,7 +359,7 @@ def _make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return engine_for(url, pool_pre_ping=True)
 
 
 def open_store(url: str) -> Store:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from evolve.config import ConfigError
 from evolve.proposers.base import Proposer
 
 
@@ -17,4 +18,4 @@ def make_proposer(cfg: DictConfig) -> Proposer:
         from evolve.proposers.llm import OpenAIProposer
 
         return OpenAIProposer(cfg)
-    raise ValueError(f"llm.kind '{kind}' is not known; use 'offline' or 'openai'")
+    raise ConfigError(f"llm.kind '{kind}' is not known; use 'offline' or 'openai'")

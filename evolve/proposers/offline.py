@@ -14,6 +14,7 @@ import re
 
 from omegaconf import DictConfig
 
+from evolve.config import ConfigError
 from evolve.edits import EditRejected, Rewrite, join_blocks, split_blocks
 from evolve.proposers.base import Proposal, ProposalRequest
 
@@ -25,7 +26,7 @@ class OfflineProposer:
     def __init__(self, cfg: DictConfig) -> None:
         rates = [float(cfg.numeric_rate), float(cfg.line_rate), float(cfg.crossover_rate)]
         if min(rates) < 0 or sum(rates) <= 0:
-            raise ValueError("llm.numeric_rate, line_rate and crossover_rate must be >= 0 and not all 0")
+            raise ConfigError("llm.numeric_rate, line_rate and crossover_rate must be >= 0 and not all 0")
         self.rates = rates
 
     async def propose(self, request: ProposalRequest) -> Proposal:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from evolve.edits import END, START, Edit, Rewrite, SearchReplace
+from evolve.errors import EvolveError
 
 DIFF = "diff"
 REWRITE = "rewrite"
@@ -26,7 +27,7 @@ _SEARCH_MARK = re.compile(r"^[ \t]*<{5,9}[ \t]*SEARCH", re.MULTILINE)
 _FENCE = re.compile(r"^```[ \t]*([\w+-]*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
-class ReplyError(ValueError):
+class ReplyError(EvolveError, ValueError):
     """The reply holds no usable edit; str(error) is the failure recorded."""
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from evolve.db.models import SCHEMA_VERSION, UPGRADABLE_VERSIONS
 from evolve.db.store import StoreError
+from evolve.db.urls import engine_for
 
 
 class SourceError(StoreError):
@@ -206,8 +207,8 @@ def _read_only_engine(url: str) -> Engine:
         return create_engine("sqlite://", poolclass=NullPool, creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False,
                                                                           timeout=30))
     if url.startswith("postgresql"):
-        return create_engine(url, pool_pre_ping=True,
-                             connect_args={"options": "-c default_transaction_read_only=on"})
+        return engine_for(url, pool_pre_ping=True,
+                          connect_args={"options": "-c default_transaction_read_only=on"})
     if "://" not in url:
         raise SourceError(f"{url!r} is neither a run directory nor a database URL (e.g. sqlite:///runs/x/evolve.db)")
-    return create_engine(url, pool_pre_ping=True)
+    return engine_for(url, pool_pre_ping=True)

@@ -44,6 +44,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from evolve.errors import EvolveError
 from evolve.paths import RUNNER
 from evolve.sandbox.base import SandboxJob, SandboxResult, decode_result, encode_job, failed
 from evolve.sandbox.image import ImageError, image_id
@@ -63,7 +64,7 @@ RUNNER_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETUID", "SET
 CANDIDATE_UIDS = (20000, 60000)  # each job's candidate gets a uid from this range, unlike the job before
 
 
-class SandboxClosed(RuntimeError):
+class SandboxClosed(EvolveError, RuntimeError):
     pass
 
 

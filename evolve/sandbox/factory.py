@@ -7,6 +7,7 @@ import os
 
 from omegaconf import DictConfig
 
+from evolve.config import ConfigError
 from evolve.sandbox.base import Sandbox, SandboxLimits
 from evolve.sandbox.errors import SandboxUnavailable
 from evolve.sandbox.process import ProcessSandbox
@@ -42,7 +43,7 @@ def make_sandbox(cfg: DictConfig, run_id: str) -> Sandbox:
         from evolve.sandbox.auto import choose
 
         return choose(cfg, run_id)
-    raise ValueError(f"sandbox.backend '{backend}' is unknown; use one of {', '.join(BACKENDS)}")
+    raise ConfigError(f"sandbox.backend '{backend}' is unknown; use one of {', '.join(BACKENDS)}")
 
 
 def make_process(cfg: DictConfig) -> ProcessSandbox:

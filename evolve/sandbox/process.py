@@ -36,6 +36,7 @@ import time
 import uuid
 from pathlib import Path
 
+from evolve.errors import EvolveError
 from evolve.paths import RUNNER
 from evolve.sandbox.base import SandboxJob, SandboxResult, decode_result, encode_job, failed
 from evolve.sandbox.errors import SandboxUnavailable
@@ -105,7 +106,7 @@ class ProcessSandbox:
         return None
 
 
-class OutputTooLarge(Exception):
+class OutputTooLarge(EvolveError):
     pass
 
 
