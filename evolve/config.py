@@ -297,6 +297,11 @@ def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
         value = loaded.get(key)
         if value and value != "seed" and not Path(value).is_absolute():
             loaded[key] = str((path.parent / value).resolve())
+    files = loaded.get("files")
+    if files and not loaded.get("seed_program"):  # a multi-file program: its first file stands for the seed
+        first = files[0] if isinstance(files[0], str) else getattr(files[0], "path", None)
+        if isinstance(first, str):
+            loaded["seed_program"] = str((path.parent / first).resolve())
     # Merged under a `problem` root, so that an error names the key as the command line does (problem.KEY).
     merged = OmegaConf.merge({"problem": OmegaConf.structured(ProblemConfig)}, {"problem": loaded},
                              {"problem": _parsed_overrides(overrides, "problem.")})
