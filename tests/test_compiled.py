@@ -1,0 +1,101 @@
+"""Compiled, multi-file candidates: built in the sandbox, run per case, in every tier.
+
+A C problem folder (tests/compiled_support.py) is loaded from its problem.yaml; its
+candidate is built with the tier's compiler and run once per case; a build error is
+the candidate's feedback; identical sources are built once per run.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+
+from evolve.evaluation import Evaluator
+from evolve.sandbox.base import SandboxLimits
+from tests.compiled_support import HONEST_C, make_compiled_problem, with_file
+from tests.sandbox_support import LIMITS, make_backend
+
+pytestmark = pytest.mark.timeout(300)
+
+TIERS = [pytest.param("process"), pytest.param("bwrap", marks=pytest.mark.bwrap),
+         pytest.param("docker-pool", marks=pytest.mark.docker)]
+
+
+@pytest.mark.parametrize("backend", TIERS)
+async def test_a_c_candidate_is_built_and_run_in_every_tier(backend: str, tmp_path: Path) -> None:
+    problem = make_compiled_problem(tmp_path / "problem", [{}, {}])
+    sandbox = make_backend(backend, f"test-compiled-{uuid.uuid4().hex[:8]}", exec_scratch=True)
+    evaluator = Evaluator(problem, sandbox, LIMITS, "test")
+    try:
+        first = await evaluator.evaluate(problem.seed_code, "search")
+        assert first.valid and first.score == 1.0, first.feedback
+        heldout = await evaluator.evaluate(problem.seed_code, "heldout")
+        assert heldout.valid, heldout.feedback
+        # The same sources ran the same build (its stamp), on another split and another job.
+        stamps = {v.metrics["build"] for v in [*first.verdicts.values(), *heldout.verdicts.values()]}
+        assert len(stamps) == 1
+
+        changed = with_file(problem.seed_code, "twice.c", HONEST_C.replace("long factor = 2;", "long factor = 1 + 1;"))
+        other = await evaluator.evaluate(changed, "search")
+        assert other.valid, other.feedback
+        assert {v.metrics["build"] for v in other.verdicts.values()}.isdisjoint(stamps)  # new sources: built again
+
+        wrong = with_file(problem.seed_code, "twice.c", HONEST_C.replace("long factor = 2;", "long factor = 3;"))
+        judged = await evaluator.evaluate(wrong, "search")
+        assert not judged.valid and "wrong answer" in judged.feedback
+    finally:
+        evaluator.close()
+        await sandbox.close()
+
+
+async def test_a_build_error_is_the_candidates_feedback_and_is_not_built_again(tmp_path: Path) -> None:
+    problem = make_compiled_problem(tmp_path / "problem", [{}])
+    sandbox = make_backend("process", "test")
+    evaluator = Evaluator(problem, sandbox, LIMITS, "test")
+    broken = with_file(problem.seed_code, "twice.c",
+                       HONEST_C.replace("long factor = 2;", "long factor = undeclared_name;"))
+    try:
+        result = await evaluator.evaluate(broken, "search")
+        assert not result.valid and result.score is None
+        assert result.feedback.startswith("build failed (error): exit status 1")
+        assert re.search(r"twice\.c:\d+:\d+: error: .undeclared_name. undeclared", result.feedback), result.feedback
+        again = await evaluator.evaluate(broken, "heldout")
+        assert again.feedback == result.feedback and evaluator.builds.builds == 1
+    finally:
+        evaluator.close()
+        await sandbox.close()
+
+
+async def test_a_program_that_fails_or_runs_too_long_fails_its_case(tmp_path: Path) -> None:
+    problem = make_compiled_problem(tmp_path / "problem", [{}])
+    sandbox = make_backend("process", "test")
+    evaluator = Evaluator(problem, sandbox, LIMITS, "test")
+    exits = with_file(problem.seed_code, "twice.c", HONEST_C.replace("return factor * x;", "exit(7);").replace(
+        '#include "double.h"', '#include <stdlib.h>\n#include <stdio.h>\n#include "double.h"').replace(
+        "long factor = 2;", 'long factor = 2; fprintf(stderr, "gave up on %ld\\n", x);'))
+    spins = with_file(problem.seed_code, "twice.c", HONEST_C.replace("return factor * x;",
+                                                                     "for (volatile long i = 0;; i++) {}"))
+    try:
+        result = await evaluator.evaluate(exits, "search")
+        assert not result.valid and "error: the program exited with status 7\ngave up on 21" in result.feedback
+        result = await evaluator.evaluate(spins, "search")
+        assert not result.valid and f"timeout: exceeded the {LIMITS.case_timeout:g} s CPU time limit" in result.feedback
+    finally:
+        evaluator.close()
+        await sandbox.close()
+
+
+def test_a_multi_file_problem_without_a_run_command_is_refused(tmp_path: Path) -> None:
+    from evolve.problem import ProblemError
+
+    make_compiled_problem(tmp_path / "problem", [{}])
+    yaml = tmp_path / "problem" / "problem.yaml"
+    yaml.write_text(yaml.read_text().replace("run:\n  command: ./twice\n", ""))
+    from evolve.config import compose_config
+    from evolve.problem import load_problem
+
+    with pytest.raises(ProblemError, match=r"problem 'twice_c': set `run: \{command: ./program\}`"):
+        load_problem(compose_config([f"problem={yaml}"]))
