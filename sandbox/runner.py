@@ -698,6 +698,7 @@ def _build(program: dict, job: dict, uid: int | None, sources: set) -> dict:
     if status == "timeout":
         message = f"the build exceeded its {float(program['build_timeout']):g} s CPU time limit\n{text}"
     elif status == "walltime":
+        status = "timeout"
         message = f"the build exceeded its {float(program['build_wall_timeout']):g} s wall-clock limit\n{text}"
     elif code != 0:
         status = "crashed" if code is not None and code < 0 else "error"
