@@ -257,8 +257,10 @@ def normalized_hash(code: str) -> str:
 
     The program is compiled (C speed) and the hash covers its bytecode, names and
     constants but not its line numbers; code that does not compile falls back to
-    its tokens without comments.
+    its tokens without comments. A multi-file program: its text with spacing normalised.
     """
+    if bundle.is_bundle(code):  # other languages: Python's tokenizer would take `#define` for a comment
+        return hashlib.sha256(" ".join(code.split()).encode()).hexdigest()
     try:
         compiled = compile(code, "<candidate>", "exec", dont_inherit=True)
     except (SyntaxError, ValueError):

@@ -72,3 +72,11 @@ def test_the_prompt_shows_each_file_with_what_may_change_and_asks_for_named_edit
     assert "### File `step.c` (editable: only between the EVOLVE-BLOCK markers)\n\n```c step.c\n" in prompt
     assert "### File `tune.h` (editable: the whole file)" in prompt
     assert "<<<<<<< SEARCH path/of/the/file.c" in prompt
+
+
+def test_programs_differing_in_a_c_define_are_not_duplicates() -> None:
+    from evolve.edits import normalized_hash
+
+    other = PROGRAM.replace("#define LIMIT 10", "#define LIMIT 11")
+    assert normalized_hash(other) != normalized_hash(PROGRAM)
+    assert normalized_hash(PROGRAM.replace("int scale = 4;", "int  scale = 4;")) == normalized_hash(PROGRAM)
