@@ -108,25 +108,42 @@ class Evaluator:
         A failed build is the candidate's fault: invalid, with the compiler's trimmed output as its
         feedback; the verifier is not asked.
         """
+        reference = None
+        if self.problem.reference_code is not None:  # calibrated: the reference runs next to it, alternating
+            self.reference_first = not self.reference_first
+            if self.reference_first:
+                reference = await self._run_built(self.problem.reference_code, case_inputs)
+            result = await self._run_built(code, case_inputs)
+            if not self.reference_first:
+                reference = await self._run_built(self.problem.reference_code, case_inputs)
+        else:
+            result = await self._run_built(code, case_inputs)
+        if isinstance(result, str):
+            return Evaluation(split, False, None, {}, result[:FEEDBACK_LIMIT], time.monotonic() - started,
+                              self.evaluator_hash)
+        if isinstance(reference, str):
+            raise VerifierError(f"the problem's reference program does not build: {reference[:500]}")
+        valid, score, verdicts, feedback, rejected = await self._score(
+            cases, result.runs, reference.runs if reference is not None else None)
+        return Evaluation(split, valid, score, verdicts, feedback[:FEEDBACK_LIMIT], time.monotonic() - started,
+                          self.evaluator_hash, stdout=result.stdout, stderr=result.stderr, rejected=rejected)
+
+    async def _run_built(self, code: str, case_inputs: tuple[tuple[str, dict[str, Any]], ...]):
+        """The sandbox's result for a compiled program, or the message of its failed build."""
         program = self.problem.program
         assert program is not None
         key = self.builds.key(code, program)
         known = self.builds.get(key)
         if isinstance(known, str):  # these sources failed to build before: they still do
-            return Evaluation(split, False, None, {}, known[:FEEDBACK_LIMIT], time.monotonic() - started,
-                              self.evaluator_hash)
+            return known
         job = SandboxJob(code, self.problem.entry, case_inputs, self.limits, program=program, prebuilt=known)
         result = await self.sandbox.run(job)
         build = result.build
         if build is not None and not result.failure:
             self.builds.remember(key, build)
             if not build.ok:
-                feedback = f"build failed ({build.status}): {build.message}"
-                return Evaluation(split, False, None, {}, feedback[:FEEDBACK_LIMIT], time.monotonic() - started,
-                                  self.evaluator_hash, stdout=result.stdout, stderr=result.stderr)
-        valid, score, verdicts, feedback, rejected = await self._score(cases, result.runs)
-        return Evaluation(split, valid, score, verdicts, feedback[:FEEDBACK_LIMIT], time.monotonic() - started,
-                          self.evaluator_hash, stdout=result.stdout, stderr=result.stderr, rejected=rejected)
+                return f"build failed ({build.status}): {build.message}"
+        return result
 
     def fault(self, split: str, reason: str) -> Evaluation:
         """An invalid result for a program the verifier could not score."""

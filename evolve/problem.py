@@ -247,7 +247,13 @@ def load_problem(cfg: DictConfig) -> Problem:
     cases_bytes = cases_path.read_bytes()
     module = _exec_verifier(verifier_path, verifier_source.source)
     certifying = _certifying(module, verifier_path, p.name, p.objective)
-    reference = _reference(p.reference, seed_path, p.name)
+    if program is not None and p.reference:
+        if p.reference != "seed":
+            raise ProblemError(f"problem '{p.name}': a compiled problem's reference can only be `seed` "
+                               f"(its files as listed), not {p.reference!r}")
+        reference = seed_code
+    else:
+        reference = _reference(p.reference, seed_path, p.name)
     return Problem(
         name=p.name,
         seed_code=seed_code,

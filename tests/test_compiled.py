@@ -99,3 +99,24 @@ def test_a_multi_file_problem_without_a_run_command_is_refused(tmp_path: Path) -
 
     with pytest.raises(ProblemError, match=r"problem 'twice_c': set `run: \{command: ./program\}`"):
         load_problem(compose_config([f"problem={yaml}"]))
+
+
+async def test_a_calibrated_compiled_problem_scores_candidates_against_the_built_seed() -> None:
+    from evolve.config import compose_config
+    from evolve.paths import PROBLEMS
+    from evolve.problem import load_problem
+
+    problem = load_problem(compose_config([f"problem={PROBLEMS / 'center_c' / 'problem.yaml'}",
+                                           "problem.reference=seed"]))
+    sandbox = make_backend("process", "test")
+    evaluator = Evaluator(problem, sandbox, LIMITS, "test")
+    closer = problem.seed_code.replace("double shift = 0.0;", "double shift = -0.3;")
+    try:
+        seed = await evaluator.evaluate(problem.seed_code, "search")
+        better = await evaluator.evaluate(closer, "search")
+        assert seed.valid and seed.score == 1.0, seed.feedback
+        assert better.valid and better.score < 1.0 and "x the reference" in better.feedback
+        assert evaluator.builds.builds == 2  # the seed (as candidate and as reference) was built once
+    finally:
+        evaluator.close()
+        await sandbox.close()
