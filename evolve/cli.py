@@ -138,7 +138,8 @@ def _summary(result: RunResult) -> None:
         console.print(f"next: continue with `evolve resume {result.run_dir}`", highlight=False, soft_wrap=True)
         raise typer.Exit(INTERRUPTED)
     if result.best_program_id is not None:
-        console.print(f"next: `evolve best {result.run_dir} -o best.py` saves the best program; "
+        console.print(f"next: `evolve best {result.run_dir} -o best.py` saves the best program (`-o DIR` writes "
+                      "a multi-file program's files); "
                       f"`evolve resume {result.run_dir} budget.evaluations=N` searches further",
                       highlight=False, soft_wrap=True)
     else:
