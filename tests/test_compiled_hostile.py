@@ -140,6 +140,16 @@ long twice(long x) {
     // EVOLVE-BLOCK-END
 }
 ''', r"^build failed \((timeout|crashed|error)\): ", whole=True),
+    # A huge output of the build (a 1 GB initialised array in the object file): bounded by the
+    # largest file the build may write.
+    "huge_object": Attack('''#include "double.h"
+char big[1L << 30] = {1};  /* global: emitted, never folded away */
+long twice(long x) {
+    // EVOLVE-BLOCK-START
+    return 2 * x + big[0] - 1;
+    // EVOLVE-BLOCK-END
+}
+''', r"^build failed \((crashed|error|timeout)\): ", whole=True),
     # A host file included into the source: the compiler's errors would quote it.
     "include_host_file": Attack('''#include "double.h"
 #include "@VERIFIER@"
