@@ -247,6 +247,8 @@ def load_problem(cfg: DictConfig) -> Problem:
     cases_bytes = cases_path.read_bytes()
     module = _exec_verifier(verifier_path, verifier_source.source)
     certifying = _certifying(module, verifier_path, p.name, p.objective)
+    if program is not None and program.stdin != "json":
+        _check_stdin_input(program.stdin, cases_path, _load_cases(cases_path, cases_bytes), p.name)
     if program is not None and p.reference:
         if p.reference != "seed":
             raise ProblemError(f"problem '{p.name}': a compiled problem's reference can only be `seed` "
@@ -321,6 +323,14 @@ def _compiled_program(p: DictConfig, verifier_path: Path) -> tuple[ProgramSpec, 
                        stdout=str(p.run.stdout), build_timeout=float(p.build.timeout),
                        build_memory_mb=int(p.build.memory_mb), build_max_file_mb=int(p.build.max_file_mb))
     return spec, base / sources[0].path, code
+
+
+def _check_stdin_input(name: str, path: Path, cases: tuple[Case, ...], problem: str) -> None:
+    """run.stdin names an input: every case must have it as a string (the program reads it raw)."""
+    for case in cases:
+        if not isinstance(case.inputs.get(name), str):
+            raise ProblemError(f"problem '{problem}': run.stdin is {name!r}, but case {case.id!r} in {path} has no "
+                               f"string input {name!r}; give every case one, or use `stdin: json`")
 
 
 def _files_base(p: DictConfig, verifier_path: Path) -> Path:

@@ -552,14 +552,14 @@ def run_program_job(job: dict, uid: int | None) -> dict:
     program = job["program"]
     sources = set()
     for path, text in program["files"]:
-        _write_file(_safe_path(path), text.encode("utf-8"), 0o644, None)
+        _write_file(_safe_path(path, uid), text.encode("utf-8"), 0o644, None)
         sources.add(path)
     limit = int(job["max_log_bytes"])
     if program.get("prebuilt") is not None:
         import base64
 
         for path, text in program["prebuilt"]:
-            _write_file(_safe_path(path), base64.b64decode(text), 0o755, uid)
+            _write_file(_safe_path(path, uid), base64.b64decode(text), 0o755, uid)
         build = {"status": "cached", "message": "", "seconds": 0.0, "cpu_seconds": 0.0}
     elif program.get("build"):
         build = _build(program, job, uid, sources)
@@ -579,13 +579,17 @@ def run_program_job(job: dict, uid: int | None) -> dict:
             "stdout": _tail("candidate.out", limit), "stderr": _tail("candidate.err", limit)}
 
 
-def _safe_path(path: str) -> str:
-    """A path from the job, kept inside the working folder."""
+def _safe_path(path: str, uid: int | None) -> str:
+    """A path from the job, kept inside the working folder; its folders made (the candidate's: builds write there)."""
     parts = path.split("/")
     if not path or path.startswith("/") or ".." in parts or "\0" in path:
         raise ValueError(f"refused file name {path!r}")
-    if len(parts) > 1:
-        os.makedirs(os.path.join(*parts[:-1]), mode=0o755, exist_ok=True)
+    for depth in range(1, len(parts)):
+        folder = os.path.join(*parts[:depth])
+        if not os.path.isdir(folder):
+            os.mkdir(folder, 0o755)
+            if uid is not None:
+                os.chown(folder, uid, uid)
     return path
 
 

@@ -120,3 +120,14 @@ async def test_a_calibrated_compiled_problem_scores_candidates_against_the_built
     finally:
         evaluator.close()
         await sandbox.close()
+
+
+def test_a_run_stdin_naming_an_input_some_case_lacks_is_refused(tmp_path: Path) -> None:
+    from evolve.config import compose_config
+    from evolve.problem import ProblemError, load_problem
+
+    make_compiled_problem(tmp_path / "problem", [{"text": "21"}, {}])
+    yaml = tmp_path / "problem" / "problem.yaml"
+    yaml.write_text(yaml.read_text().replace("  command: ./twice\n", "  command: ./twice\n  stdin: text\n"))
+    with pytest.raises(ProblemError, match=r"run.stdin is 'text', but case 'c2' .* has no string input 'text'"):
+        load_problem(compose_config([f"problem={yaml}"]))
