@@ -131,3 +131,20 @@ def test_a_run_stdin_naming_an_input_some_case_lacks_is_refused(tmp_path: Path) 
     yaml.write_text(yaml.read_text().replace("  command: ./twice\n", "  command: ./twice\n  stdin: text\n"))
     with pytest.raises(ProblemError, match=r"run.stdin is 'text', but case 'c2' .* has no string input 'text'"):
         load_problem(compose_config([f"problem={yaml}"]))
+
+
+def test_sandbox_check_builds_a_compiled_problems_seed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    make_compiled_problem(tmp_path / "problem", [{}])
+    yaml = tmp_path / "problem" / "problem.yaml"
+    command = [sys.executable, "-m", "evolve", "sandbox", "check", f"problem={yaml}", "sandbox=process",
+               "sandbox.allow_root=true"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "seed build of twice_c on process: ok" in done.stdout, done.stdout + done.stderr
+    (tmp_path / "problem" / "double.h").write_text("long twice(long x)\n")  # a missing semicolon
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert re.search(r"seed build of twice_c on process: failed \(error: exit status 1\n.*error: ", done.stdout,
+                     re.DOTALL), done.stdout
