@@ -286,7 +286,7 @@ STDOUT_MODES = ("json", "text")
 
 def _compiled_program(p: DictConfig, verifier_path: Path) -> tuple[ProgramSpec, Path, str]:
     """(how to build and run it, the first file, the seed bundle) of a problem with `files:`."""
-    base = _files_base(p, verifier_path)
+    base = _home(p, verifier_path)  # paths in files: are relative to the problem.yaml's folder
     where = f"problem '{p.name}'"
     if not str(p.build.command).strip() and not str(p.run.command).strip():
         raise ProblemError(f"{where} lists files but sets no `run: {{command: ...}}` (and usually a `build: "
@@ -331,15 +331,6 @@ def _check_stdin_input(name: str, path: Path, cases: tuple[Case, ...], problem: 
         if not isinstance(case.inputs.get(name), str):
             raise ProblemError(f"problem '{problem}': run.stdin is {name!r}, but case {case.id!r} in {path} has no "
                                f"string input {name!r}; give every case one, or use `stdin: json`")
-
-
-def _files_base(p: DictConfig, verifier_path: Path) -> Path:
-    """Where `files:` are looked up: the problem.yaml's folder (the project for configs/problem/*.yaml)."""
-    source = p.get("file")
-    if source:
-        path = resolve(source)
-        return ROOT if path.is_relative_to(ROOT / "configs") else path.parent
-    return verifier_path.parent
 
 
 def _home(p: DictConfig, verifier_path: Path) -> Path:
