@@ -20,6 +20,12 @@ Protocol
             "case_timeout", "wall_timeout", "max_output_bytes", "max_log_bytes",
             "memory_bytes", "max_procs", "max_depth", "max_int_digits"}
     stdout  one line: "<nonce> <JSON result>"; nothing else is ever written there.
+    A job with a "program" (a compiled or multi-file candidate: {"files": [[path, text]],
+    "build", "run", "stdin", "stdout", build limits, "prebuilt"}) is built once with
+    `/bin/sh -c build` (or given the files an earlier build made), then `/bin/sh -c run`
+    answers each case in a process of its own: the case's input on stdin, its output on
+    stdout; the result then also holds {"build": {"status", "message", "cpu_seconds",
+    "artifacts"}}. See run_program_job.
 
 Trust boundary
     The candidate never runs in this process. Its process is forked BEFORE the
