@@ -148,3 +148,30 @@ def test_sandbox_check_builds_a_compiled_problems_seed(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert re.search(r"seed build of twice_c on process: failed \(error: exit status 1\n.*error: ", done.stdout,
                      re.DOTALL), done.stdout
+
+
+async def test_a_multi_file_python_program_needs_no_build(tmp_path: Path) -> None:
+    from evolve.config import compose_config
+    from evolve.problem import load_problem
+    from tests.compiled_support import VERIFIER
+
+    folder = tmp_path / "py"
+    (folder / "pkg").mkdir(parents=True)
+    (folder / "main.py").write_text("import json, sys\nfrom pkg.rule import twice\n"
+                                    "x = json.loads(sys.stdin.readline())['x']\nprint(json.dumps({'answer': twice(x)}))\n")
+    (folder / "pkg" / "__init__.py").write_text("")
+    (folder / "pkg" / "rule.py").write_text("def twice(x):\n    return x + x\n")
+    (folder / "verifier.py").write_text(VERIFIER.format(secret="none"))
+    (folder / "cases.json").write_text('{"search": [{"id": "c1", "inputs": {"x": 4}, "private": {"answer": 8}}]}')
+    (folder / "problem.yaml").write_text("name: twice_py\ncases: cases.json\nverifier: verifier.py\n"
+                                         "files: [main.py, pkg/__init__.py, {path: pkg/rule.py, whole: true}]\n"
+                                         "run:\n  command: python3 -E main.py\n")
+    problem = load_problem(compose_config([f"problem={folder}"]))
+    sandbox = make_backend("process", "test")
+    evaluator = Evaluator(problem, sandbox, LIMITS, "test")
+    try:
+        result = await evaluator.evaluate(problem.seed_code, "search")
+        assert result.valid and result.score == 1.0, result.feedback
+    finally:
+        evaluator.close()
+        await sandbox.close()
