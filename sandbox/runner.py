@@ -677,9 +677,7 @@ def _wait(pid: int, meter: Meter, reader: int | None, cap: int) -> tuple[str, in
             if chunk:
                 data += chunk
             else:
-                reader_closed = reader
-                reader = None
-                os.close(reader_closed)
+                reader = None  # every writer closed it; the caller closes the descriptor
         elif reader is None:
             time.sleep(POLL / 4)
 
