@@ -7,6 +7,7 @@ the candidate's feedback; identical sources are built once per run.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -172,6 +173,35 @@ async def test_a_multi_file_python_program_needs_no_build(tmp_path: Path) -> Non
     try:
         result = await evaluator.evaluate(problem.seed_code, "search")
         assert result.valid and result.score == 1.0, result.feedback
+    finally:
+        evaluator.close()
+        await sandbox.close()
+
+
+async def test_raw_text_in_and_out(tmp_path: Path) -> None:
+    """run.stdin: NAME sends that input raw; run.stdout: text gives the verifier the printed text."""
+    from evolve.config import compose_config
+    from evolve.problem import load_problem
+
+    folder = tmp_path / "echo"
+    folder.mkdir()
+    (folder / "flags.txt").write_text("-n\n")
+    (folder / "verifier.py").write_text(
+        "from evolve.problem import Verdict\n\n\ndef verify(case, run, settings):\n"
+        "    if run.status != 'ok':\n        return Verdict(False, feedback=run.message)\n"
+        "    return Verdict(run.output == case.inputs['text'].upper(), 1.0, feedback=repr(run.output))\n")
+    text = "p cnf 3 2\n1 -2 0\n2 3 0\n"
+    (folder / "cases.json").write_text(json.dumps({"search": [{"id": "c1", "inputs": {"text": text}}]}))
+    (folder / "problem.yaml").write_text("name: shout\ncases: cases.json\nverifier: verifier.py\n"
+                                         "files: [{path: flags.txt, whole: true}]\n"
+                                         "run:\n  command: tr a-z A-Z\n  stdin: text\n  stdout: text\n")
+    problem = load_problem(compose_config([f"problem={folder}"]))
+    sandbox = make_backend("process", "test")
+    evaluator = Evaluator(problem, sandbox, LIMITS, "test")
+    try:
+        result = await evaluator.evaluate(problem.seed_code, "search")
+        assert result.valid, result.feedback
+        assert result.verdicts["c1"].feedback == repr(text.upper())
     finally:
         evaluator.close()
         await sandbox.close()
