@@ -25,6 +25,7 @@ from rich.text import Text
 from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 
+from evolve import bundle
 from evolve.config import compose_config
 from evolve.db.store import database_error
 from evolve.errors import EvolveError
@@ -132,7 +133,8 @@ def _summary(result: RunResult) -> None:
         console.print(f"next: continue with `evolve resume {result.run_dir}`", highlight=False, soft_wrap=True)
         raise typer.Exit(INTERRUPTED)
     if result.best_program_id is not None:
-        console.print(f"next: `evolve best {result.run_dir} -o best.py` saves the best program; "
+        console.print(f"next: `evolve best {result.run_dir} -o best.py` saves the best program (`-o DIR` writes "
+                      "a multi-file program's files); "
                       f"`evolve resume {result.run_dir} budget.evaluations=N` searches further",
                       highlight=False, soft_wrap=True)
     else:
@@ -196,12 +198,12 @@ def status(run_dir: Path, as_json: bool = typer.Option(False, "--json", help="ma
 
 @app.command()
 @command
-def best(run_dir: Path, output: Optional[Path] = typer.Option(None, "-o", "--output", help="write the code here")) -> None:
+def best(run_dir: Path, output: Optional[Path] = typer.Option(None, "-o", "--output", help="write the code here (a folder for a multi-file program)")) -> None:
     """Print (or save) the best program of a run."""
     from evolve.session import open_run, saved_config
 
     _run_dir.append(run_dir)
-    if output is not None and not output.parent.is_dir():
+    if output is not None and not output.parent.is_dir() and not output.is_dir():
         raise RunError(f"cannot write {output}: the folder {output.parent} does not exist; create it first "
                        "or choose another -o path")
     store, run = open_run(run_dir, saved_config(run_dir))
@@ -222,6 +224,16 @@ def best(run_dir: Path, output: Optional[Path] = typer.Option(None, "-o", "--out
     if output is None:
         sys.stdout.write(program.code)
         return
+    if bundle.is_bundle(program.code):  # a multi-file program: -o names a folder, its files go inside
+        try:
+            written = bundle.write_out(program.code, output)
+        except OSError as error:
+            raise RunError(f"cannot write the program's files under {output}: {error.strerror or error}; "
+                           "choose another -o folder") from None
+        console.print(f"wrote {len(written)} files under {output}: {', '.join(str(p.relative_to(output)) for p in written)}")
+        return
+    if output.is_dir():
+        raise RunError(f"cannot write {output}: it is a folder; give a file name with -o")
     try:
         output.write_text(program.code)
     except OSError as error:

@@ -69,7 +69,40 @@ def check(overrides: Optional[list[str]] = OVERRIDES) -> None:
     ok = _check_bwrap(cfg) and ok
     console.print(f"configured backend: {cfg.sandbox.backend}", highlight=False)
     ok = _trial(cfg) and ok
+    if cfg.problem.get("files"):  # a compiled problem: does its seed build with this tier's toolchain?
+        ok = _trial_build(cfg) and ok
     raise typer.Exit(0 if ok else 1)
+
+
+def _trial_build(cfg) -> bool:
+    """Build the problem's seed on the configured backend (no case is run)."""
+    from evolve.problem import ProblemError, load_problem
+    from evolve.sandbox.base import SandboxJob
+    from evolve.sandbox.factory import limits_from, make_sandbox
+
+    async def go(problem):
+        sandbox = make_sandbox(cfg, f"check-{int(time.time())}")
+        try:
+            job = SandboxJob(problem.seed_code, problem.entry, (), limits_from(cfg), program=problem.program)
+            return sandbox, await sandbox.run(job)
+        finally:
+            await sandbox.close()
+
+    try:
+        problem = load_problem(cfg)
+        sandbox, result = asyncio.run(go(problem))
+    except (ProblemError, Exception) as error:  # noqa: BLE001 - report whatever stops the build
+        console.print(f"seed build: [bold red]failed[/] ({error})", highlight=False)
+        return False
+    build = result.build
+    if result.failure or build is None or not build.ok:
+        detail = result.failure or (f"{build.status}: {build.message[-600:]}" if build else "no build result")
+        console.print(f"seed build of {problem.name} on {sandbox.name}: [bold red]failed[/] ({detail})",
+                      highlight=False)
+        return False
+    console.print(f"seed build of {problem.name} on {sandbox.name}: ok ({build.cpu_seconds:.2f} s CPU)",
+                  highlight=False)
+    return True
 
 
 def _check_docker(cfg) -> bool:

@@ -30,6 +30,25 @@ class ConfigError(EvolveError, ValueError):
 
 
 @dataclass
+class ProgramBuildConfig:
+    """How a compiled candidate is built inside the sandbox (problem.files set; docs/writing-a-problem.md)."""
+
+    command: str = ""  # run by /bin/sh -c in the job's scratch folder, where the files are written
+    timeout: float = 60.0  # CPU seconds of the build's whole process tree
+    memory_mb: int = 2048  # address space of each build process
+    max_file_mb: int = 64  # largest file the build may write
+
+
+@dataclass
+class ProgramRunConfig:
+    """How a built candidate answers one case."""
+
+    command: str = ""  # run by /bin/sh -c once per case, in the scratch folder
+    stdin: str = "json"  # json: the case's inputs as one JSON line; or NAME: the string inputs[NAME], raw
+    stdout: str = "json"  # json: stdout parsed as one JSON value; text: the output is stdout as a string
+
+
+@dataclass
 class ProblemConfig:
     name: str = "???"
     description: str = ""
@@ -54,6 +73,11 @@ class ProblemConfig:
     # A reference program ("seed" or a path) run with every evaluation on the same sandbox, interleaved;
     # each case's score becomes candidate / reference, so a slow and a fast machine agree (evolve/calibration.py)
     reference: Optional[str] = None
+    # A compiled or multi-file candidate: its files (a path, or {path: ..., whole: true} for a file
+    # editable as a whole), built by `build` and run per case by `run`; replaces seed_program and entry.
+    files: list[Any] = field(default_factory=list)
+    build: ProgramBuildConfig = field(default_factory=ProgramBuildConfig)
+    run: ProgramRunConfig = field(default_factory=ProgramRunConfig)
 
 
 RECORDED_PROBLEM_FIELDS = ("file", "file_overrides", "file_from_run")  # written by evolve, not by the user
@@ -276,6 +300,11 @@ def _problem_from_file(path: Path, overrides: list[str]) -> DictConfig:
             raise ConfigError(f"problem file {path}: {key} must be a file path (a string)")
         if value and value != "seed" and not Path(value).is_absolute():
             loaded[key] = str((path.parent / value).resolve())
+    files = loaded.get("files")
+    if files and not loaded.get("seed_program"):  # a multi-file program: its first file stands for the seed
+        first = files[0] if isinstance(files[0], str) else getattr(files[0], "path", None)
+        if isinstance(first, str):
+            loaded["seed_program"] = str((path.parent / first).resolve())
     # Merged under a `problem` root, so that an error names the key as the command line does (problem.KEY).
     schema = {"problem": OmegaConf.structured(ProblemConfig)}
     try:

@@ -17,11 +17,13 @@ import tokenize
 import types
 from dataclasses import dataclass
 
+from evolve import bundle
 from evolve.errors import EvolveError
 
 START = "EVOLVE-BLOCK-START"
 END = "EVOLVE-BLOCK-END"
-_MARKER = re.compile(rf"^[ \t]*#[ \t]*({START}|{END})[ \t]*$", re.MULTILINE)
+# A marker is a line holding only a comment with it: `#` (Python, shell), `//` or `/* */` (C family), `--`, `;`.
+_MARKER = re.compile(rf"^[ \t]*(?:#|//|--|;|/\*)[ \t]*({START}|{END})[ \t]*(?:\*/)?[ \t]*$", re.MULTILINE)
 
 
 class EditRejected(EvolveError, ValueError):
@@ -30,10 +32,11 @@ class EditRejected(EvolveError, ValueError):
 
 @dataclass(frozen=True)
 class Rewrite:
-    """A whole new program."""
+    """A whole new program; or, for a multi-file program, new texts of the files named in `files`."""
 
     code: str
     kind: str = "rewrite"
+    files: tuple[tuple[str, str], ...] = ()  # (path, new text): only these files change
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class SearchReplace:
 
     pairs: tuple[tuple[str, str], ...]
     kind: str = "diff"
+    # The file each pair applies to (multi-file programs); None: the first match anywhere.
+    paths: tuple[str | None, ...] = ()
 
 
 Edit = Rewrite | SearchReplace
@@ -77,8 +82,10 @@ def join_blocks(fixed: list[str], blocks: list[str]) -> str:
 
 def apply_edit(parent: str, edit: Edit) -> str:
     """The child program, or EditRejected saying why the edit cannot be used."""
+    if bundle.is_bundle(parent):
+        return _apply_to_bundle(parent, edit)
     if isinstance(edit, Rewrite):
-        child = edit.code
+        child = edit.code if not edit.files else edit.files[-1][1]
     elif isinstance(edit, SearchReplace):
         child = _apply_pairs(parent, edit.pairs)
     else:  # pragma: no cover - type checkers catch this
@@ -89,20 +96,95 @@ def apply_edit(parent: str, edit: Edit) -> str:
     return child
 
 
-def _apply_pairs(parent: str, pairs: tuple[tuple[str, str], ...]) -> str:
+def _apply_to_bundle(parent: str, edit: Edit) -> str:
+    """An edit of a multi-file program: each SEARCH/REPLACE and each rewritten file names its file."""
+    files = {source.path: source for source in bundle.parse(parent)}
+    editable = [source.path for source in files.values() if source.whole or START in source.text]
+    try:
+        if isinstance(edit, Rewrite):
+            if edit.files:
+                child = parent
+                for path, text in edit.files:
+                    child = bundle.replace_file(child, _known(path, files), text)
+            elif bundle.is_bundle(edit.code):
+                child = edit.code
+            elif len(editable) == 1:
+                child = bundle.replace_file(parent, editable[0], edit.code)
+            else:
+                raise EditRejected(f"the rewrite does not say which file it is; this program has several editable "
+                                   f"files ({', '.join(editable)}): put the file name after the fence's language")
+        elif isinstance(edit, SearchReplace):
+            paths = edit.paths or (None,) * len(edit.pairs)
+            if not edit.pairs:
+                raise EditRejected("the diff has no SEARCH/REPLACE blocks")
+            child = parent
+            for number, (pair, path) in enumerate(zip(edit.pairs, paths), 1):
+                if path is None:
+                    child = _apply_pairs(child, (pair,), number)
+                else:
+                    current = {source.path: source for source in bundle.parse(child)}[_known(path, files)]
+                    child = bundle.replace_file(child, path, _apply_pairs(current.text, (pair,), number, path))
+        else:  # pragma: no cover - type checkers catch this
+            raise EditRejected(f"unknown edit type {type(edit).__name__}")
+    except bundle.BundleError as error:
+        raise EditRejected(str(error)) from None
+    check_fixed_parts(parent, child)
+    if child == parent:
+        raise EditRejected("the edit leaves the program unchanged")
+    return child
+
+
+def _known(path: str, files: dict) -> str:
+    if path not in files:
+        raise EditRejected(f"the edit names file {path!r}, which the program does not have "
+                           f"(its files: {', '.join(files)})")
+    return path
+
+
+def _apply_pairs(parent: str, pairs: tuple[tuple[str, str], ...], first: int = 1, path: str | None = None) -> str:
     if not pairs:
         raise EditRejected("the diff has no SEARCH/REPLACE blocks")
     child = parent
-    for number, (search, replace) in enumerate(pairs, 1):
+    where = f"file {path}" if path else "the program"
+    for number, (search, replace) in enumerate(pairs, first):
         if not search.strip():
             raise EditRejected(f"SEARCH block {number} is empty")
         if search not in child:
-            raise EditRejected(f"SEARCH block {number} does not match the program exactly: {search[:80]!r}")
+            raise EditRejected(f"SEARCH block {number} does not match {where} exactly: {search[:80]!r}")
         child = child.replace(search, replace, 1)
     return child
 
 
 def check_fixed_parts(parent: str, child: str) -> None:
+    if bundle.is_bundle(parent):
+        _check_bundle(parent, child)
+        return
+    _check_one_file(parent, child, python=True)
+
+
+def _check_bundle(parent: str, child: str) -> None:
+    """Same files with the same headers; fixed files unchanged; marked files only inside their blocks."""
+    try:
+        after = bundle.parse(child)
+    except bundle.BundleError as error:
+        raise EditRejected(f"the edit breaks the program's file headers: {error}") from None
+    before = bundle.parse(parent)
+    if [f.header() for f in before] != [f.header() for f in after]:
+        raise EditRejected("the edit adds, removes, renames or reorders files (the program's files are "
+                           f"{', '.join(f.path for f in before)}); change only their editable parts")
+    for old, new in zip(before, after):
+        if old.whole:
+            continue
+        if START in old.text or END in old.text:
+            try:
+                _check_one_file(old.text, new.text, python=old.path.endswith(".py"))
+            except EditRejected as error:
+                raise EditRejected(f"file {old.path}: {error}") from None
+        elif old.text != new.text:
+            raise EditRejected(f"the edit changes file {old.path}, which has no EVOLVE-BLOCK and is fixed")
+
+
+def _check_one_file(parent: str, child: str, python: bool) -> None:
     parent_fixed, parent_blocks = split_blocks(parent)
     try:
         child_fixed, child_blocks = split_blocks(child)
@@ -114,7 +196,7 @@ def check_fixed_parts(parent: str, child: str) -> None:
         if before.strip() != after.strip():
             raise EditRejected(f"the edit changes code outside the EVOLVE-BLOCKs (fixed part {index + 1}): "
                                f"{_first_difference(before, after)}")
-    rebound = _fixed_names_rebound(child) - _fixed_names_rebound(parent)
+    rebound = _fixed_names_rebound(child) - _fixed_names_rebound(parent) if python else set()
     if rebound:
         raise EditRejected(f"the edit rebinds {', '.join(sorted(rebound))} inside an EVOLVE-BLOCK; "
                            "names the fixed code defines (the entry function among them) stay as they are")
@@ -176,8 +258,10 @@ def normalized_hash(code: str) -> str:
 
     The program is compiled (C speed) and the hash covers its bytecode, names and
     constants but not its line numbers; code that does not compile falls back to
-    its tokens without comments.
+    its tokens without comments. A multi-file program: its text with spacing normalised.
     """
+    if bundle.is_bundle(code):  # other languages: Python's tokenizer would take `#define` for a comment
+        return hashlib.sha256(" ".join(code.split()).encode()).hexdigest()
     try:
         compiled = compile(code, "<candidate>", "exec", dont_inherit=True)
     except (SyntaxError, ValueError):

@@ -20,6 +20,7 @@ from typing import Any
 
 from evolve.errors import EvolveError
 from evolve.problem import Case, Problem, Verdict
+from evolve.builds import BuildCache
 from evolve.sandbox.base import CaseRun, Sandbox, SandboxJob, SandboxLimits
 from evolve.verifier_process import VerifierProcesses
 
@@ -65,11 +66,15 @@ class Evaluator:
         self.evaluator_hash = evaluator_hash
         self.verifier = VerifierProcesses(problem.verifier_source, verifier_timeout)
         self.reference_first = False  # calibrated problems: which of the pair runs first, alternating
+        self.builds = BuildCache()  # compiled problems: identical sources are built once per run
 
     async def evaluate(self, code: str, split: str) -> Evaluation:
         cases = self.problem.split(split)
-        job = SandboxJob(code, self.problem.entry, tuple((c.id, c.inputs) for c in cases), self.limits)
         started = time.monotonic()
+        case_inputs = tuple((c.id, c.inputs) for c in cases)
+        if self.problem.program is not None:
+            return await self._evaluate_built(code, split, cases, case_inputs, started)
+        job = SandboxJob(code, self.problem.entry, case_inputs, self.limits)
         reference = None
         if self.problem.reference_code is not None:  # measured on the same sandbox, next to the candidate
             ref_job = SandboxJob(self.problem.reference_code, self.problem.entry, job.cases, self.limits)
@@ -96,6 +101,50 @@ class Evaluator:
             stderr=result.stderr,
             rejected=rejected,
         )
+
+    async def _evaluate_built(self, code: str, split: str, cases: tuple[Case, ...],
+                              case_inputs: tuple[tuple[str, dict[str, Any]], ...], started: float) -> Evaluation:
+        """A compiled candidate: built in the sandbox (once per distinct sources), run per case, then judged.
+
+        A failed build is the candidate's fault: invalid, with the compiler's trimmed output as its
+        feedback; the verifier is not asked.
+        """
+        reference = None
+        if self.problem.reference_code is not None:  # calibrated: the reference runs next to it, alternating
+            self.reference_first = not self.reference_first
+            if self.reference_first:
+                reference = await self._run_built(self.problem.reference_code, case_inputs)
+            result = await self._run_built(code, case_inputs)
+            if not self.reference_first:
+                reference = await self._run_built(self.problem.reference_code, case_inputs)
+        else:
+            result = await self._run_built(code, case_inputs)
+        if isinstance(result, str):
+            return Evaluation(split, False, None, {}, result[:FEEDBACK_LIMIT], time.monotonic() - started,
+                              self.evaluator_hash)
+        if isinstance(reference, str):
+            raise VerifierError(f"the problem's reference program does not build: {reference[:500]}")
+        valid, score, verdicts, feedback, rejected = await self._score(
+            cases, result.runs, reference.runs if reference is not None else None)
+        return Evaluation(split, valid, score, verdicts, feedback[:FEEDBACK_LIMIT], time.monotonic() - started,
+                          self.evaluator_hash, stdout=result.stdout, stderr=result.stderr, rejected=rejected)
+
+    async def _run_built(self, code: str, case_inputs: tuple[tuple[str, dict[str, Any]], ...]):
+        """The sandbox's result for a compiled program, or the message of its failed build."""
+        program = self.problem.program
+        assert program is not None
+        key = self.builds.key(code, program)
+        known = self.builds.get(key)
+        if isinstance(known, str):  # these sources failed to build before: they still do
+            return known
+        job = SandboxJob(code, self.problem.entry, case_inputs, self.limits, program=program, prebuilt=known)
+        result = await self.sandbox.run(job)
+        build = result.build
+        if build is not None and not result.failure:
+            self.builds.remember(key, build)
+            if not build.ok:
+                return f"build failed ({build.status}): {build.message}"
+        return result
 
     def fault(self, split: str, reason: str) -> Evaluation:
         """An invalid result for a program the verifier could not score."""

@@ -22,6 +22,7 @@ and the case's private data (labels, references) that never enter a sandbox.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import hashlib
 import importlib.util
@@ -33,8 +34,10 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+from evolve import bundle
 from evolve.errors import EvolveError
 from evolve.paths import ROOT, expose_evaluators, resolve
+from evolve.sandbox.base import ProgramSpec
 from evolve.verifier_source import VerifierSource, local_imports  # noqa: F401 - local_imports: part of this API
 
 SEARCH = "search"
@@ -86,6 +89,7 @@ class Problem:
     measured: bool = False  # score_kind: measured (timed): champions must win a re-measurement
     reference_code: str | None = None  # run with every evaluation; case scores become ratios to it
     seed_path: Path | None = None  # where the seed came from (for messages about it)
+    program: ProgramSpec | None = None  # a compiled / multi-file candidate: seed_code is a bundle
 
     def split(self, name: str) -> tuple[Case, ...]:
         return tuple(case for case in self.cases if case.split == name)
@@ -104,6 +108,8 @@ class Problem:
                  .hexdigest()[:16] for path in self.files}
         fields = {"settings": self.settings, "entry": self.entry, "maximize": self.maximize,
                   "case_timeout": self.case_timeout}
+        if self.program is not None:  # how candidates are built and run decides their scores too
+            fields["program"] = dataclasses.asdict(self.program)
         if self.reference_code is not None:  # only then: older runs keep their identity
             fields["reference"] = hashlib.sha256(self.reference_code.encode()).hexdigest()
         settings = json.dumps(fields, sort_keys=True)
@@ -211,12 +217,19 @@ def describe_changes(old: dict[str, str], new: dict[str, str]) -> str:
 def load_problem(cfg: DictConfig) -> Problem:
     """Load the problem a config names; every missing or malformed part is a ProblemError."""
     p = cfg.problem
-    missing = [key for key in REQUIRED_FIELDS if OmegaConf.is_missing(p, key) or not p[key]]
+    compiled = bool(p.get("files"))
+    required = [key for key in REQUIRED_FIELDS if not (compiled and key == "seed_program")]
+    missing = [key for key in required if OmegaConf.is_missing(p, key) or not p[key]]
     if missing:
         name = "the problem" if "name" in missing else f"problem '{p.name}'"
         raise ProblemError(f"{name} does not set {', '.join(missing)} in its problem.yaml; add "
                            f"{' and '.join(f'`{key}: ...`' for key in missing)} (see docs/writing-a-problem.md)")
-    seed_path, cases_path, verifier_path = (resolve(p.seed_program), resolve(p.cases), resolve(p.verifier))
+    cases_path, verifier_path = resolve(p.cases), resolve(p.verifier)
+    program, seed_path, seed_code = None, None, ""
+    if compiled:
+        program, seed_path, seed_code = _compiled_program(p, verifier_path)
+    else:
+        seed_path = resolve(p.seed_program)
     files = [("seed_program", seed_path), ("cases", cases_path), ("verifier", verifier_path)]
     prompt_path = resolve(p.prompt) if p.prompt else None
     if prompt_path is not None:
@@ -226,15 +239,24 @@ def load_problem(cfg: DictConfig) -> Problem:
             raise ProblemError(f"problem '{p.name}': {label} file not found: {path}; fix `{label}:` in its "
                                "problem.yaml (relative paths are taken from the problem.yaml's folder)")
     statement = prompt_path.read_text() if prompt_path is not None else p.description
-    seed_code = seed_path.read_text()
-    check_seed(seed_code, seed_path, p.entry)
+    if program is None:
+        seed_code = seed_path.read_text()
+        check_seed(seed_code, seed_path, p.entry)
     # Read once: these bytes are hashed into the identity and are the code every worker runs.
     expose_evaluators()  # before the helper modules are looked for: verifiers import evaluators.<helper>
     verifier_source = _read_verifier_source(verifier_path)
     cases_bytes = cases_path.read_bytes()
     module = _exec_verifier(verifier_path, verifier_source.source)
     certifying = _certifying(module, verifier_path, p.name, p.objective)
-    reference = _reference(p.reference, seed_path, p.name)
+    if program is not None and program.stdin != "json":
+        _check_stdin_input(program.stdin, cases_path, _load_cases(cases_path, cases_bytes), p.name)
+    if program is not None and p.reference:
+        if p.reference != "seed":
+            raise ProblemError(f"problem '{p.name}': a compiled problem's reference can only be `seed` "
+                               f"(its files as listed), not {p.reference!r}")
+        reference = seed_code
+    else:
+        reference = _reference(p.reference, seed_path, p.name)
     return Problem(
         name=p.name,
         seed_code=seed_code,
@@ -256,7 +278,60 @@ def load_problem(cfg: DictConfig) -> Problem:
         measured=p.score_kind == "measured",
         reference_code=reference,
         seed_path=seed_path,
+        program=program,
     )
+
+
+STDOUT_MODES = ("json", "text")
+
+
+def _compiled_program(p: DictConfig, verifier_path: Path) -> tuple[ProgramSpec, Path, str]:
+    """(how to build and run it, the first file, the seed bundle) of a problem with `files:`."""
+    base = _home(p, verifier_path)  # paths in files: are relative to the problem.yaml's folder
+    where = f"problem '{p.name}'"
+    if not str(p.build.command).strip() and not str(p.run.command).strip():
+        raise ProblemError(f"{where} lists files but sets no `run: {{command: ...}}` (and usually a `build: "
+                           "{command: ...}`) in its problem.yaml; see docs/writing-a-problem.md")
+    if not str(p.run.command).strip():
+        raise ProblemError(f"{where}: set `run: {{command: ./program}}`, how the built program is started for a case")
+    if p.run.stdout not in STDOUT_MODES:
+        raise ProblemError(f"{where}: run.stdout is {p.run.stdout!r}; use json (one JSON value) or text")
+    if not str(p.run.stdin).strip():
+        raise ProblemError(f"{where}: run.stdin is empty; use json (the inputs as JSON) or the name of a string input")
+    sources = []
+    for entry in p.files:
+        if isinstance(entry, str):
+            name, whole = entry, False
+        elif isinstance(entry, DictConfig) and isinstance(entry.get("path"), str) \
+                and set(entry.keys()) <= {"path", "whole"}:
+            name, whole = entry.path, bool(entry.get("whole", False))
+        else:
+            raise ProblemError(f"{where}: each entry of files: is a path or {{path: ..., whole: true}}, not {entry!r}")
+        try:
+            bundle.check_path(name)
+        except bundle.BundleError as error:
+            raise ProblemError(f"{where}: files: {error}") from None
+        path = base / name
+        if not path.is_file():
+            raise ProblemError(f"{where}: file not found: {path}; fix `files:` in its problem.yaml "
+                               "(paths are taken from the problem.yaml's folder)")
+        sources.append(bundle.SourceFile(name, path.read_text(), whole))
+    try:
+        code = bundle.join(sources)
+    except bundle.BundleError as error:
+        raise ProblemError(f"{where}: {error}") from None
+    spec = ProgramSpec(build=str(p.build.command), run=str(p.run.command), stdin=str(p.run.stdin),
+                       stdout=str(p.run.stdout), build_timeout=float(p.build.timeout),
+                       build_memory_mb=int(p.build.memory_mb), build_max_file_mb=int(p.build.max_file_mb))
+    return spec, base / sources[0].path, code
+
+
+def _check_stdin_input(name: str, path: Path, cases: tuple[Case, ...], problem: str) -> None:
+    """run.stdin names an input: every case must have it as a string (the program reads it raw)."""
+    for case in cases:
+        if not isinstance(case.inputs.get(name), str):
+            raise ProblemError(f"problem '{problem}': run.stdin is {name!r}, but case {case.id!r} in {path} has no "
+                               f"string input {name!r}; give every case one, or use `stdin: json`")
 
 
 def _home(p: DictConfig, verifier_path: Path) -> Path:
@@ -293,11 +368,31 @@ def check_evolvable(problem: Problem, seed_path: str | Path) -> None:
     """A search needs EVOLVE-BLOCK markers in the seed: say so at the start, not after 50 rejected edits."""
     from evolve.edits import EditRejected, split_blocks
 
+    if problem.program is not None:
+        files = bundle.parse(problem.seed_code)
+        marked = [f.path for f in files if _has_markers(f.text)]
+        if not marked and not any(f.whole for f in files):
+            raise ProblemError(f"problem '{problem.name}': none of its files may change; mark code with "
+                               "`// EVOLVE-BLOCK-START` / `// EVOLVE-BLOCK-END` lines (or `#` comments) "
+                               "or list a file as {path: NAME, whole: true}")
+        for source in files:
+            if source.path in marked:
+                try:
+                    split_blocks(source.text)
+                except EditRejected as error:
+                    raise ProblemError(f"file {source.path}: {error}") from None
+        return
     try:
         split_blocks(problem.seed_code)
     except EditRejected as error:
         raise ProblemError(f"seed program {seed_path}: {error}; mark the code the search may change with a "
                            "`# EVOLVE-BLOCK-START` line before it and `# EVOLVE-BLOCK-END` after it") from None
+
+
+def _has_markers(text: str) -> bool:
+    from evolve.edits import START
+
+    return START in text
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:

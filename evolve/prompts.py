@@ -20,19 +20,25 @@ from string import Template
 
 from omegaconf import DictConfig
 
+from evolve import bundle
 from evolve.config import ConfigError
+from evolve.edits import START
 from evolve.paths import resolve
 from evolve.proposers.base import ProgramView, ProposalRequest
 
 BUILTIN = Path(__file__).resolve().parent / "templates"
-NAMES = ("system.md", "user.md", "inspiration.md", "diff.md", "rewrite.md")
+NAMES = ("system.md", "user.md", "inspiration.md", "diff.md", "rewrite.md", "diff_files.md", "rewrite_files.md")
 PLACEHOLDERS = {
     "system.md": set(),
-    "user.md": {"statement", "goal", "better", "parent_score", "parent_code", "parent_feedback",
+    # $parent_program / $program: the code fenced (one fence per file for a multi-file program);
+    # $parent_code / $code: the bare text.
+    "user.md": {"statement", "goal", "better", "parent_score", "parent_code", "parent_program", "parent_feedback",
                 "inspirations", "instructions"},
-    "inspiration.md": {"number", "score", "code"},
+    "inspiration.md": {"number", "score", "code", "program"},
     "diff.md": set(),
     "rewrite.md": set(),
+    "diff_files.md": set(),  # the instructions for multi-file programs: each edit names its file
+    "rewrite_files.md": set(),
 }
 
 
@@ -75,20 +81,42 @@ class PromptBuilder:
 
     def build(self, request: ProposalRequest, edit_format: str) -> Prompt:
         inspirations = "\n".join(
-            self.templates["inspiration.md"].safe_substitute(number=i, score=_score(p), code=p.code.rstrip("\n"))
+            self.templates["inspiration.md"].safe_substitute(number=i, score=_score(p), code=p.code.rstrip("\n"),
+                                                             program=fenced(p.code))
             for i, p in enumerate(request.inspirations, 1)
         ) or "(none yet)"
+        multi = bundle.is_bundle(request.parent.code)
         user = self.templates["user.md"].safe_substitute(
             statement=request.statement.strip(),
             goal="maximized" if request.maximize else "minimized",
             better="higher" if request.maximize else "lower",
             parent_score=_score(request.parent),
             parent_code=request.parent.code.rstrip("\n"),
+            parent_program=fenced(request.parent.code),
             parent_feedback=truncate(request.parent.feedback.strip(), self.feedback_chars) or "(nothing)",
             inspirations=inspirations,
-            instructions=self.templates[f"{edit_format}.md"].substitute().strip(),
+            instructions=self.templates[f"{edit_format}_files.md" if multi else f"{edit_format}.md"].substitute().strip(),
         )
         return Prompt(self.templates["system.md"].substitute().strip(), user)
+
+
+def fenced(code: str) -> str:
+    """A program as the prompt shows it: one ```python fence, or for a multi-file program one
+    fence per file, headed by its name and what may change in it."""
+    if not bundle.is_bundle(code):
+        return f"```python\n{code.rstrip(chr(10))}\n```"
+    parts = []
+    for source in bundle.parse(code):
+        if source.whole:
+            rule = "editable: the whole file"
+        elif START in source.text:
+            rule = "editable: only between the EVOLVE-BLOCK markers"
+        else:
+            rule = "fixed: shown for reference, never changed"
+        fence = bundle.language(source.path)
+        parts.append(f"### File `{source.path}` ({rule})\n\n```{fence} {source.path}\n"
+                     f"{source.text.rstrip(chr(10))}\n```")
+    return "\n\n".join(parts)
 
 
 def truncate(text: str, budget: int) -> str:

@@ -126,7 +126,7 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
     if cfg.problem.file:
         locate(cfg.problem, resolve(cfg.problem.file), run_dir)  # so that resume finds a folder that moved
     problem = load_problem(cfg)
-    check_evolvable(problem, cfg.problem.seed_program)
+    check_evolvable(problem, problem.seed_path or cfg.problem.seed_program)
     check_url(database_url(cfg, run_dir))  # a bad database.url fails here, before anything is written
     proposer = proposer or make_proposer(cfg)  # a missing API key fails here, before anything is written
     await _preflight(proposer)

@@ -20,6 +20,12 @@ Protocol
             "case_timeout", "wall_timeout", "max_output_bytes", "max_log_bytes",
             "memory_bytes", "max_procs", "max_depth", "max_int_digits"}
     stdout  one line: "<nonce> <JSON result>"; nothing else is ever written there.
+    A job with a "program" (a compiled or multi-file candidate: {"files": [[path, text]],
+    "build", "run", "stdin", "stdout", build limits, "prebuilt"}) is built once with
+    `/bin/sh -c build` (or given the files an earlier build made), then `/bin/sh -c run`
+    answers each case in a process of its own: the case's input on stdin, its output on
+    stdout; the result then also holds {"build": {"status", "message", "cpu_seconds",
+    "artifacts"}}. See run_program_job.
 
 Trust boundary
     The candidate never runs in this process. Its process is forked BEFORE the
@@ -536,6 +542,287 @@ def _tail(path: str, limit: int) -> str:
     return data.decode("utf-8", "replace")
 
 
+# --------------------------------------------------------------------------- compiled programs
+
+BUILD_MESSAGE_LIMIT = 4000  # characters of a failed build's output kept (its head and tail)
+CASE_STDIN = ".case-input"
+
+
+def run_program_job(job: dict, uid: int | None) -> dict:
+    """A multi-file candidate: write its files, build them once, run the program once per case.
+
+    Every process (the build's and each case's) starts in a session of its own with the
+    candidate's limits and uid; each is killed with all it started before the next begins.
+    The build is charged to no case; each case's CPU time is that of its process tree.
+    """
+    program = job["program"]
+    sources = set()
+    for path, text in program["files"]:
+        _write_file(_safe_path(path, uid), text.encode("utf-8"), 0o644, None)
+        sources.add(path)
+    limit = int(job["max_log_bytes"])
+    if program.get("prebuilt") is not None:
+        import base64
+
+        for path, text in program["prebuilt"]:
+            _write_file(_safe_path(path, uid), base64.b64decode(text), 0o755, uid)
+        build = {"status": "cached", "message": "", "seconds": 0.0, "cpu_seconds": 0.0}
+    elif program.get("build"):
+        build = _build(program, job, uid, sources)
+    else:
+        build = {"status": "ok", "message": "", "seconds": 0.0, "cpu_seconds": 0.0, "artifacts": []}
+    results = []
+    if build["status"] not in ("ok", "cached"):
+        message = f"build failed ({build['status']}): {build['message']}"
+        results = [_case(case, "error", None, 0.0, message, 0.0) for case in job["cases"]]
+    else:
+        timeout = float(job["case_timeout"])
+        meter = Meter(timeout, float(job.get("wall_timeout") or 3 * timeout + 1))
+        for case in job["cases"]:
+            results.append(_run_case(case, program, job, uid, meter))
+    kill_descendants()
+    return {"cases": results, "build": build,
+            "stdout": _tail("candidate.out", limit), "stderr": _tail("candidate.err", limit)}
+
+
+def _safe_path(path: str, uid: int | None) -> str:
+    """A path from the job, kept inside the working folder; its folders made (the candidate's: builds write there)."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or ".." in parts or "\0" in path:
+        raise ValueError(f"refused file name {path!r}")
+    for depth in range(1, len(parts)):
+        folder = os.path.join(*parts[:depth])
+        if not os.path.isdir(folder):
+            os.mkdir(folder, 0o755)
+            if uid is not None:
+                os.chown(folder, uid, uid)
+    return path
+
+
+def _write_file(path: str, data: bytes, mode: int, uid: int | None) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+    if uid is not None:
+        os.chown(path, uid, uid)
+
+
+def _spawn(command: str, stdin_fd: int, stdout_fd: int, log_fd: int, limits: dict, uid: int | None) -> int:
+    """Start `/bin/sh -c command` in a session of its own, with limits, as the candidate; its pid."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for source, target in ((stdin_fd, 0), (stdout_fd, 1), (log_fd, 2)):
+                os.dup2(source, target)
+            os.closerange(3, _max_fd())
+            os.setsid()
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            _lower(resource.RLIMIT_CORE, 0)
+            _lower(resource.RLIMIT_FSIZE, limits["file_bytes"])
+            if limits.get("memory_bytes"):
+                _lower(resource.RLIMIT_AS, limits["memory_bytes"])
+            if limits.get("max_procs"):
+                _lower(resource.RLIMIT_NPROC, limits["max_procs"])
+            if uid is not None:
+                _become(uid)
+            os.execve("/bin/sh", ["/bin/sh", "-c", command], dict(os.environ))
+        except BaseException as error:  # noqa: BLE001 - said on the log, then the exit status says it failed
+            os.write(2, f"the sandbox could not start the command: {error}\n".encode())
+        finally:
+            os._exit(127)
+    return pid
+
+
+def _lower(limit: int, value: int) -> None:
+    """Set a limit, never above what this runner itself was given (a backend may have set a lower one)."""
+    _soft, hard = resource.getrlimit(limit)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(limit, (value, value))
+
+
+def _wait(pid: int, meter: Meter, reader: int | None, cap: int) -> tuple[str, int | None, bytes]:
+    """Collect `reader` (up to `cap` bytes) until `pid` exits; (status, exit code, bytes read).
+
+    status: ok (exited), timeout (CPU), walltime, oversize (more than `cap` bytes).
+    """
+    data = bytearray()
+    status = "ok"
+    while True:
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            if reader is not None:  # what is left in the pipe (its writers may live on: bounded)
+                while len(data) <= cap and _readable(reader):
+                    chunk = os.read(reader, 1 << 16)
+                    if not chunk:
+                        break
+                    data += chunk
+                if len(data) > cap:
+                    status = "oversize"
+            return status, os.waitstatus_to_exitcode(code), bytes(data)
+        if time.monotonic() > meter.wall_deadline:
+            status = "walltime"
+        elif meter.cpu() > meter.cpu_limit:
+            status = "timeout"
+        elif len(data) > cap:
+            status = "oversize"
+        if status != "ok":
+            kill_descendants()  # kills and reaps `pid` and all it started
+            return status, None, bytes(data)
+        if reader is not None and select.select([reader], [], [], POLL)[0]:
+            chunk = os.read(reader, 1 << 16)
+            if chunk:
+                data += chunk
+            else:
+                reader = None  # every writer closed it; the caller closes the descriptor
+        elif reader is None:
+            time.sleep(POLL / 4)
+
+
+def _build(program: dict, job: dict, uid: int | None, sources: set) -> dict:
+    """Run the build command under its own limits; its status, trimmed output and the files it made."""
+    meter = Meter(float(program["build_timeout"]), float(program["build_wall_timeout"]))
+    log = os.open(".build-log", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    if uid is not None:
+        os.fchown(log, uid, uid)
+    null = os.open(os.devnull, os.O_RDONLY)
+    started = time.monotonic()
+    meter.start_case()
+    limits = {"file_bytes": int(program["build_max_file_bytes"]), "memory_bytes": program.get("build_memory_bytes"),
+              "max_procs": job.get("max_procs")}
+    pid = _spawn(program["build"], null, log, log, limits, uid)
+    os.close(null)
+    status, code, _ = _wait(pid, meter, None, 0)
+    kill_descendants()
+    cpu, seconds = meter.cpu(), time.monotonic() - started
+    os.lseek(log, 0, os.SEEK_SET)
+    output = os.read(log, 1 << 20)
+    os.close(log)
+    os.unlink(".build-log")
+    text = _head_and_tail(output.decode("utf-8", "replace"), BUILD_MESSAGE_LIMIT)
+    if status == "timeout":
+        message = f"the build exceeded its {float(program['build_timeout']):g} s CPU time limit\n{text}"
+    elif status == "walltime":
+        status = "timeout"
+        message = f"the build exceeded its {float(program['build_wall_timeout']):g} s wall-clock limit\n{text}"
+    elif code != 0:
+        status = "crashed" if code is not None and code < 0 else "error"
+        reason = (f"killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
+                  else f"exit status {code}")
+        if code == -signal.SIGXFSZ:
+            reason += f" (a file larger than {int(program['build_max_file_bytes'])} bytes)"
+        message = f"{reason}\n{text}"
+    else:
+        message = ""
+    result = {"status": status, "message": message.strip(), "seconds": round(seconds, 6),
+              "cpu_seconds": round(max(cpu, 0.0), 6)}
+    if status == "ok":
+        result["artifacts"] = _artifacts(sources, int(program.get("max_artifact_bytes") or 0))
+    return result
+
+
+def _artifacts(sources: set, cap: int) -> list | None:
+    """The files the build made (base64), or None when they are more than `cap` bytes together."""
+    import base64
+
+    found, total = [], 0
+    for folder, _dirs, names in os.walk("."):
+        for name in names:
+            path = os.path.normpath(os.path.join(folder, name))
+            if path in sources or path in ("candidate.out", "candidate.err") or os.path.islink(path):
+                continue
+            if not os.path.isfile(path):
+                continue
+            total += os.path.getsize(path)
+            if total > cap:
+                return None
+            with open(path, "rb") as handle:
+                found.append([path, base64.b64encode(handle.read()).decode()])
+    return found
+
+
+def _head_and_tail(text: str, limit: int) -> str:
+    """Compiler errors: the first ones matter most, the last line says how it ended."""
+    if len(text) <= limit:
+        return text
+    head = limit * 3 // 4
+    return text[:head] + f"\n... [{len(text) - limit} characters cut] ...\n" + text[-(limit - head):]
+
+
+def _run_case(case: dict, program: dict, job: dict, uid: int | None, meter: Meter) -> dict:
+    """One case: the run command with the case's input on stdin, its stdout as the output."""
+    inputs = case["inputs"]
+    if program["stdin"] == "json":
+        data = json.dumps(inputs).encode() + b"\n"
+    else:
+        value = inputs.get(program["stdin"])
+        data = (value if isinstance(value, str) else json.dumps(value)).encode()
+    # The input as an unlinked file: no pipe to keep fed, and gone when the case ends.
+    stdin = os.open(CASE_STDIN, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.unlink(CASE_STDIN)
+    _write_all(stdin, data)
+    os.lseek(stdin, 0, os.SEEK_SET)
+    reader, writer = os.pipe()
+    log = os.open("candidate.err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    if uid is not None:
+        os.fchown(log, uid, uid)
+    limits = {"file_bytes": int(job["max_log_bytes"]), "memory_bytes": job.get("memory_bytes"),
+              "max_procs": job.get("max_procs")}
+    started = time.monotonic()
+    meter.start_case()
+    pid = _spawn(program["run"], stdin, writer, log, limits, uid)
+    for fd in (stdin, writer, log):
+        os.close(fd)
+    cap = int(job["max_output_bytes"])
+    status, code, out = _wait(pid, meter, reader, cap)
+    cpu, seconds = meter.cpu(), time.monotonic() - started
+    kill_descendants()
+    try:
+        os.close(reader)
+    except OSError:
+        pass
+    timeout, wall = meter.cpu_limit, meter.wall_limit
+    if status != "ok":
+        message = {"timeout": f"exceeded the {timeout:g} s CPU time limit",
+                   "walltime": f"exceeded the {wall:g} s wall-clock limit (waiting or sleeping)",
+                   "oversize": f"output larger than {cap} bytes"}[status]
+        return _case(case, "timeout" if status == "walltime" else status, None, seconds, message, cpu)
+    if code != 0:
+        if code is not None and code < 0:
+            return _case(case, "crashed", None, seconds, _crash_reason(code, job).replace("process", "program"), cpu)
+        tail = _tail_text("candidate.err", MESSAGE_LIMIT // 2)
+        return _case(case, "error", None, seconds, f"the program exited with status {code}\n{tail}".strip(), cpu)
+    if program["stdout"] == "text":
+        return _case(case, "ok", out.decode("utf-8", "replace"), seconds, "", cpu)
+    try:
+        output = bounded_loads(out, int(job["max_depth"]), int(job["max_int_digits"]))
+    except Unbounded as problem:
+        return _case(case, "error", None, seconds, f"the printed value is {problem}", cpu)
+    except (ValueError, RecursionError) as error:
+        shown = out[:200].decode("utf-8", "replace")
+        return _case(case, "error", None, seconds, f"stdout is not one JSON value ({error}): {shown!r}", cpu)
+    return _case(case, "ok", output, seconds, "", cpu)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _tail_text(path: str, limit: int) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 # --------------------------------------------------------------------------- the job
 
 
@@ -671,7 +958,11 @@ def main() -> None:
     child = Child(uid, fresh_interpreter=False)  # before the job exists in this process
     job = json.loads(sys.stdin.read())
     nonce = job.pop("nonce")
-    result = run_job(job, child, uid)
+    if job.get("program") is not None:  # a built program: no interpreter child needed
+        child.kill()
+        result = run_program_job(job, uid)
+    else:
+        result = run_job(job, child, uid)
     if options["sweep"]:
         clean = sweep() and clean
     if options["wipe"]:

@@ -49,14 +49,14 @@ def ensure_image() -> str:
     return tag
 
 
-def make_backend(name: str, run_id: str, pool_size: int = 1, recycle_after: int = 50):
+def make_backend(name: str, run_id: str, pool_size: int = 1, recycle_after: int = 50, exec_scratch: bool = False):
     if name == "process":
         return ProcessSandbox()
     if name == "bwrap":
         return BwrapSandbox(scratch_mb=16)
     settings = DockerSettings(image=ensure_image(), pool_size=pool_size, recycle_after=recycle_after,
                               fresh_container=name == "docker-fresh", memory_mb=LIMITS.memory_mb,
-                              max_procs=LIMITS.max_procs, scratch_mb=16)
+                              max_procs=LIMITS.max_procs, scratch_mb=16, exec_scratch=exec_scratch)
     return DockerSandbox(settings, run_id)
 
 

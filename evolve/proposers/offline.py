@@ -1,6 +1,7 @@
 """The offline proposer: a non-LLM mutation operator, so a search runs with no endpoint.
 
-Each proposal changes the EVOLVE-BLOCK text of the parent by one of:
+Each proposal changes the EVOLVE-BLOCK text of the parent (any file of a multi-file program:
+markers are found across the whole bundle, in Python or C-family comments) by one of:
 - perturbing a numeric literal (relative Gaussian step, sometimes a larger jump),
 - deleting, duplicating or swapping lines,
 - line-level crossover: a run of the parent's lines replaced by lines of an inspiration.
@@ -20,6 +21,13 @@ from evolve.proposers.base import Proposal, ProposalRequest
 
 _NUMBER = re.compile(r"(?<![\w.])(\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w.])")
 NAME = "offline"
+_COMMENTS = ("#", "//", "/*", "*")  # lines of comment text, in Python or the C family: no numbers to tune
+
+
+def _comment_start(line: str) -> int:
+    """Where a trailing C block comment starts (numbers in it tune nothing); the line's end if none."""
+    found = line.find("/*")
+    return len(line) if found < 0 else found
 
 
 class OfflineProposer:
@@ -73,8 +81,8 @@ def _has_blocks(code: str) -> bool:
 
 
 def _perturb_number(lines: list[str], rng: random.Random) -> list[str] | None:
-    spots = [(i, m) for i, line in enumerate(lines) if not line.lstrip().startswith("#")
-             for m in _NUMBER.finditer(line)]
+    spots = [(i, m) for i, line in enumerate(lines) if not line.lstrip().startswith(_COMMENTS)
+             for m in _NUMBER.finditer(line[:_comment_start(line)])]
     if not spots:
         return None
     i, match = rng.choice(spots)

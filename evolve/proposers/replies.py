@@ -3,6 +3,8 @@
 Two formats are understood, whichever was asked for:
 - SEARCH/REPLACE blocks (`<<<<<<< SEARCH`, `=======`, `>>>>>>> REPLACE`);
 - a whole program in a ```python fence (a rewrite).
+For a multi-file program (evolve/bundle.py) each names its file: `<<<<<<< SEARCH center.c`,
+and a rewritten file is a fence whose info string ends with its name: ```c center.c.
 Whether the edit applies to the parent is not decided here: `evolve.edits.apply_edit`
 does that, so a SEARCH text that does not match is rejected by the engine with
 its own reason. Here only the reply's form is judged: empty, cut off at the
@@ -20,11 +22,14 @@ DIFF = "diff"
 REWRITE = "rewrite"
 
 _BLOCK = re.compile(
-    r"^[ \t]*<{5,9}[ \t]*SEARCH[ \t]*\n(.*?)^[ \t]*={5,9}[ \t]*\n(.*?)^[ \t]*>{5,9}[ \t]*REPLACE[ \t]*$",
+    r"^[ \t]*<{5,9}[ \t]*SEARCH(?:[ \t]+(?P<path>[^\s`]+))?[ \t]*\n(?P<search>.*?)^[ \t]*={5,9}[ \t]*\n"
+    r"(?P<replace>.*?)^[ \t]*>{5,9}[ \t]*REPLACE[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
 _SEARCH_MARK = re.compile(r"^[ \t]*<{5,9}[ \t]*SEARCH", re.MULTILINE)
-_FENCE = re.compile(r"^```[ \t]*([\w+-]*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+# A fence's info string: a language, then (multi-file programs) the file it holds: ```c center.c
+_FENCE = re.compile(r"^```[ \t]*([\w+-]*)(?:[ \t]+([^\s`]+))?[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+_PYTHON = ("python", "py", "python3", "")
 
 
 class ReplyError(EvolveError, ValueError):
@@ -40,6 +45,9 @@ def parse_reply(text: str | None, wanted: str, finish_reason: str | None = "stop
     text = text.replace("\r\n", "\n")
     if _SEARCH_MARK.search(text):
         return _parse_diff(text)
+    named = _named_files(text)
+    if named:
+        return Rewrite(named[0][1], files=named)
     rewrite = _find_program(text)
     if rewrite is not None:
         return Rewrite(rewrite)
@@ -55,7 +63,9 @@ def _parse_diff(text: str) -> SearchReplace:
         raise ReplyError("garbled reply: a SEARCH block is opened but never closed with ======= and >>>>>>> REPLACE")
     if len(blocks) < opened:
         raise ReplyError(f"garbled reply: {opened} SEARCH markers but only {len(blocks)} complete SEARCH/REPLACE blocks")
-    return SearchReplace(tuple((_strip_fence_lines(m.group(1)), _strip_fence_lines(m.group(2))) for m in blocks))
+    pairs = tuple((_strip_fence_lines(m.group("search")), _strip_fence_lines(m.group("replace"))) for m in blocks)
+    paths = tuple(m.group("path") for m in blocks)
+    return SearchReplace(pairs, paths=paths if any(paths) else ())
 
 
 def _strip_fence_lines(part: str) -> str:
@@ -63,10 +73,18 @@ def _strip_fence_lines(part: str) -> str:
     return "".join(line for line in part.splitlines(keepends=True) if not line.lstrip().startswith("```"))
 
 
+def _named_files(text: str) -> tuple[tuple[str, str], ...]:
+    """Fences that name their file (```c center.c): the files a multi-file rewrite replaces."""
+    return tuple((path, body) for _lang, path, body in _FENCE.findall(text) if path)
+
+
 def _find_program(text: str) -> str | None:
-    """The fenced program: the python fence holding the markers, else the longest python fence."""
-    fences = [(lang.lower(), body) for lang, body in _FENCE.findall(text)]
-    code = [body for lang, body in fences if lang in ("python", "py", "python3", "")]
+    """The fenced program: the python fence holding the markers, else the longest python fence;
+    a fence of another language only when it holds the markers."""
+    fences = [(lang.lower(), body) for lang, _path, body in _FENCE.findall(text)]
+    code = [body for lang, body in fences if lang in _PYTHON]
+    if not code:
+        code = [body for _lang, body in fences if START in body and END in body]
     if not code:
         if START in text and END in text and "```" not in text:
             return text if text.endswith("\n") else text + "\n"  # a bare program, no fence

@@ -8,6 +8,7 @@ it. Backends differ only in how well they fence the candidate in.
 
 from __future__ import annotations
 
+import base64
 import functools
 import importlib.util
 import json
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal, Protocol
 
+from evolve import bundle
 from evolve.paths import RUNNER
 
 CaseStatus = Literal["ok", "error", "timeout", "crashed", "oversize", "protocol", "sandbox"]
@@ -40,6 +42,26 @@ class SandboxLimits:
 
 
 @dataclass(frozen=True)
+class ProgramSpec:
+    """A compiled (or any multi-file) candidate: built once per job, then run once per case.
+
+    The job's code is a bundle (evolve/bundle.py); the runner writes its files into the
+    scratch folder, runs `build` there, then `run` for each case with the case's input on stdin.
+    """
+
+    build: str  # /bin/sh -c command; empty: nothing to build
+    run: str  # /bin/sh -c command, once per case
+    stdin: str = "json"  # json: the inputs as one JSON line; else the name of a string input sent raw
+    stdout: str = "json"  # json: stdout parsed as one JSON value; text: stdout as a string
+    build_timeout: float = 60.0  # CPU seconds of the build's process tree
+    build_memory_mb: int = 2048
+    build_max_file_mb: int = 64
+
+    def build_wall_timeout(self, wall_factor: float) -> float:
+        return self.build_timeout * wall_factor + 1.0
+
+
+@dataclass(frozen=True)
 class SandboxJob:
     """A candidate program and the case inputs it must answer."""
 
@@ -47,10 +69,14 @@ class SandboxJob:
     entry: str
     cases: tuple[tuple[str, dict[str, Any]], ...]  # (case id, keyword inputs)
     limits: SandboxLimits = field(default_factory=SandboxLimits)
+    program: ProgramSpec | None = None  # set: `code` is a bundle of files to build and run
+    # Files an earlier build of the same sources made (path -> bytes): sent instead of building again.
+    prebuilt: tuple[tuple[str, bytes], ...] | None = None
 
     def deadline(self) -> float:
         """Host-side wall-clock bound: every case may run to its wall-clock backstop, plus start-up slack."""
-        return (len(self.cases) + 1) * self.limits.wall_timeout() + 10.0
+        build = self.program.build_wall_timeout(self.limits.wall_factor) if self.program is not None else 0.0
+        return (len(self.cases) + 1) * self.limits.wall_timeout() + build + 10.0
 
 
 @dataclass(frozen=True)
@@ -66,12 +92,28 @@ class CaseRun:
 
 
 @dataclass(frozen=True)
+class BuildResult:
+    """How a compiled candidate's build went (inside the sandbox: untrusted data, like every output)."""
+
+    status: str  # ok | error | timeout | crashed | cached
+    message: str = ""  # the build's trimmed output when it failed
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    artifacts: tuple[tuple[str, bytes], ...] | None = None  # the files it made, when small enough to keep
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "cached")
+
+
+@dataclass(frozen=True)
 class SandboxResult:
     runs: tuple[CaseRun, ...]
     stdout: str = ""
     stderr: str = ""
     seconds: float = 0.0
     failure: str = ""  # non-empty when the sandbox itself failed (no trustworthy runs)
+    build: BuildResult | None = None  # compiled candidates only
 
 
 class Sandbox(Protocol):
@@ -105,6 +147,18 @@ def encode_job(job: SandboxJob) -> tuple[str, bytes]:
         "memory_bytes": limits.memory_mb << 20,
         "max_procs": limits.max_procs,
     }
+    if job.program is not None:
+        program = job.program
+        payload["program"] = {
+            "files": [[source.path, source.text] for source in bundle.parse(job.code)],
+            "build": program.build, "run": program.run, "stdin": program.stdin, "stdout": program.stdout,
+            "build_timeout": program.build_timeout, "build_wall_timeout": program.build_wall_timeout(limits.wall_factor),
+            "build_memory_bytes": program.build_memory_mb << 20, "build_max_file_bytes": program.build_max_file_mb << 20,
+            # Built files are sent back to the host (for the next job of the same sources) up to this size.
+            "max_artifact_bytes": limits.max_output_bytes,
+            "prebuilt": None if job.prebuilt is None else [[path, base64.b64encode(data).decode()]
+                                                           for path, data in job.prebuilt],
+        }
     return nonce, json.dumps(payload).encode()
 
 
@@ -122,12 +176,25 @@ def decode_result(job: SandboxJob, nonce: str, stdout: bytes, seconds: float) ->
                     float(r.get("cpu_seconds", 0.0)))
             for r in data["cases"]
         )
+        expected = [case_id for case_id, _ in job.cases]
+        if [run.case_id for run in runs] != expected:
+            return failed(job, "the sandbox runner's result did not match the cases sent", seconds)
+        build = _build_result(data.get("build")) if job.program is not None else None
     except (ValueError, KeyError, TypeError, RecursionError) as error:
         return failed(job, f"the sandbox runner's result was malformed: {str(error)[:200]}", seconds)
-    expected = [case_id for case_id, _ in job.cases]
-    if [run.case_id for run in runs] != expected:
-        return failed(job, "the sandbox runner's result did not match the cases sent", seconds)
-    return SandboxResult(runs, str(data.get("stdout", "")), str(data.get("stderr", "")), seconds)
+    return SandboxResult(runs, str(data.get("stdout", "")), str(data.get("stderr", "")), seconds, build=build)
+
+
+def _build_result(data: Any) -> BuildResult | None:
+    """The runner's account of the build; ValueError when it is not one."""
+    if data is None:
+        return None
+    artifacts = data.get("artifacts")
+    if artifacts is not None:
+        artifacts = tuple((bundle.check_path(str(path)), base64.b64decode(str(text), validate=True))
+                          for path, text in artifacts)
+    return BuildResult(str(data["status"]), str(data.get("message", "")), float(data.get("seconds", 0.0)),
+                       float(data.get("cpu_seconds", 0.0)), artifacts)
 
 
 def failed(job: SandboxJob, reason: str, seconds: float = 0.0) -> SandboxResult:

@@ -82,6 +82,8 @@ class DockerSettings:
     max_procs: int = 64
     cpus: float = 1.0
     scratch_mb: int = 64
+    # Compiled candidates run the program their build wrote in the scratch: only then is it not noexec.
+    exec_scratch: bool = False
 
 
 @dataclass
@@ -264,7 +266,9 @@ class DockerSandbox:
             memswap_limit=memory,
             nano_cpus=int(s.cpus * 1e9),
             shm_size="16m",
-            tmpfs={SCRATCH: f"rw,nosuid,nodev,noexec,size={s.scratch_mb}m,uid=0,gid=0,mode=0755"},
+            # Docker's tmpfs is noexec unless told `exec`: only compiled problems run a program from it.
+            tmpfs={SCRATCH: f"rw,nosuid,nodev,{'exec' if s.exec_scratch else 'noexec'},size={s.scratch_mb}m,"
+                            "uid=0,gid=0,mode=0755"},
             binds={str(RUNNER): {"bind": RUNNER_PATH, "mode": "ro"}},
             ulimits=[{"Name": "core", "Soft": 0, "Hard": 0}],
         )

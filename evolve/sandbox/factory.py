@@ -82,6 +82,7 @@ def make_docker(cfg: DictConfig, run_id: str):
         max_procs=int(s.max_procs),
         cpus=float(s.cpus),
         scratch_mb=int(s.scratch_mb),
+        exec_scratch=bool(cfg.problem.get("files")),  # a compiled problem: the build's program runs there
     )
     return DockerSandbox(settings, run_id, client=client)
 
