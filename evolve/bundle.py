@@ -16,11 +16,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from evolve.errors import EvolveError
+
 WHOLE = "whole"
 _HEADER = re.compile(r"^==> (?P<path>\S(?:.*\S)?) <==(?: (?P<flag>whole))?[ \t]*$", re.MULTILINE)
 
 
-class BundleError(ValueError):
+class BundleError(EvolveError, ValueError):
     """A text that claims to be a bundle but cannot be read as one; the message says why."""
 
 
