@@ -109,15 +109,15 @@ static inline double random_double(Solver *S) {  /* xorshift64*, uniform in [0, 
  * ============================================================================================== */
 // EVOLVE-BLOCK-START
 /* VSIDS: a variable's activity grows by var_inc on every bump; var_inc grows by 1/decay per conflict. */
-#define VAR_DECAY 0.95
-#define VAR_DECAY_START 0.95     /* decay used at the start ... */
+#define VAR_DECAY 0.8
+#define VAR_DECAY_START 0.8     /* decay used at the start ... */
 #define VAR_DECAY_STEP 0.0       /* ... moved towards VAR_DECAY by this much every 5000 conflicts */
 #define CLAUSE_DECAY 0.999
 #define RANDOM_DECISION_FREQ 0.0 /* chance of branching on a random variable */
 #define RANDOM_SEED 91648253ull
 /* Restarts: 0 = Luby sequence times LUBY_UNIT conflicts, 1 = glucose-style on LBD averages. */
 #define RESTART_POLICY 0
-#define LUBY_UNIT 100
+#define LUBY_UNIT 512
 #define GLUCOSE_K 0.8            /* restart when the recent LBD average exceeds the global one / K */
 #define GLUCOSE_MIN_CONFLICTS 50
 #define LBD_FAST_ALPHA (1.0 / 32)
