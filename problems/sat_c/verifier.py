@@ -4,27 +4,31 @@ The candidate reads the case's DIMACS text on stdin and prints, SAT Competition 
     s SATISFIABLE      followed by `v` lines holding one literal per variable and a final 0
     s UNSATISFIABLE
     s UNKNOWN          (or no `s` line at all): gave up, unsolved
-This module turns that text into the answer the Python SAT problem's verifier judges
-(`evaluators/sat.py`: a model list, "UNSAT" or None) and lets it decide, so both problems apply the
-same rules: a model must give every variable exactly once and satisfy every clause; an UNSAT answer
-is accepted only on a case whose trusted label (computed when the benchmark was built by two
-reference solvers that agreed) says UNSAT, and the label is tied to the formula by its hash; any
-wrong or malformed answer invalidates the program; a timeout, crash or no answer scores 2 x the
-time limit; a solved case scores the CPU time of the candidate's whole process tree.
+The rules are the Python SAT problem's (problems/sat/verifier.py), with the same shared checks
+(evaluators/sat_answers.py, evaluators/dimacs.py): a model must give every variable exactly once
+and satisfy every clause; an UNSAT answer is accepted only on a case whose trusted label (computed
+when the benchmark was built by two reference solvers that agreed) says UNSAT, and the label is tied
+to the formula by a hash recomputed here; a wrong or malformed answer invalidates the program, as in
+the SAT Competition; a timeout, crash, non-zero exit or no answer is a valid, unsolved case scored
+par_factor x the time limit (PAR-2); a solved case scores the CPU time of the candidate's whole
+process tree (`run.cpu_seconds`, measured outside the candidate).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-from evaluators import sat
-from evaluators.dimacs import DimacsError, parse_dimacs
+from evaluators.dimacs import DimacsError, instance_hash, parse_dimacs
+from evaluators.sat_answers import falsified_clause, model_fault
 from evolve.problem import Case, Verdict
 from evolve.sandbox.base import CaseRun
 
-aggregate = sat.aggregate  # PAR-2: the mean of the per-case scores
+UNSOLVED_STATUSES = {"timeout": "timed out", "error": "exited with an error", "crashed": "the process died"}
 _formulas: dict[str, tuple[int, list[list[int]]]] = {}  # parsed once per process: DIMACS text -> formula
+
+
+class LabelError(RuntimeError):
+    """The benchmark itself is inconsistent: a fault of the problem, never of the candidate."""
 
 
 class OutputError(ValueError):
@@ -32,15 +36,41 @@ class OutputError(ValueError):
 
 
 def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
+    limit = float(settings["time_limit"])
+    penalty = float(settings.get("par_factor", 2.0)) * limit
     num_vars, clauses = _formula(case)
-    as_python = Case(case.id, case.split, {"num_vars": num_vars, "clauses": clauses}, case.private)
+    label = case.private.get("label")
+    if label not in ("SAT", "UNSAT"):
+        raise LabelError(f"case {case.id!r} has no trusted label ('SAT' or 'UNSAT') in its private data")
+    if run.status in UNSOLVED_STATUSES:
+        detail = _last_line(run.message) if run.status == "error" else ""
+        reason = UNSOLVED_STATUSES[run.status] + (f" after {limit:g} s" if run.status == "timeout" else "")
+        return _unsolved(penalty, f"unsolved: {reason}{': ' + detail if detail else ''}", run.status)
     if run.status != "ok":
-        return sat.verify(as_python, run, settings)
+        return Verdict(False, feedback=f"invalid: {run.status}: {run.message}".strip())
     try:
         answer = parse_answer(run.output)
     except OutputError as error:
         return Verdict(False, feedback=f"malformed output: {error}")
-    return sat.verify(as_python, dataclasses.replace(run, output=answer), settings)
+    if answer is None:
+        return _unsolved(penalty, "unsolved: no answer (s UNKNOWN)", "none")
+    if answer == "UNSAT":
+        if label == "UNSAT":
+            return _solved(run, "UNSAT")
+        return Verdict(False, feedback="WRONG: the UNSAT claim is not correct")
+    fault = model_fault(answer, num_vars) or falsified_clause(answer, clauses)
+    if fault:
+        # Nothing about the label: a wrong model says nothing of whether a model exists.
+        return Verdict(False, feedback=f"WRONG model: {fault}")
+    if label == "UNSAT":
+        raise LabelError(f"case {case.id!r} is labelled UNSAT but a model satisfies every clause; "
+                         "the benchmark is wrong: rebuild it with problems/sat_c/build_benchmark.py")
+    return _solved(run, "SAT")
+
+
+def aggregate(verdicts: list[Verdict], settings: dict[str, Any]) -> float:
+    """PAR-2: mean CPU seconds per formula, an unsolved one counting as par_factor x the time limit."""
+    return sum(v.score for v in verdicts) / len(verdicts)
 
 
 def parse_answer(output: Any) -> list[int] | str | None:
@@ -81,15 +111,34 @@ def parse_answer(output: Any) -> list[int] | str | None:
 
 def _formula(case: Case) -> tuple[int, list[list[int]]]:
     """The case's formula, checked against the hash its label was stored with."""
-    key = case.inputs.get("dimacs")
-    if not isinstance(key, str) or key not in _formulas:
+    text = case.inputs.get("dimacs")
+    if not isinstance(text, str):
+        raise LabelError(f"case {case.id!r} has no DIMACS text in inputs['dimacs']; "
+                         "rebuild cases.json with problems/sat_c/build_benchmark.py")
+    if text not in _formulas:
         try:
-            cnf = parse_dimacs(case.inputs["dimacs"], case.id)
-        except (KeyError, DimacsError) as error:
-            raise sat.LabelError(f"case {case.id!r}: no readable DIMACS formula in its inputs ({error}); "
-                                 "rebuild cases.json with problems/sat_c/build_benchmark.py") from None
-        formula = (cnf.num_vars, [list(clause) for clause in cnf.clauses])
-        # evaluators/sat.py recomputes the hash on every case; a mismatch is a fault of the benchmark
-        sat._formula(Case(case.id, case.split, {"num_vars": formula[0], "clauses": formula[1]}, case.private))
-        _formulas[key] = formula
-    return _formulas[key]
+            cnf = parse_dimacs(text, case.id)
+        except DimacsError as error:
+            raise LabelError(f"case {case.id!r}: its DIMACS text is malformed ({error}); "
+                             "rebuild cases.json with problems/sat_c/build_benchmark.py") from None
+        clauses = [list(clause) for clause in cnf.clauses]
+        if instance_hash(cnf.num_vars, clauses) != case.private.get("sha256"):
+            raise LabelError(f"case {case.id!r}: the formula does not match the hash its label was stored with; "
+                             "rebuild cases.json with problems/sat_c/build_benchmark.py")
+        _formulas[text] = (cnf.num_vars, clauses)
+    return _formulas[text]
+
+
+def _solved(run: CaseRun, answer: str) -> Verdict:
+    cpu = float(run.cpu_seconds)
+    return Verdict(True, cpu, {"solved": True, "answer": answer, "cpu_seconds": cpu, "seconds": float(run.seconds)},
+                   f"solved ({answer}) in {cpu:.3f} s of CPU")
+
+
+def _unsolved(penalty: float, feedback: str, reason: str) -> Verdict:
+    return Verdict(True, penalty, {"solved": False, "answer": None, "reason": reason}, feedback)
+
+
+def _last_line(message: str) -> str:
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
