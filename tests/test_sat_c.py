@@ -18,14 +18,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evolve.problem import Case, Verdict, load_verifier
+from evolve.config import compose_config
+from evolve.problem import Case, Verdict, load_problem, load_verifier
 from evolve.sandbox.base import CaseRun
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "problems" / "sat_c"
 CONFIG = yaml.safe_load((FOLDER / "problem.yaml").read_text())
-LIMIT = float(CONFIG["case_timeout"])
-SETTINGS = {"time_limit": LIMIT, "par_factor": CONFIG["settings"]["par_factor"]}  # as problem.yaml resolves them
+SETTINGS = load_problem(compose_config(["problem=sat_c"])).settings  # as the engine resolves problem.yaml
+LIMIT = float(SETTINGS["time_limit"])
 # quick for the seed on any machine: small random 3-SAT, pigeonhole 8/7, a Tseitin and a quasigroup formula
 QUICK = ["uf175-s1750", "uf175-s1751", "php7-s70", "col350-s362", "tseitin24-s2400", "tseitin60sat-s6000",
          "qwh30-s3002"]
