@@ -11,6 +11,7 @@ import dataclasses
 import json
 import re
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,14 @@ def test_the_bundled_problem_loads_by_name_with_its_solver_as_the_candidate() ->
     assert len(problem.split("search")) >= 16 and len(problem.split("heldout")) >= 10
 
 
-async def test_the_seed_is_built_and_solves_every_formula_as_labelled(tmp_path: Path) -> None:
+TIERS = [pytest.param("process"), pytest.param("bwrap", marks=pytest.mark.bwrap),
+         pytest.param("docker-pool", marks=pytest.mark.docker)]
+
+
+@pytest.mark.parametrize("backend", TIERS)
+async def test_the_seed_is_built_and_solves_every_formula_as_labelled(backend: str, tmp_path: Path) -> None:
     problem = quick_problem(tmp_path / "sat_c")
-    sandbox = make_backend("process", "test")
+    sandbox = make_backend(backend, f"test-sat-c-{uuid.uuid4().hex[:8]}", exec_scratch=True)
     evaluator = Evaluator(problem, sandbox, _limits(problem), "test")
     try:
         for split in ("search", "heldout"):
