@@ -103,6 +103,14 @@ static inline double random_double(Solver *S) {  /* xorshift64*, uniform in [0, 
     return (double)((S->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
 }
 
+/* The x-th term (from 0) of the Luby sequence 1 1 2 1 1 2 4 ..., as powers of y: restart_due's unit. */
+static double luby(double y, int x) {
+    int size = 1, seq = 0;
+    while (size < x + 1) { seq++; size = 2 * size + 1; }
+    while (size - 1 != x) { size = (size - 1) >> 1; seq--; x = x % size; }
+    return pow(y, seq);
+}
+
 /* ================================================================================================
  * The heuristics and policies. Everything between the markers may be changed; the core calls
  * only the functions defined here and reads only these constants.
@@ -130,13 +138,6 @@ static inline double random_double(Solver *S) {  /* xorshift64*, uniform in [0, 
 /* Learnt-clause minimisation: 0 none, 1 local (reasons' literals), 2 recursive. */
 #define MINIMIZE_MODE 2
 #define DEFAULT_PHASE 0          /* phase of a variable never assigned: 0 false, 1 true */
-
-static double luby(double y, int x) {
-    int size = 1, seq = 0;
-    while (size < x + 1) { seq++; size = 2 * size + 1; }
-    while (size - 1 != x) { size = (size - 1) >> 1; seq--; x = x % size; }
-    return pow(y, seq);
-}
 
 /* Called after every conflict; the core multiplies var_inc by 1 / the returned value. */
 static double var_decay_now(const Solver *S) {
