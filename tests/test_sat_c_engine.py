@@ -25,7 +25,7 @@ from evolve.sandbox.base import SandboxLimits
 from tests.compiled_support import with_file
 from tests.sandbox_support import LIMITS, make_backend
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # builds and runs the solver in every tier
 
 FOLDER = PROBLEMS / "sat_c"
 QUICK = {"search": ["uf175-s1751", "php7-s70", "col350-s362"], "heldout": ["tseitin60sat-s6000", "qwh30-s3002"]}
