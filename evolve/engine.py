@@ -30,8 +30,8 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig
 
-from evolve import seams
-from evolve.certification import Certifier, CertifierError, CertifyResult, better, subject_of
+from evolve import policy, seams
+from evolve.certification import Certifier, CertifierError, CertifyResult, subject_of
 from evolve.champions import decide, remeasure, worth_a_duel
 from evolve.edits import EditRejected, apply_edit, normalized_hash
 from evolve.errors import EvolveError
@@ -106,8 +106,7 @@ class Engine:
         self.selection = RankSelection(cfg.search.selection_pressure, cfg.search.explore_rate)
         self.on_progress = on_progress or (lambda _recorder: None)
         self.identity = identity  # recomputes the evaluator's identity parts (drift checks)
-        self.tickets = 0  # candidates reserved: being proposed, queued or evaluated (not yet stored)
-        self.finishing = 0  # stored candidates whose held-out / re-check work is still running
+        self.in_flight = policy.InFlight()  # tickets, stored candidates' follow-up work, open challenges
         self.pending_hashes: set[str] = set()
         self.planned = recorder.proposals  # proposals planned (islands take turns); the stored count is of rows
         self.failures_in_row = 0
@@ -117,7 +116,6 @@ class Engine:
         self.done = asyncio.Event()
         self.certifier = _certifier(cfg, problem)
         self.challengers: asyncio.PriorityQueue[Challenger] = asyncio.PriorityQueue()
-        self.open_challenges = 0  # queued or being certified
         self.challenge_order = itertools.count()
         self.duel_lock = asyncio.Lock()  # one re-measurement at a time, each against the current champion
 
@@ -212,18 +210,17 @@ class Engine:
                                             "the run stopped before this proposal was evaluated")
 
     def _take_ticket(self) -> bool:
-        if self.recorder.exhausted(reserved=self.tickets):
+        if self.recorder.exhausted(reserved=self.in_flight.tickets):
             return False
-        self.tickets += 1
+        self.in_flight = self.in_flight.ticket_taken()
         return True
 
     def _return_ticket(self) -> None:
-        self.tickets -= 1
+        self.in_flight = self.in_flight.ticket_returned()
         self._check_done()
 
     def _check_done(self) -> None:
-        if (self.tickets == 0 and self.finishing == 0 and self.open_challenges == 0
-                and self.recorder.exhausted()):
+        if policy.done(self.in_flight, self.recorder.exhausted()):
             self.done.set()
 
     def _plan(self) -> Work:
@@ -305,8 +302,7 @@ class Engine:
                     candidate.code, candidate.code_hash, candidate.diff, evaluation)
                 # The stored evaluation now counts against the budget in the ticket's place;
                 # the run is not done until this slot's follow-up work (held-out, re-check) is.
-                self.tickets -= 1
-                self.finishing += 1
+                self.in_flight = self.in_flight.stored()
                 self.proposer.report_outcome(candidate.proposal, recorded.improvement)
                 if recorded.challenger:
                     self._queue_challenger(recorded.program_id, candidate.code, evaluation, _subject(evaluation))
@@ -328,7 +324,7 @@ class Engine:
                 if recorded is None:
                     self._return_ticket()
                 else:
-                    self.finishing -= 1
+                    self.in_flight = self.in_flight.finished()
                     self._check_done()
 
     async def _evaluate(self, code: str, split: str = SEARCH) -> Evaluation:
@@ -399,7 +395,7 @@ class Engine:
     # ------------------------------------------------------------------ certifying
 
     def _queue_challenger(self, program_id: int, code: str, evaluation: Evaluation, subject: Any) -> None:
-        self.open_challenges += 1
+        self.in_flight = self.in_flight.challenge_queued()
         self.challengers.put_nowait(Challenger(evaluation.score, next(self.challenge_order), program_id, code,  # type: ignore[arg-type]
                                                evaluation, subject))
 
@@ -414,7 +410,7 @@ class Engine:
             try:
                 await self._challenge(challenger)
             finally:
-                self.open_challenges -= 1
+                self.in_flight = self.in_flight.challenge_resolved()
                 self._check_done()
             self.on_progress(self.recorder)
 
@@ -430,7 +426,7 @@ class Engine:
             await recorder.resolve_challenge(program_id, "no_subject")
             return
         bound, bound_float = recorder.champion_bound, recorder.best_score
-        if bound_float is not None and not challenger.score < bound_float:
+        if not policy.still_challenges(challenger.score, bound_float):
             await recorder.resolve_challenge(program_id, "skipped")  # a newer champion already beats it
             return
         upper = None
@@ -447,7 +443,7 @@ class Engine:
             await recorder.event("verifier_error", program_id=program_id, message=str(error))
             await recorder.resolve_challenge(program_id, "error")
             return
-        crowned = result.status == "proven" and better(result.bound, result.bound_float, bound, bound_float)  # type: ignore[arg-type]
+        crowned = policy.crowns(result.status, result.bound, result.bound_float, bound, bound_float)  # type: ignore[arg-type]
         await recorder.record_certify(program_id, result, challenger.code, crowned)
         if crowned:
             await self._champion(program_id, challenger.code, challenger.evaluation, result)
