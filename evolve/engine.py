@@ -224,21 +224,17 @@ class Engine:
             self.done.set()
 
     def _plan(self) -> Work:
-        recorder = self.recorder
-        rng = recorder.rng
-        island = recorder.islands[self.planned % len(recorder.islands)]
-        parent = self.selection.parent(island, rng)
-        inspirations = self.selection.inspirations(island, parent, self.cfg.search.inspirations, rng)
+        draw = self.recorder.draw(self.planned, self.selection, self.cfg.search.inspirations)
         request = ProposalRequest(
-            parent=_view(parent),
-            inspirations=tuple(_view(m) for m in inspirations),
+            parent=_view(draw.parent),
+            inspirations=tuple(_view(m) for m in draw.inspirations),
             statement=self.problem.statement,
             maximize=self.problem.maximize,
-            island=island.index,
-            seed=rng.getrandbits(63),
+            island=draw.island,
+            seed=draw.seed,
         )
         self.planned += 1
-        return Work(island.index, parent, request)
+        return Work(draw.island, draw.parent, request)
 
     async def _accept(self, work: Work, proposal: Proposal) -> Candidate | None:
         """Apply the edit and deduplicate; anything not new is recorded with its reason."""
@@ -258,7 +254,7 @@ class Engine:
                                                 str(error))
             return None
         code_hash = normalized_hash(code)
-        known = self.recorder.hashes.get(code_hash)
+        known = self.recorder.known(code_hash)
         if known is not None or code_hash in self.pending_hashes:
             self._count_duplicate()
             await self.recorder.record_proposal(work.island, work.parent.program_id, proposal, "duplicate",

@@ -28,7 +28,7 @@ from evolve.db.rows import (Row, call_rows, certificate_row, challenge_row, eval
                              program_row, proposal_row, remeasurement_row)
 from evolve.edits import Rewrite, SearchReplace
 from evolve.evaluation import Evaluation
-from evolve.islands import PER_CLUSTER, Island, Member, ring_migration, weakest_islands
+from evolve.islands import PER_CLUSTER, Island, Member, RankSelection, ring_migration, weakest_islands
 from evolve.problem import SEARCH, Problem
 from evolve.proposers.base import Proposal
 from evolve.seams import Store
@@ -128,6 +128,20 @@ class Recorder:
                 searched = data["certified"] if data.get("certified") is not None else data["search"]
                 self.alarm.observe(data["program_id"], self.problem.fitness(searched),
                                    self.problem.fitness(heldout) if heldout is not None else None)
+
+    # ------------------------------------------------------------------ reads for the engine
+
+    def draw(self, turn: int, selection: RankSelection, inspirations: int) -> "Draw":
+        """The next parent and inspirations, islands taking turns. The RNG is the run's state (stored
+        with every write), so only the recorder draws from it."""
+        island = self.islands[turn % len(self.islands)]
+        parent = selection.parent(island, self.rng)
+        chosen = selection.inspirations(island, parent, inspirations, self.rng)
+        return Draw(island.index, parent, tuple(chosen), self.rng.getrandbits(63))
+
+    def known(self, code_hash: str) -> int | None:
+        """The stored program with this normalized code, if any."""
+        return self.hashes.get(code_hash)
 
     # ------------------------------------------------------------------ budgets
 
@@ -505,6 +519,15 @@ class Recorder:
 
     def _calls(self, proposal: Proposal) -> list[Row]:
         return call_rows(self.run_id, proposal.calls)
+
+
+class Draw(NamedTuple):
+    """What the next proposal works from."""
+
+    island: int
+    parent: Member
+    inspirations: tuple[Member, ...]
+    seed: int  # for the proposer's own randomness
 
 
 class Recorded(NamedTuple):
