@@ -9,7 +9,9 @@ updates the islands. Data moves one way: plan -> propose -> accept -> evaluate
 
 Budget tickets: a proposal task takes a ticket before asking the proposer, so
 no more than `budget.evaluations` candidates are ever evaluated, and gives it
-back when the proposal turns out to carry nothing new.
+back when the proposal turns out to carry nothing new. Tickets, stored candidates'
+follow-up work and open challenges make one immutable record (`policy.InFlight`);
+the run is done when a budget is spent and that record is idle (`policy.done`).
 
 Certifying problems (see evolve/certification.py): a candidate whose optimistic
 search score beats the champion's certified bound is a challenger. One

@@ -4,6 +4,11 @@ Everything here is mirrored in the database after every change, in the same
 transaction as the result that caused it, so a resumed run (even after
 `kill -9`) continues with the same counters, RNG state and spend. Database
 calls block, so they run on one worker thread, in order.
+
+What a result means (champion, challenger, contender, archive entry, migration
+or reset due, a spent budget) is decided by the pure functions of
+evolve/policy.py; the engine reads this state and reports events through the
+methods below, never by assigning its fields.
 """
 
 from __future__ import annotations
