@@ -9,7 +9,9 @@ updates the islands. Data moves one way: plan -> propose -> accept -> evaluate
 
 Budget tickets: a proposal task takes a ticket before asking the proposer, so
 no more than `budget.evaluations` candidates are ever evaluated, and gives it
-back when the proposal turns out to carry nothing new.
+back when the proposal turns out to carry nothing new. Tickets, stored candidates'
+follow-up work and open challenges make one immutable record (`policy.InFlight`);
+the run is done when a budget is spent and that record is idle (`policy.done`).
 
 Certifying problems (see evolve/certification.py): a candidate whose optimistic
 search score beats the champion's certified bound is a challenger. One
@@ -30,8 +32,8 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig
 
-from evolve import seams
-from evolve.certification import Certifier, CertifierError, CertifyResult, better, subject_of
+from evolve import policy, seams
+from evolve.certification import Certifier, CertifierError, CertifyResult, subject_of
 from evolve.champions import decide, remeasure, worth_a_duel
 from evolve.edits import EditRejected, apply_edit, normalized_hash
 from evolve.errors import EvolveError
@@ -106,8 +108,7 @@ class Engine:
         self.selection = RankSelection(cfg.search.selection_pressure, cfg.search.explore_rate)
         self.on_progress = on_progress or (lambda _recorder: None)
         self.identity = identity  # recomputes the evaluator's identity parts (drift checks)
-        self.tickets = 0  # candidates reserved: being proposed, queued or evaluated (not yet stored)
-        self.finishing = 0  # stored candidates whose held-out / re-check work is still running
+        self.in_flight = policy.InFlight()  # tickets, stored candidates' follow-up work, open challenges
         self.pending_hashes: set[str] = set()
         self.planned = recorder.proposals  # proposals planned (islands take turns); the stored count is of rows
         self.failures_in_row = 0
@@ -117,7 +118,6 @@ class Engine:
         self.done = asyncio.Event()
         self.certifier = _certifier(cfg, problem)
         self.challengers: asyncio.PriorityQueue[Challenger] = asyncio.PriorityQueue()
-        self.open_challenges = 0  # queued or being certified
         self.challenge_order = itertools.count()
         self.duel_lock = asyncio.Lock()  # one re-measurement at a time, each against the current champion
 
@@ -212,36 +212,31 @@ class Engine:
                                             "the run stopped before this proposal was evaluated")
 
     def _take_ticket(self) -> bool:
-        if self.recorder.exhausted(reserved=self.tickets):
+        if self.recorder.exhausted(reserved=self.in_flight.tickets):
             return False
-        self.tickets += 1
+        self.in_flight = self.in_flight.ticket_taken()
         return True
 
     def _return_ticket(self) -> None:
-        self.tickets -= 1
+        self.in_flight = self.in_flight.ticket_returned()
         self._check_done()
 
     def _check_done(self) -> None:
-        if (self.tickets == 0 and self.finishing == 0 and self.open_challenges == 0
-                and self.recorder.exhausted()):
+        if policy.done(self.in_flight, self.recorder.exhausted()):
             self.done.set()
 
     def _plan(self) -> Work:
-        recorder = self.recorder
-        rng = recorder.rng
-        island = recorder.islands[self.planned % len(recorder.islands)]
-        parent = self.selection.parent(island, rng)
-        inspirations = self.selection.inspirations(island, parent, self.cfg.search.inspirations, rng)
+        draw = self.recorder.draw(self.planned, self.selection, self.cfg.search.inspirations)
         request = ProposalRequest(
-            parent=_view(parent),
-            inspirations=tuple(_view(m) for m in inspirations),
+            parent=_view(draw.parent),
+            inspirations=tuple(_view(m) for m in draw.inspirations),
             statement=self.problem.statement,
             maximize=self.problem.maximize,
-            island=island.index,
-            seed=rng.getrandbits(63),
+            island=draw.island,
+            seed=draw.seed,
         )
         self.planned += 1
-        return Work(island.index, parent, request)
+        return Work(draw.island, draw.parent, request)
 
     async def _accept(self, work: Work, proposal: Proposal) -> Candidate | None:
         """Apply the edit and deduplicate; anything not new is recorded with its reason."""
@@ -261,7 +256,7 @@ class Engine:
                                                 str(error))
             return None
         code_hash = normalized_hash(code)
-        known = self.recorder.hashes.get(code_hash)
+        known = self.recorder.known(code_hash)
         if known is not None or code_hash in self.pending_hashes:
             self._count_duplicate()
             await self.recorder.record_proposal(work.island, work.parent.program_id, proposal, "duplicate",
@@ -305,8 +300,7 @@ class Engine:
                     candidate.code, candidate.code_hash, candidate.diff, evaluation)
                 # The stored evaluation now counts against the budget in the ticket's place;
                 # the run is not done until this slot's follow-up work (held-out, re-check) is.
-                self.tickets -= 1
-                self.finishing += 1
+                self.in_flight = self.in_flight.stored()
                 self.proposer.report_outcome(candidate.proposal, recorded.improvement)
                 if recorded.challenger:
                     self._queue_challenger(recorded.program_id, candidate.code, evaluation, _subject(evaluation))
@@ -328,7 +322,7 @@ class Engine:
                 if recorded is None:
                     self._return_ticket()
                 else:
-                    self.finishing -= 1
+                    self.in_flight = self.in_flight.finished()
                     self._check_done()
 
     async def _evaluate(self, code: str, split: str = SEARCH) -> Evaluation:
@@ -399,7 +393,7 @@ class Engine:
     # ------------------------------------------------------------------ certifying
 
     def _queue_challenger(self, program_id: int, code: str, evaluation: Evaluation, subject: Any) -> None:
-        self.open_challenges += 1
+        self.in_flight = self.in_flight.challenge_queued()
         self.challengers.put_nowait(Challenger(evaluation.score, next(self.challenge_order), program_id, code,  # type: ignore[arg-type]
                                                evaluation, subject))
 
@@ -414,7 +408,7 @@ class Engine:
             try:
                 await self._challenge(challenger)
             finally:
-                self.open_challenges -= 1
+                self.in_flight = self.in_flight.challenge_resolved()
                 self._check_done()
             self.on_progress(self.recorder)
 
@@ -430,7 +424,7 @@ class Engine:
             await recorder.resolve_challenge(program_id, "no_subject")
             return
         bound, bound_float = recorder.champion_bound, recorder.best_score
-        if bound_float is not None and not challenger.score < bound_float:
+        if not policy.still_challenges(challenger.score, bound_float):
             await recorder.resolve_challenge(program_id, "skipped")  # a newer champion already beats it
             return
         upper = None
@@ -447,7 +441,7 @@ class Engine:
             await recorder.event("verifier_error", program_id=program_id, message=str(error))
             await recorder.resolve_challenge(program_id, "error")
             return
-        crowned = result.status == "proven" and better(result.bound, result.bound_float, bound, bound_float)  # type: ignore[arg-type]
+        crowned = policy.crowns(result.status, result.bound, result.bound_float, bound, bound_float)  # type: ignore[arg-type]
         await recorder.record_certify(program_id, result, challenger.code, crowned)
         if crowned:
             await self._champion(program_id, challenger.code, challenger.evaluation, result)

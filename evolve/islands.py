@@ -15,6 +15,8 @@ import itertools
 import random
 from dataclasses import dataclass, field
 
+from evolve.policy import admits
+
 PER_CLUSTER = 4
 
 
@@ -66,12 +68,17 @@ class Island:
             self._ranked = sorted(self.clusters.values(), key=lambda c: -c.fitness)
         return self._ranked
 
+    def admits(self, member: Member) -> bool:
+        """Would `add` keep this program's cluster (evolve/policy.py's one admission test)?"""
+        ranked = self.ranked()
+        return admits(member.signature, member.fitness, self.clusters, self.archive_size,
+                      ranked[-1].fitness if ranked else None)
+
     def add(self, member: Member) -> bool:
         """Add to the archive; False if it did not make it in (worse than a full archive)."""
         cluster = self.clusters.get(member.signature)
         if cluster is None:
-            ranked = self.ranked()
-            if len(ranked) >= self.archive_size and member.fitness <= ranked[-1].fitness:
+            if not self.admits(member):
                 return False
             cluster = self.clusters[member.signature] = Cluster(member.signature)
         accepted = cluster.add(member)

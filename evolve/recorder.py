@@ -4,6 +4,11 @@ Everything here is mirrored in the database after every change, in the same
 transaction as the result that caused it, so a resumed run (even after
 `kill -9`) continues with the same counters, RNG state and spend. Database
 calls block, so they run on one worker thread, in order.
+
+What a result means (champion, challenger, contender, archive entry, migration
+or reset due, a spent budget) is decided by the pure functions of
+evolve/policy.py; the engine reads this state and reports events through the
+methods below, never by assigning its fields.
 """
 
 from __future__ import annotations
@@ -19,21 +24,21 @@ from typing import Any, Callable, NamedTuple
 from omegaconf import DictConfig
 from sqlalchemy.exc import DBAPIError
 
+from evolve import policy
 from evolve.alarms import HeldoutAlarm, describe
 from evolve.certification import CertifyResult, GateResult, subject_of
-from evolve.champions import Decision, worth_a_duel
+from evolve.champions import Decision
 from evolve.db import models
 from evolve.db.rows import (Row, call_rows, certificate_row, challenge_row, evaluation_row, member_row,
                              program_row, proposal_row, remeasurement_row)
 from evolve.edits import Rewrite, SearchReplace
 from evolve.evaluation import Evaluation
-from evolve.islands import PER_CLUSTER, Island, Member, ring_migration, weakest_islands
+from evolve.islands import PER_CLUSTER, Island, Member, RankSelection, ring_migration, weakest_islands
 from evolve.problem import SEARCH, Problem
 from evolve.proposers.base import Proposal
 from evolve.seams import Store
 
 BestCallback = Callable[[int, float, str], None]  # program id, score, code
-UNSOUND_MARGIN = 1e-9  # a held-out score this far above a certified bound is a soundness alarm
 
 
 class Recorder:
@@ -57,6 +62,9 @@ class Recorder:
         self.write_failed: BaseException | None = None  # the database error that ended writing, if any
         self.islands = [Island(i, cfg.search.archive_size) for i in range(cfg.search.islands)]
         self.rng = random.Random(cfg.seed)
+        budget = cfg.budget
+        self.budget = policy.Budget(budget.evaluations, budget.wall_time, budget.llm_cost,
+                                    None if budget.target_score is None else problem.fitness(budget.target_score))
         # Counters (the budget's units) and spend, continued from the stored run.
         self.evaluations = run.evaluations
         self.proposals = run.proposals
@@ -126,26 +134,36 @@ class Recorder:
                 self.alarm.observe(data["program_id"], self.problem.fitness(searched),
                                    self.problem.fitness(heldout) if heldout is not None else None)
 
+    # ------------------------------------------------------------------ reads for the engine
+
+    def draw(self, turn: int, selection: RankSelection, inspirations: int) -> "Draw":
+        """The next parent and inspirations, islands taking turns. The RNG is the run's state (stored
+        with every write), so only the recorder draws from it."""
+        island = self.islands[turn % len(self.islands)]
+        parent = selection.parent(island, self.rng)
+        chosen = selection.inspirations(island, parent, inspirations, self.rng)
+        return Draw(island.index, parent, tuple(chosen), self.rng.getrandbits(63))
+
+    def known(self, code_hash: str) -> int | None:
+        """The stored program with this normalized code, if any."""
+        return self.hashes.get(code_hash)
+
     # ------------------------------------------------------------------ budgets
 
     @property
     def wall_seconds(self) -> float:
         return self.wall_before + time.monotonic() - self.session_start
 
+    def spent(self) -> policy.Spent:
+        """What the run has used so far, in the budget's units."""
+        return policy.Spent(self.evaluations, self.wall_seconds, self.llm_cost, self._fitness(self.best_score))
+
     def exhausted(self, reserved: int = 0) -> str:
         """Which budget is spent ('' if none), counting `reserved` evaluations as done."""
-        budget = self.cfg.budget
-        if self.evaluations + reserved >= budget.evaluations:
-            return "evaluation budget spent"
-        if budget.wall_time is not None and self.wall_seconds >= budget.wall_time:
-            return "wall-time budget spent"
-        if budget.llm_cost is not None and self.llm_cost >= budget.llm_cost:
-            return "LLM cost budget spent"
-        if budget.target_score is not None and self.best_score is not None:
-            target = self.problem.fitness(budget.target_score)
-            if self.problem.fitness(self.best_score) >= target:
-                return "target score reached"
-        return ""
+        return policy.exhausted(self.spent(), self.budget, reserved)
+
+    def _fitness(self, score: float | None) -> float | None:
+        return None if score is None else self.problem.fitness(score)
 
     # ------------------------------------------------------------------ writes
 
@@ -217,20 +235,11 @@ class Recorder:
         program = self._program(parent.program_id, island, code, code_hash, edit_kind, diff, proposal.proposer,
                                 evaluation)
         member = self._as_member(0, code, evaluation) if evaluation.valid else None
-        accepted = member is not None and self._would_accept(island, member)
-        beats = evaluation.valid and (self.best_score is None or self.problem.fitness(evaluation.score)  # type: ignore[arg-type]
-                                      > self.problem.fitness(self.best_score))
-        # A certifying problem's search score is optimistic: beating the champion's certified bound (or
-        # any valid score while there is no champion) makes a challenger, queued for certification,
-        # never a champion by itself.
-        challenger = beats and self.certifying
-        # A measured score beating the champion once (by more than the duel's minimum gain) makes a
-        # contender: a re-measurement decides.
-        measured = self.problem.measured and not self.certifying and self.best_id is not None
-        contender = beats and measured and worth_a_duel(
-            self.problem.fitness(evaluation.score), self.problem.fitness(self.best_score),  # type: ignore[arg-type]
-            self.cfg.verification.measured_min_gain)
-        new_best = beats and not self.certifying and not measured
+        accepted = member is not None and self.islands[island].admits(member)
+        new_best, challenger, contender = policy.standing(
+            evaluation.valid, self._fitness(evaluation.score), self._fitness(self.best_score),
+            certifying=self.certifying, measured=self.problem.measured, has_champion=self.best_id is not None,
+            min_gain=self.cfg.verification.measured_min_gain)
         if new_best:
             self.best_score = evaluation.score
         row = proposal_row(self.run_id, island, parent.program_id, proposal.proposer, "new", "", diff)
@@ -306,7 +315,8 @@ class Recorder:
         """
         if recheck is not None:
             await self._write(self.store.store_evaluation, self._evaluation(recheck, program_id))
-            if not self._agree(search, recheck):
+            if not policy.scores_agree((search.valid, search.score), (recheck.valid, recheck.score),
+                                       self.problem.score_tolerance):
                 await self.event("nondeterministic", program_id=program_id,
                                  first={"valid": search.valid, "score": search.score},
                                  second={"valid": recheck.valid, "score": recheck.score})
@@ -318,8 +328,7 @@ class Recorder:
                          heldout=heldout.score if heldout is not None else None,
                          heldout_valid=heldout is not None and heldout.valid, epoch=self.epoch,
                          **({"certified": bound, "bound": certified.bound} if certified is not None else {}))
-        if (bound is not None and heldout is not None and heldout.valid
-                and heldout.score > bound + UNSOUND_MARGIN):  # type: ignore[operator]
+        if heldout is not None and policy.unsound(bound, heldout.valid, heldout.score):
             await self._unsound(program_id, certified, heldout.score)  # type: ignore[arg-type]
         await self._judge_heldout(program_id, search_fitness, heldout, heldout_fitness)
 
@@ -461,26 +470,18 @@ class Recorder:
                 for m in members:
                     island.add(replace(m, fitness=fitness, score=score) if m.program_id == program_id else m)
 
-    def _agree(self, first: Evaluation, second: Evaluation) -> bool:
-        if first.valid != second.valid:
-            return False
-        if not first.valid:
-            return True
-        tolerance = self.problem.score_tolerance * max(abs(first.score), abs(second.score), 1e-12)  # type: ignore[arg-type]
-        return abs(first.score - second.score) <= tolerance  # type: ignore[operator]
-
     async def event(self, kind: str, **data: Any) -> None:
         await self._write(self.store.add_event, self.run_id, kind, **data)
 
     async def maybe_migrate_or_reset(self) -> None:
         search = self.cfg.search
-        if search.migration_interval and self.evaluations % search.migration_interval == 0:
+        if policy.due(self.evaluations, search.migration_interval):
             moves = ring_migration(self.islands)
             rows = [self._member_row(dest, m.program_id, m.fitness, m.signature)
                     for dest, m in moves if self.islands[dest].add(m)]
             await self._write(self.store.add_members, rows, "migration", self.run_id,
                               moves=[[dest, m.program_id] for dest, m in moves], at=self.evaluations)
-        if search.reset_interval and self.evaluations % search.reset_interval == 0:
+        if policy.due(self.evaluations, search.reset_interval):
             for index in weakest_islands(self.islands, search.reset_fraction):
                 donors = [i for i in self.islands if i.index != index and i.best is not None]
                 if not donors:
@@ -521,14 +522,17 @@ class Recorder:
         return Member(program_id, self.problem.fitness(evaluation.score), evaluation.score,  # type: ignore[arg-type]
                       evaluation.signature(), code, evaluation.feedback)
 
-    def _would_accept(self, island: int, member: Member) -> bool:
-        target = self.islands[island]
-        ranked = target.ranked()
-        return (member.signature in target.clusters or len(ranked) < target.archive_size
-                or member.fitness > ranked[-1].fitness)
-
     def _calls(self, proposal: Proposal) -> list[Row]:
         return call_rows(self.run_id, proposal.calls)
+
+
+class Draw(NamedTuple):
+    """What the next proposal works from."""
+
+    island: int
+    parent: Member
+    inspirations: tuple[Member, ...]
+    seed: int  # for the proposer's own randomness
 
 
 class Recorded(NamedTuple):
