@@ -62,8 +62,7 @@ def command(function: Callable[..., None]) -> Callable[..., None]:
             _error(str(error))
             raise typer.Exit(USER_ERROR) from None
         except DBAPIError as error:
-            where = str(_run_dir[-1] / "evolve.db") if _run_dir else "of this run"
-            _error(str(database_error(error, where)))
+            _error(str(database_error(error, _database_of(_run_dir[-1]) if _run_dir else "of this run")))
             raise typer.Exit(USER_ERROR) from None
         except KeyboardInterrupt:
             _error(f"interrupted{_resume_hint()}")
@@ -75,6 +74,16 @@ def command(function: Callable[..., None]) -> Callable[..., None]:
             raise typer.Exit(UNEXPECTED) from None
 
     return wrapper
+
+
+def _database_of(run_dir: Path) -> str:
+    """The URL of a run's database, as its saved config names it (SQLite in the run directory by default)."""
+    from evolve.session import database_url, saved_config
+
+    try:
+        return database_url(saved_config(run_dir), run_dir)
+    except Exception:  # noqa: BLE001 - no readable config: the default place
+        return f"sqlite:///{run_dir / 'evolve.db'}"
 
 
 def _error(message: str) -> None:

@@ -389,6 +389,13 @@ def moved_problem(overrides: list[str] | tuple[str, ...]) -> tuple[Path | None, 
 
 
 def to_yaml(cfg: DictConfig) -> str:
+    """The config as a run saves it: a database password is never written (evolve/db/urls.py)."""
+    url = OmegaConf.select(cfg, "database.url")
+    if url:
+        from evolve.db.urls import without_password  # here: importing the config stays free of SQLAlchemy
+
+        cfg = cfg.copy()
+        cfg.database.url = without_password(url)
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 

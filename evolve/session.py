@@ -150,9 +150,13 @@ async def _start_locked(cfg: DictConfig, run_dir: Path, problem, sandbox: seams.
                         evaluator: seams.Evaluator | None, store: seams.Store | None) -> RunResult:
     with run_lock(run_dir):
         cfg.run.dir = str(run_dir)
+        if store is None:  # before the config is saved: a database that cannot be used leaves no run behind
+            try:
+                store = Store(database_url(cfg, run_dir), create=True)
+            except StoreError as error:
+                await sandbox.close()
+                raise RunError(str(error)) from None
         (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))
-        if store is None:
-            store = Store(database_url(cfg, run_dir), create=True)
         parts = problem.identity_parts(sandbox.identity)
         # An evaluator given by the caller scores under its own hash: the run's evaluations must share one.
         evaluator_hash = evaluator.evaluator_hash if evaluator is not None else identity_hash(parts)
