@@ -63,14 +63,30 @@ class PostgresServer:
         if result.returncode != 0:
             raise RuntimeError(f"{command[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
 
-    def url(self, database: str = "postgres", password: str | None = None) -> str:
-        user = "postgres" if password is None else f"postgres:{password}"
-        return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres") -> str:
+        return self.url_for("postgres", database)
 
     def database(self) -> str:
+        """A fresh, empty database's URL (user postgres, no password: loopback is trusted)."""
+        return self.url(self.create_database())
+
+    def create_database(self) -> str:
         name = f"test_{os.getpid()}_{next(self._names)}"
         self._run(self.bin / "createdb", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", name)
-        return self.url(name)
+        return name
+
+    def user_with_password(self, user: str, password: str) -> None:
+        """A role that must give its password over TCP (SCRAM), so a test can tell whether one was sent."""
+        hba = self.data / "pg_hba.conf"
+        rule = f"host all {user} 127.0.0.1/32 scram-sha-256\n"  # first match wins: ahead of the trust rules
+        hba.write_text(rule + hba.read_text())  # rewritten in place: the file keeps its owner
+        self._run(self.bin / "psql", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", "-d", "postgres",
+                  "-v", "ON_ERROR_STOP=1", "-c", f"CREATE ROLE {user} LOGIN SUPERUSER PASSWORD '{password}'")
+        self._run(self.bin / "pg_ctl", "-D", self.data, "reload")
+
+    def url_for(self, user: str, database: str, password: str | None = None) -> str:
+        credentials = user if password is None else f"{user}:{password}"
+        return f"postgresql+psycopg://{credentials}@127.0.0.1:{self.port}/{database}"
 
     def stop(self) -> None:
         try:
