@@ -49,7 +49,11 @@ class PostgresServer:
         self.port = free_port()
         self.as_user: list[str] = []
         if os.geteuid() == 0:  # PostgreSQL refuses root: its files and process belong to `postgres`
-            shutil.chown(self.root, "postgres", "postgres")
+            try:
+                shutil.chown(self.root, "postgres", "postgres")
+            except LookupError:
+                raise RuntimeError("no `postgres` user to run the test server as (root is refused): "
+                                   "`apt-get install postgresql` creates it") from None
             self.as_user = ["runuser", "-u", "postgres", "--"]
         self._names = itertools.count(1)
         self._run(self.bin / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
