@@ -376,6 +376,17 @@ def load_saved(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictC
     return cfg
 
 
+def stored_config(text: str, where: str) -> DictConfig:
+    """The config a run stored in its database row (read from another machine, without its run directory)."""
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text))
+    except (OmegaConfBaseException, YAMLError) as error:
+        detail = _describe(error) if isinstance(error, OmegaConfBaseException) else str(error).splitlines()[0]
+        raise ConfigError(f"the config stored with {where} cannot be read: {detail}") from None
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
 def moved_problem(overrides: list[str] | tuple[str, ...]) -> tuple[Path | None, list[str]]:
     """`problem=PATH` given on resume (a problem folder that moved), and the other overrides."""
     moved_to, rest = None, []

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from sqlalchemy.exc import DBAPIError
 
 from evolve import seams
-from evolve.config import ConfigError, load_saved, moved_problem, to_yaml
+from evolve.config import ConfigError, load_saved, moved_problem, stored_config, to_yaml
 from evolve.db import models
 from evolve.db.store import Store, StoreError, database_error, open_store, sqlite_url
 from evolve.db.urls import check_url
@@ -107,6 +107,30 @@ def open_run(run_dir: Path, cfg: DictConfig) -> tuple[Store, models.Run]:
         store.close()
         message = str(database_error(error, store.url)) if isinstance(error, DBAPIError) else str(error)
         raise RunError(message) from None
+
+
+def is_database_url(target: str | Path) -> bool:
+    return "://" in str(target)
+
+
+def open_target(target: str | Path, run_id: int | None = None) -> tuple[DictConfig, Store, models.Run]:
+    """A run named by its directory, or by its database's URL (from any machine; `run_id` picks one of
+    several, else the first). Without the directory, the config is the one stored with the run."""
+    if not is_database_url(target):
+        run_dir = Path(target)
+        cfg = saved_config(run_dir)
+        return (cfg, *open_run(run_dir, cfg))
+    url = str(target)
+    try:
+        store = open_store(url)
+    except StoreError as error:
+        raise RunError(str(error)) from None
+    try:
+        run = store.load_run(run_id)
+        return stored_config(run.config_yaml, f"run {run.id}"), store, run
+    except (StoreError, ConfigError, DBAPIError) as error:
+        store.close()
+        raise RunError(str(database_error(error, url)) if isinstance(error, DBAPIError) else str(error)) from None
 
 
 def database_url(cfg: DictConfig, run_dir: Path) -> str:

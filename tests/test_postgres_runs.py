@@ -43,6 +43,14 @@ def test_a_run_stored_in_postgresql_resumes_and_reports(postgres_url: str, tmp_p
     assert best.returncode == 0, best.stderr
     assert "def " in best.stdout
 
+    # From another machine: no run directory, only the database's URL.
+    remote = evolve("status", postgres_url, "--json")
+    assert remote.returncode == 0, remote.stderr
+    assert '"evaluations": 10' in remote.stdout and '"status": "finished"' in remote.stdout
+    assert evolve("best", postgres_url, "--run", "1").stdout == best.stdout
+    missing = evolve("best", postgres_url, "--run", "7")
+    assert missing.returncode == 2 and "no run with id 7" in missing.stderr
+
 
 def test_a_password_is_used_but_never_saved_or_printed(postgres_server: PostgresServer, tmp_path: Path) -> None:
     postgres_server.user_with_password("runner", "s3cret-pw")
