@@ -186,6 +186,8 @@ async def _start_locked(cfg: DictConfig, run_dir: Path, problem, sandbox: seams.
         evaluator_hash = evaluator.evaluator_hash if evaluator is not None else identity_hash(parts)
         run = store.create_run(models.Run(problem=problem.name, config_yaml=to_yaml(cfg),
                                           evaluator_hash=evaluator_hash, evaluator_parts=json.dumps(parts)))
+        if isinstance(store, Store):
+            store.hold_run(run.id)  # type: ignore[arg-type]
         (run_dir / RUN_ID_FILE).write_text(str(run.id))
         return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer, evaluator)
 
@@ -202,6 +204,11 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
     with run_lock(run_dir):
         await _preflight(proposer)
         store, run = open_run(run_dir, cfg)
+        try:  # a copy of this directory on another machine may drive the run from the same server
+            store.hold_run(run.id)  # type: ignore[arg-type]
+        except RunLocked:
+            store.close()
+            raise
         sandbox = make_sandbox(cfg, sandbox_label(run_dir))
         parts = problem.identity_parts(sandbox.identity)
         diff = compare_identity(json.loads(run.evaluator_parts), parts)

@@ -88,8 +88,14 @@ def run_status(target: Path | str, run_id: int | None = None) -> dict[str, Any]:
 
 def _state(run_dir: Path | None, run: Run, store: Store) -> tuple[str, str]:
     """(status, why). A run stored as running whose process is gone (kill -9, a crash) says it is stopped."""
-    if run.status == "running" and run_dir is None:  # read by URL: the lock is on the run's own machine
+    holder = store.run_holder(run.id) if run.status == "running" else None  # type: ignore[arg-type]
+    if holder:  # a server's advisory lock says who drives the run, from any machine
+        return "running", f"driven by {holder}"
+    if run.status == "running" and run_dir is None and holder is None:  # SQLite read by URL
         return "running", "as stored: whether its process is alive shows on the machine of its run directory"
+    if run.status == "running" and holder == "":
+        return "stopped", ("not running: its process ended without finishing (killed or crashed); "
+                           f"continue it with `evolve resume {run_dir or 'RUN_DIR'}`")
     if run.status == "running":
         if is_running(run_dir):
             holder = lock_holder(run_dir)

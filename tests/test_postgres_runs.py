@@ -7,13 +7,16 @@ PGPASSWORD, as libpq does.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.postgres_support import PostgresServer
 
 pytestmark = pytest.mark.slow  # real `evolve` processes against a real server
@@ -84,3 +87,35 @@ def test_an_unreachable_database_is_one_line_and_leaves_no_run(tmp_path: Path) -
     assert result.stderr.count("\n") == 1 and "cannot use the database" in result.stderr
     assert "hidden-pw" not in result.stderr and "***" in result.stderr
     assert not (run_dir / "config.yaml").exists()  # the same command works once the server answers
+
+
+def test_two_machines_cannot_drive_the_same_run(postgres_url: str, tmp_path: Path) -> None:
+    """A copy of the run directory elsewhere (another machine) is refused while the run is driven,
+    and takes over once the driver is gone, even killed with -9: the server releases its lock."""
+    here, there = tmp_path / "here", tmp_path / "there"
+    driver = subprocess.Popen([sys.executable, "-m", "evolve", "run", *FAST, f"run.dir={here}",
+                               "budget.evaluations=100000", f"database.url={postgres_url}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (here / "run-id").is_file() or driver.poll() is not None, 120, "the run started")
+        assert driver.poll() is None, driver.stderr.read() if driver.stderr else ""
+        there.mkdir()
+        for name in ("config.yaml", "run-id"):
+            shutil.copy(here / name, there / name)
+
+        refused = evolve("resume", str(there), "budget.evaluations=100000")
+        assert refused.returncode == 2
+        assert "driven by another evolve process" in refused.stderr and refused.stderr.count("\n") == 1
+        assert '"status": "running"' in evolve("status", postgres_url, "--json").stdout
+    finally:
+        driver.kill()  # -9: no cleanup of its own
+        driver.wait()
+
+    def stopped() -> dict:
+        report = json.loads(evolve("status", postgres_url, "--json").stdout)
+        return report if report["status"] == "stopped" else {}
+
+    spent = wait_for(stopped, 60, "the server released the killed driver's lock")["evaluations"]
+    resumed = evolve("resume", str(there), f"budget.evaluations={spent + 2}")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{spent + 2} evaluations" in resumed.stdout

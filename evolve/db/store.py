@@ -38,6 +38,7 @@ from evolve.db.models import (
 from evolve.db.reads import RunReads
 from evolve.db.records import PendingChallenge
 from evolve.db.rows import Row
+from evolve.db import locks
 from evolve.db.urls import engine_for, is_sqlite, shown
 from evolve.errors import EvolveError
 
@@ -92,6 +93,7 @@ class Store(RunReads):
     def __init__(self, url: str, create: bool) -> None:
         self.url = url
         self.engine = _make_engine(url)
+        self._held: Connection | None = None  # the connection holding the run's lock on a server
         try:
             if create:
                 SQLModel.metadata.create_all(self.engine)
@@ -127,7 +129,20 @@ class Store(RunReads):
                                .values(value=str(SCHEMA_VERSION)))
 
     def close(self) -> None:
+        if self._held is not None:
+            locks.release(self._held)
+            self._held = None
         self.engine.dispose()
+
+    def hold_run(self, run_id: int) -> None:
+        """Hold the run until close() (on PostgreSQL: an advisory lock, so no other machine drives it);
+        RunLocked if another process holds it."""
+        if self._held is None:
+            self._held = locks.take(self.engine, run_id, shown(self.url))
+
+    def run_holder(self, run_id: int) -> str | None:
+        """Who drives the run now ("" if nobody), or None where the database cannot tell (SQLite)."""
+        return locks.holder(self.engine, run_id) if locks.holds_locks(self.engine) else None
 
     # ------------------------------------------------------------------ runs
 
