@@ -53,6 +53,9 @@ def test_a_run_stored_in_postgresql_resumes_and_reports(postgres_url: str, tmp_p
     assert evolve("best", postgres_url, "--run", "1").stdout == best.stdout
     missing = evolve("best", postgres_url, "--run", "7")
     assert missing.returncode == 2 and "no run with id 7" in missing.stderr
+    report = evolve("report", postgres_url, "-o", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stderr
+    assert "circle_packing" in (tmp_path / "report.html").read_text()
 
 
 def test_a_password_is_used_but_never_saved_or_printed(postgres_server: PostgresServer, tmp_path: Path) -> None:
