@@ -45,6 +45,8 @@ _run_dir: list[Path] = []  # the run a command works on, once known: where a cra
 OVERRIDES = typer.Argument(None, help="config overrides, e.g. problem=circle_packing budget.evaluations=300 seed=1")
 # Only what resume accepts (evolve.config.RESUMABLE_PREFIXES); a test runs this example.
 RESUME_EXAMPLE = "budget.evaluations=1000 budget.wall_time=3600 search.evaluators=4"
+RUN_TARGET = typer.Argument(..., help="a run directory, or a database URL such as sqlite:///runs.db")
+RUN_ID = typer.Option(None, "--run", help="which run, when the database holds several")
 RESUME_OVERRIDES = typer.Argument(None, help=f"budget and concurrency overrides, e.g. {RESUME_EXAMPLE}")
 
 
@@ -62,8 +64,7 @@ def command(function: Callable[..., None]) -> Callable[..., None]:
             _error(str(error))
             raise typer.Exit(USER_ERROR) from None
         except DBAPIError as error:
-            where = str(_run_dir[-1] / "evolve.db") if _run_dir else "of this run"
-            _error(str(database_error(error, where)))
+            _error(str(database_error(error, _database_of(_run_dir[-1]) if _run_dir else "of this run")))
             raise typer.Exit(USER_ERROR) from None
         except KeyboardInterrupt:
             _error(f"interrupted{_resume_hint()}")
@@ -75,6 +76,22 @@ def command(function: Callable[..., None]) -> Callable[..., None]:
             raise typer.Exit(UNEXPECTED) from None
 
     return wrapper
+
+
+def _remember(target: str) -> None:
+    """The run directory a command works on (for crash reports and hints); a database URL is none."""
+    if "://" not in target:
+        _run_dir.append(Path(target))
+
+
+def _database_of(run_dir: Path) -> str:
+    """The URL of a run's database, as its saved config names it (SQLite in the run directory by default)."""
+    from evolve.session import database_url, saved_config
+
+    try:
+        return database_url(saved_config(run_dir), run_dir)
+    except Exception:  # noqa: BLE001 - no readable config: the default place
+        return f"sqlite:///{run_dir / 'evolve.db'}"
 
 
 def _error(message: str) -> None:
@@ -183,12 +200,13 @@ def rescore(run_dir: Path) -> None:
 
 @app.command()
 @command
-def status(run_dir: Path, as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+def status(target: str = RUN_TARGET, as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+           run_id: Optional[int] = RUN_ID) -> None:
     """Per-island size, best, valid and duplicate rates; totals; budgets spent; LLM calls."""
     from evolve.status import render, run_status
 
-    _run_dir.append(run_dir)
-    report = run_status(run_dir)
+    _remember(target)
+    report = run_status(target, run_id)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
@@ -198,15 +216,20 @@ def status(run_dir: Path, as_json: bool = typer.Option(False, "--json", help="ma
 
 @app.command()
 @command
-def best(run_dir: Path, output: Optional[Path] = typer.Option(None, "-o", "--output", help="write the code here (a folder for a multi-file program)")) -> None:
+def best(target: str = RUN_TARGET,
+         output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                               help="write the code here (a folder for a multi-file program)"),
+         run_id: Optional[int] = RUN_ID) -> None:
     """Print (or save) the best program of a run."""
-    from evolve.session import open_run, saved_config
+    from evolve.db.urls import shown
+    from evolve.session import open_target
 
-    _run_dir.append(run_dir)
+    _remember(target)
+    run_dir = shown(target) if "://" in target else target  # how messages name the run: never a password
     if output is not None and not output.parent.is_dir() and not output.is_dir():
         raise RunError(f"cannot write {output}: the folder {output.parent} does not exist; create it first "
                        "or choose another -o path")
-    store, run = open_run(run_dir, saved_config(run_dir))
+    _cfg, store, run = open_target(target, run_id)
     try:
         program = store.program(run.best_program_id) if run.best_program_id is not None else None
         certifying = bool(store.certificate_counts(run.id))  # type: ignore[arg-type]
@@ -288,8 +311,6 @@ def new_problem(name: str, directory: Optional[Path] = typer.Option(
     console.print(f"try it: evolve run problem={where} budget.evaluations=50", highlight=False, soft_wrap=True)
 
 
-RUN_TARGET = typer.Argument(..., help="a run directory, or a database URL such as sqlite:///runs.db")
-RUN_ID = typer.Option(None, "--run", help="which run, when the database holds several")
 
 
 @app.command()

@@ -376,6 +376,17 @@ def load_saved(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictC
     return cfg
 
 
+def stored_config(text: str, where: str) -> DictConfig:
+    """The config a run stored in its database row (read from another machine, without its run directory)."""
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text))
+    except (OmegaConfBaseException, YAMLError) as error:
+        detail = _describe(error) if isinstance(error, OmegaConfBaseException) else str(error).splitlines()[0]
+        raise ConfigError(f"the config stored with {where} cannot be read: {detail}") from None
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
 def moved_problem(overrides: list[str] | tuple[str, ...]) -> tuple[Path | None, list[str]]:
     """`problem=PATH` given on resume (a problem folder that moved), and the other overrides."""
     moved_to, rest = None, []
@@ -389,6 +400,13 @@ def moved_problem(overrides: list[str] | tuple[str, ...]) -> tuple[Path | None, 
 
 
 def to_yaml(cfg: DictConfig) -> str:
+    """The config as a run saves it: a database password is never written (evolve/db/urls.py)."""
+    url = OmegaConf.select(cfg, "database.url")
+    if url:
+        from evolve.db.urls import without_password  # here: importing the config stays free of SQLAlchemy
+
+        cfg = cfg.copy()
+        cfg.database.url = without_password(url)
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 

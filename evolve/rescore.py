@@ -24,7 +24,7 @@ from evolve.config import reread_problem, to_yaml
 from evolve.problem import SEARCH, compare_identity, identity_hash, load_problem
 from evolve.problem_source import bundled_now, find_problem_file, locate, old_layout_name
 from evolve.sandbox.factory import limits_from, make_sandbox
-from evolve.runlock import run_lock
+from evolve.runlock import RunLocked, run_lock
 from evolve.session import CONFIG_FILE, RunError, open_run, sandbox_label, saved_config
 
 
@@ -56,6 +56,11 @@ async def rescore_run(run_dir: Path) -> RescoreResult:
 async def _rescore(run_dir: Path, cfg: DictConfig, note: str = "") -> RescoreResult:
     problem = load_problem(cfg)
     store, run = open_run(run_dir, cfg)
+    try:  # on a database server, never while a copy of the run directory elsewhere drives the run
+        store.hold_run(run.id)  # type: ignore[arg-type]
+    except RunLocked:
+        store.close()
+        raise
     sandbox = make_sandbox(cfg, sandbox_label(run_dir))
     try:
         parts = problem.identity_parts(sandbox.identity)

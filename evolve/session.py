@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from sqlalchemy.exc import DBAPIError
 
 from evolve import seams
-from evolve.config import ConfigError, load_saved, moved_problem, to_yaml
+from evolve.config import ConfigError, load_saved, moved_problem, stored_config, to_yaml
 from evolve.db import models
 from evolve.db.store import Store, StoreError, database_error, open_store, sqlite_url
 from evolve.db.urls import check_url
@@ -109,6 +109,30 @@ def open_run(run_dir: Path, cfg: DictConfig) -> tuple[Store, models.Run]:
         raise RunError(message) from None
 
 
+def is_database_url(target: str | Path) -> bool:
+    return "://" in str(target)
+
+
+def open_target(target: str | Path, run_id: int | None = None) -> tuple[DictConfig, Store, models.Run]:
+    """A run named by its directory, or by its database's URL (from any machine; `run_id` picks one of
+    several, else the first). Without the directory, the config is the one stored with the run."""
+    if not is_database_url(target):
+        run_dir = Path(target)
+        cfg = saved_config(run_dir)
+        return (cfg, *open_run(run_dir, cfg))
+    url = str(target)
+    try:
+        store = open_store(url)
+    except StoreError as error:
+        raise RunError(str(error)) from None
+    try:
+        run = store.load_run(run_id)
+        return stored_config(run.config_yaml, f"run {run.id}"), store, run
+    except (StoreError, ConfigError, DBAPIError) as error:
+        store.close()
+        raise RunError(str(database_error(error, url)) if isinstance(error, DBAPIError) else str(error)) from None
+
+
 def database_url(cfg: DictConfig, run_dir: Path) -> str:
     return cfg.database.url or sqlite_url(run_dir)
 
@@ -150,14 +174,20 @@ async def _start_locked(cfg: DictConfig, run_dir: Path, problem, sandbox: seams.
                         evaluator: seams.Evaluator | None, store: seams.Store | None) -> RunResult:
     with run_lock(run_dir):
         cfg.run.dir = str(run_dir)
+        if store is None:  # before the config is saved: a database that cannot be used leaves no run behind
+            try:
+                store = Store(database_url(cfg, run_dir), create=True)
+            except StoreError as error:
+                await sandbox.close()
+                raise RunError(str(error)) from None
         (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))
-        if store is None:
-            store = Store(database_url(cfg, run_dir), create=True)
         parts = problem.identity_parts(sandbox.identity)
         # An evaluator given by the caller scores under its own hash: the run's evaluations must share one.
         evaluator_hash = evaluator.evaluator_hash if evaluator is not None else identity_hash(parts)
         run = store.create_run(models.Run(problem=problem.name, config_yaml=to_yaml(cfg),
                                           evaluator_hash=evaluator_hash, evaluator_parts=json.dumps(parts)))
+        if isinstance(store, Store):
+            store.hold_run(run.id)  # type: ignore[arg-type]
         (run_dir / RUN_ID_FILE).write_text(str(run.id))
         return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer, evaluator)
 
@@ -174,6 +204,11 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
     with run_lock(run_dir):
         await _preflight(proposer)
         store, run = open_run(run_dir, cfg)
+        try:  # a copy of this directory on another machine may drive the run from the same server
+            store.hold_run(run.id)  # type: ignore[arg-type]
+        except RunLocked:
+            store.close()
+            raise
         sandbox = make_sandbox(cfg, sandbox_label(run_dir))
         parts = problem.identity_parts(sandbox.identity)
         diff = compare_identity(json.loads(run.evaluator_parts), parts)

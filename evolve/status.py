@@ -10,7 +10,7 @@ from typing import Any
 from evolve.db.models import Run
 from evolve.db.store import Store
 from evolve.runlock import is_running, lock_holder
-from evolve.session import open_run, saved_config
+from evolve.session import is_database_url, open_target
 
 
 # Events `evolve status` lists as alarms, each with what it compared and what to do.
@@ -18,9 +18,10 @@ ALARM_EVENTS = ("heldout_divergence", "heldout_failed", "nondeterministic", "dri
                 "verifier_error", "certificate_unsound")
 
 
-def run_status(run_dir: Path) -> dict[str, Any]:
-    cfg = saved_config(run_dir)
-    store, run = open_run(run_dir, cfg)
+def run_status(target: Path | str, run_id: int | None = None) -> dict[str, Any]:
+    """A run's status from its directory, or from its database's URL (`run_id`: which run of several)."""
+    cfg, store, run = open_target(target, run_id)
+    run_dir = None if is_database_url(target) else Path(target)
     try:
         islands: dict[int, dict[str, Any]] = {
             i: {"island": i, "size": 0, "best": None, "evaluations": 0, "valid": 0, "proposals": 0,
@@ -51,7 +52,7 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         certification = _certification(store, run)
         state, reason = _state(run_dir, run, store)
         return {
-            "run_dir": str(run_dir),
+            "run_dir": str(run_dir) if run_dir is not None else cfg.run.dir,
             "problem": run.problem,
             "status": state,
             "reason": reason,
@@ -85,8 +86,16 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         store.close()
 
 
-def _state(run_dir: Path, run: Run, store: Store) -> tuple[str, str]:
+def _state(run_dir: Path | None, run: Run, store: Store) -> tuple[str, str]:
     """(status, why). A run stored as running whose process is gone (kill -9, a crash) says it is stopped."""
+    holder = store.run_holder(run.id) if run.status == "running" else None  # type: ignore[arg-type]
+    if holder:  # a server's advisory lock says who drives the run, from any machine
+        return "running", f"driven by {holder}"
+    if run.status == "running" and run_dir is None and holder is None:  # SQLite read by URL
+        return "running", "as stored: whether its process is alive shows on the machine of its run directory"
+    if run.status == "running" and holder == "":
+        return "stopped", ("not running: its process ended without finishing (killed or crashed); "
+                           f"continue it with `evolve resume {run_dir or 'RUN_DIR'}`")
     if run.status == "running":
         if is_running(run_dir):
             holder = lock_holder(run_dir)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import pytest
+
+from tests.postgres_support import PostgresServer
 
 T = TypeVar("T")
 
@@ -16,6 +18,31 @@ T = TypeVar("T")
 def quick(tmp_path: Path) -> list[str]:
     """Overrides for a short, fast search in a fresh run directory (process sandbox)."""
     return [f"run.dir={tmp_path / 'run'}", "sandbox=process", "sandbox.allow_root=true", "run.progress=false", "budget.evaluations=30"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole session (started on first use, stopped at the end)."""
+    try:
+        server = PostgresServer()
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)  # never a skip: CI installs the server
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    return postgres_server.database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on a fresh SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'evolve.db'}"
+    return str(request.getfixturevalue("postgres_url"))
 
 
 def query(run_dir: Path, sql: str) -> list[tuple]:

@@ -91,8 +91,8 @@ def history(made: Run) -> list[object]:
     ]
 
 
-def test_the_memory_store_reads_back_what_the_sql_store_does(tmp_path: Path) -> None:
-    sql = Run(tmp_path)
+def test_the_memory_store_reads_back_what_the_sql_store_does(database_url: str) -> None:
+    sql = Run(database_url)  # on SQLite and on PostgreSQL
     try:
         expected = history(sql)
     finally:

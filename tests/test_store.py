@@ -1,10 +1,9 @@
-"""The store's reads against a real SQLite file: what `evolve status`, `evolve best`, rescore and resume
+"""The store's reads against a real SQLite file and a real PostgreSQL server (tests/postgres_support.py): what `evolve status`, `evolve best`, rescore and resume
 ask of a run, written through the same methods and row builders the recorder uses."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +11,7 @@ from evolve.db import models
 from evolve.db.records import ArchiveSummary, ChildCounts, ModelUsage, PendingChallenge, ProposalCounts, ScoredProgram
 from evolve.db.rows import (call_rows, certificate_row, challenge_row, evaluation_row, member_row, program_row,
                             proposal_row, remeasurement_row)
-from evolve.db.store import Store, open_store, sqlite_url
+from evolve.db.store import Store, open_store
 from evolve.evaluation import Evaluation
 from evolve.problem import Verdict
 from evolve.proposers.base import CallRecord
@@ -31,8 +30,8 @@ STATE = {"status": "running"}  # the run's fields stored with each result (the r
 class Run:
     """A run written through the store's own write methods, as the recorder writes one."""
 
-    def __init__(self, path: Path) -> None:
-        self.store = Store(sqlite_url(path), create=True)
+    def __init__(self, url: str) -> None:
+        self.store = Store(url, create=True)
         self.run = self.store.create_run(models.Run(problem="p", config_yaml="", evaluator_hash="h"))
         self.id: int = self.run.id  # type: ignore[assignment]
 
@@ -51,8 +50,8 @@ class Run:
 
 
 @pytest.fixture
-def run(tmp_path: Path):
-    made = Run(tmp_path)
+def run(database_url: str):
+    made = Run(database_url)
     yield made
     made.store.close()
 
@@ -169,11 +168,11 @@ def test_an_empty_run_reads_as_empty(run: Run) -> None:
     assert run.store.remeasurement_count(run.id) == 0
 
 
-def test_reads_work_on_a_reopened_database(tmp_path: Path) -> None:
-    made = Run(tmp_path)
+def test_reads_work_on_a_reopened_database(database_url: str) -> None:
+    made = Run(database_url)
     seed = made.program(scored(1.0), proposal=None)
     made.store.close()
-    store = open_store(sqlite_url(tmp_path))
+    store = open_store(database_url)
     try:
         assert [m.program_id for m in store.archive(made.id)] == [seed]
         assert store.evaluations(seed, 0)[0].score == 1.0

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from sqlalchemy import Table, bindparam, event, insert, inspect, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel, select
 
 from evolve.db.models import (
@@ -38,7 +38,8 @@ from evolve.db.models import (
 from evolve.db.reads import RunReads
 from evolve.db.records import PendingChallenge
 from evolve.db.rows import Row
-from evolve.db.urls import engine_for
+from evolve.db import locks
+from evolve.db.urls import engine_for, is_sqlite, shown
 from evolve.errors import EvolveError
 
 
@@ -69,9 +70,12 @@ BUSY_TIMEOUT = 30  # seconds a write waits for another process's lock on an SQLi
 
 
 def database_error(error: DBAPIError, url: str) -> StoreError:
-    """One line for a database the driver refused: locked by someone else, or damaged."""
+    """One line for a database the driver refused: unreachable, locked by someone else, or damaged."""
     detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-    url = url.removeprefix("sqlite:///")  # a file path reads better
+    if not is_sqlite(url) and isinstance(error, OperationalError):
+        return StoreError(f"cannot use the database {shown(url)} ({detail}); check that the server runs and the "
+                          "URL's host, port, user and database name, and give a password in PGPASSWORD or ~/.pgpass")
+    url = shown(url)  # a file path for SQLite; never a password
     if "locked" in detail or "busy" in detail:
         return StoreError(f"the database {url} stayed locked by another process for over {BUSY_TIMEOUT} s "
                           f"({detail}); close whatever holds it (an open sqlite3 shell, a copy in progress)")
@@ -89,6 +93,7 @@ class Store(RunReads):
     def __init__(self, url: str, create: bool) -> None:
         self.url = url
         self.engine = _make_engine(url)
+        self._held: Connection | None = None  # the connection holding the run's lock on a server
         try:
             if create:
                 SQLModel.metadata.create_all(self.engine)
@@ -103,7 +108,7 @@ class Store(RunReads):
 
     def _check_version(self) -> None:
         if not inspect(self.engine).has_table("evolve_meta"):
-            raise StoreError(f"{self.url} is not an evolve database (no evolve_meta table)")
+            raise StoreError(f"{shown(self.url)} is not an evolve database (no evolve_meta table)")
         with Session(self.engine) as session:
             row = session.get(Meta, "schema_version")
         if row is not None and row.value in UPGRADABLE_VERSIONS:
@@ -124,7 +129,20 @@ class Store(RunReads):
                                .values(value=str(SCHEMA_VERSION)))
 
     def close(self) -> None:
+        if self._held is not None:
+            locks.release(self._held)
+            self._held = None
         self.engine.dispose()
+
+    def hold_run(self, run_id: int) -> None:
+        """Hold the run until close() (on PostgreSQL: an advisory lock, so no other machine drives it);
+        RunLocked if another process holds it."""
+        if self._held is None:
+            self._held = locks.take(self.engine, run_id, shown(self.url))
+
+    def run_holder(self, run_id: int) -> str | None:
+        """Who drives the run now ("" if nobody), or None where the database cannot tell (SQLite)."""
+        return locks.holder(self.engine, run_id) if locks.holds_locks(self.engine) else None
 
     # ------------------------------------------------------------------ runs
 
@@ -143,7 +161,7 @@ class Store(RunReads):
             else:
                 run = session.get(Run, run_id)
         if run is None:
-            raise StoreError(f"{self.url} holds no run" + (f" with id {run_id}" if run_id is not None else ""))
+            raise StoreError(f"{shown(self.url)} holds no run" + (f" with id {run_id}" if run_id is not None else ""))
         return run
 
     def save_run(self, run_id: int, **fields: Any) -> None:

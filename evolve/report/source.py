@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from evolve.db.urls import shown
 from evolve.db.models import SCHEMA_VERSION, UPGRADABLE_VERSIONS
 from evolve.db.store import StoreError
 from evolve.db.urls import engine_for
@@ -53,7 +54,7 @@ class RunSource:
     def __init__(self, url: str, default_run: int | None = None, label: str = "") -> None:
         self.url = url
         self.default_run = default_run
-        self.label = label or url
+        self.label = label or shown(url)  # how messages and the report name it: never with a password
         self.engine = _read_only_engine(url)
         self._check()
 
