@@ -37,9 +37,7 @@ from typing import Optional
 from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 4
-# Older versions this one opens by adding what it lacks (new tables only; nothing is rewritten).
-UPGRADABLE_VERSIONS = ("2", "3")
+SCHEMA_VERSION = 4  # older databases are brought up to it step by step (evolve/db/migrations.py)
 
 
 def utcnow() -> datetime:

@@ -20,9 +20,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel, select
 
+from evolve.db.migrations import OLDEST, migrate
 from evolve.db.models import (
     SCHEMA_VERSION,
-    UPGRADABLE_VERSIONS,
     Certificate,
     Evaluation,
     Event,
@@ -111,22 +111,16 @@ class Store(RunReads):
             raise StoreError(f"{shown(self.url)} is not an evolve database (no evolve_meta table)")
         with Session(self.engine) as session:
             row = session.get(Meta, "schema_version")
-        if row is not None and row.value in UPGRADABLE_VERSIONS:
-            self._upgrade(row.value)
+        found = int(row.value) if row is not None and row.value.isdigit() else None
+        if found is not None and OLDEST <= found < SCHEMA_VERSION:
+            migrate(self.engine, found)  # versioned steps, in order (evolve/db/migrations.py)
             return
-        if row is None or row.value != str(SCHEMA_VERSION):
-            found = row.value if row else "none"
+        if found != SCHEMA_VERSION:
+            shown_version = row.value if row else "none"
             raise StoreError(
-                f"database schema version {found} does not match this evolve's version {SCHEMA_VERSION}; "
+                f"database schema version {shown_version} does not match this evolve's version {SCHEMA_VERSION}; "
                 "use the evolve release that created it"
             )
-
-    def _upgrade(self, found: str) -> None:  # noqa: ARG002 - one step per version when there are more
-        """An older database: add the tables it lacks (never rewriting a row), then stamp the version."""
-        SQLModel.metadata.create_all(self.engine)  # creates only the missing tables
-        with self.engine.begin() as connection:
-            connection.execute(update(_table(Meta)).where(_table(Meta).c.key == "schema_version")
-                               .values(value=str(SCHEMA_VERSION)))
 
     def close(self) -> None:
         if self._held is not None:

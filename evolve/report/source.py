@@ -19,7 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from evolve.db.urls import shown
-from evolve.db.models import SCHEMA_VERSION, UPGRADABLE_VERSIONS
+from evolve.db.migrations import OLDEST
+from evolve.db.models import SCHEMA_VERSION
 from evolve.db.store import StoreError
 from evolve.db.urls import engine_for
 
@@ -64,7 +65,8 @@ class RunSource:
         except SQLAlchemyError:
             raise SourceError(f"{self.label} is not an evolve database (no evolve_meta table)") from None
         found = rows[0][0] if rows else "none"
-        if found != str(SCHEMA_VERSION) and found not in UPGRADABLE_VERSIONS:
+        # An older database is read as it is (a report opens it read-only: no migration runs).
+        if not (str(found).isdigit() and OLDEST <= int(found) <= SCHEMA_VERSION):
             raise SourceError(f"{self.label} has schema version {found}, this evolve reads {SCHEMA_VERSION}; "
                               "use the evolve release that created it")
 
