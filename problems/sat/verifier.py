@@ -22,15 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 from evaluators.dimacs import instance_hash
-from evaluators.sat_answers import falsified_clause, model_fault
+from evaluators.sat_answers import LabelError, falsified_clause, last_line, model_fault, par_score, solved, unsolved
 from evolve.problem import Case, Verdict
 from evolve.sandbox.base import CaseRun
 
 UNSOLVED_STATUSES = {"timeout", "error", "crashed"}  # the SAT Competition counts these as unsolved
-
-
-class LabelError(RuntimeError):
-    """The benchmark itself is inconsistent: a fault of the problem, never of the candidate."""
 
 
 def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
@@ -44,17 +40,17 @@ def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
     if run.status in UNSOLVED_STATUSES:
         reason = {"timeout": f"timed out after {limit:g} s", "error": "raised an exception",
                   "crashed": "the process died"}[run.status]
-        detail = _last_line(run.message) if run.status == "error" else ""
-        return _unsolved(penalty, f"unsolved: {reason}{': ' + detail if detail else ''}", run.status)
+        detail = last_line(run.message) if run.status == "error" else ""
+        return unsolved(penalty, f"unsolved: {reason}{': ' + detail if detail else ''}", run.status)
     if run.status != "ok":
         return Verdict(False, feedback=f"invalid: {run.status}: {run.message}".strip())
 
     output = run.output
     if output is None:
-        return _unsolved(penalty, "unsolved: returned None (no answer)", "none")
+        return unsolved(penalty, "unsolved: returned None (no answer)", "none")
     if output == "UNSAT":
         if label == "UNSAT":
-            return _solved(run, "UNSAT")
+            return solved(run, "UNSAT")
         return Verdict(False, feedback="WRONG: the UNSAT claim is not correct")
     if output == "SAT":
         return Verdict(False, feedback="WRONG: claimed SAT without a model; a SAT answer is the model itself "
@@ -72,12 +68,12 @@ def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
     if label == "UNSAT":
         raise LabelError(f"case {case.id!r} is labelled UNSAT but a model satisfies every clause; "
                          "the benchmark is wrong: rebuild it with problems/sat/build_instances.py")
-    return _solved(run, "SAT")
+    return solved(run, "SAT")
 
 
 def aggregate(verdicts: list[Verdict], settings: dict[str, Any]) -> float:
     """PAR-2: mean CPU seconds per instance, an unsolved one counting as 2 x the time limit."""
-    return sum(v.score for v in verdicts) / len(verdicts)
+    return par_score(verdicts)
 
 
 def _formula(case: Case) -> tuple[int, list[list[int]]]:
@@ -87,18 +83,3 @@ def _formula(case: Case) -> tuple[int, list[list[int]]]:
         raise LabelError(f"case {case.id!r}: the formula does not match the hash its label was stored with; "
                          "rebuild cases.json with problems/sat/build_instances.py")
     return num_vars, clauses
-
-
-def _solved(run: CaseRun, answer: str) -> Verdict:
-    cpu = float(run.cpu_seconds)
-    return Verdict(True, cpu, {"solved": True, "answer": answer, "cpu_seconds": cpu, "seconds": float(run.seconds)},
-                   f"solved ({answer}) in {cpu:.3f} s of CPU")
-
-
-def _unsolved(penalty: float, feedback: str, reason: str) -> Verdict:
-    return Verdict(True, penalty, {"solved": False, "answer": None, "reason": reason}, feedback)
-
-
-def _last_line(message: str) -> str:
-    lines = [line for line in message.strip().splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""

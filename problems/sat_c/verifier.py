@@ -19,16 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 from evaluators.dimacs import DimacsError, instance_hash, parse_dimacs
-from evaluators.sat_answers import falsified_clause, model_fault
+from evaluators.sat_answers import LabelError, falsified_clause, last_line, model_fault, par_score, solved, unsolved
 from evolve.problem import Case, Verdict
 from evolve.sandbox.base import CaseRun
 
 UNSOLVED_STATUSES = {"timeout": "timed out", "error": "exited with an error", "crashed": "the process died"}
 _formulas: dict[str, tuple[int, list[list[int]]]] = {}  # parsed once per process: DIMACS text -> formula
-
-
-class LabelError(RuntimeError):
-    """The benchmark itself is inconsistent: a fault of the problem, never of the candidate."""
 
 
 class OutputError(ValueError):
@@ -43,9 +39,9 @@ def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
     if label not in ("SAT", "UNSAT"):
         raise LabelError(f"case {case.id!r} has no trusted label ('SAT' or 'UNSAT') in its private data")
     if run.status in UNSOLVED_STATUSES:
-        detail = _last_line(run.message) if run.status == "error" else ""
+        detail = last_line(run.message) if run.status == "error" else ""
         reason = UNSOLVED_STATUSES[run.status] + (f" after {limit:g} s" if run.status == "timeout" else "")
-        return _unsolved(penalty, f"unsolved: {reason}{': ' + detail if detail else ''}", run.status)
+        return unsolved(penalty, f"unsolved: {reason}{': ' + detail if detail else ''}", run.status)
     if run.status != "ok":
         return Verdict(False, feedback=f"invalid: {run.status}: {run.message}".strip())
     try:
@@ -53,10 +49,10 @@ def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
     except OutputError as error:
         return Verdict(False, feedback=f"malformed output: {error}")
     if answer is None:
-        return _unsolved(penalty, "unsolved: no answer (s UNKNOWN)", "none")
+        return unsolved(penalty, "unsolved: no answer (s UNKNOWN)", "none")
     if answer == "UNSAT":
         if label == "UNSAT":
-            return _solved(run, "UNSAT")
+            return solved(run, "UNSAT")
         return Verdict(False, feedback="WRONG: the UNSAT claim is not correct")
     fault = model_fault(answer, num_vars) or falsified_clause(answer, clauses)
     if fault:
@@ -65,12 +61,12 @@ def verify(case: Case, run: CaseRun, settings: dict[str, Any]) -> Verdict:
     if label == "UNSAT":
         raise LabelError(f"case {case.id!r} is labelled UNSAT but a model satisfies every clause; "
                          "the benchmark is wrong: rebuild it with problems/sat_c/build_benchmark.py")
-    return _solved(run, "SAT")
+    return solved(run, "SAT")
 
 
 def aggregate(verdicts: list[Verdict], settings: dict[str, Any]) -> float:
     """PAR-2: mean CPU seconds per formula, an unsolved one counting as par_factor x the time limit."""
-    return sum(v.score for v in verdicts) / len(verdicts)
+    return par_score(verdicts)
 
 
 def parse_answer(output: Any) -> list[int] | str | None:
@@ -127,18 +123,3 @@ def _formula(case: Case) -> tuple[int, list[list[int]]]:
                              "rebuild cases.json with problems/sat_c/build_benchmark.py")
         _formulas[text] = (cnf.num_vars, clauses)
     return _formulas[text]
-
-
-def _solved(run: CaseRun, answer: str) -> Verdict:
-    cpu = float(run.cpu_seconds)
-    return Verdict(True, cpu, {"solved": True, "answer": answer, "cpu_seconds": cpu, "seconds": float(run.seconds)},
-                   f"solved ({answer}) in {cpu:.3f} s of CPU")
-
-
-def _unsolved(penalty: float, feedback: str, reason: str) -> Verdict:
-    return Verdict(True, penalty, {"solved": False, "answer": None, "reason": reason}, feedback)
-
-
-def _last_line(message: str) -> str:
-    lines = [line for line in message.strip().splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
