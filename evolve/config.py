@@ -206,6 +206,18 @@ class VerificationConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Evaluation spread over a Ray cluster (evolve/cluster/, docs/scaling.md); null address: this machine only."""
+
+    address: Optional[str] = None  # "auto" (a cluster started on this machine), "HOST:PORT" or "ray://HOST:10001"
+    slots_per_node: int = 0  # jobs a node runs at once (0: the CPUs Ray reports for it)
+    cases_per_task: int = 0  # a candidate's cases per cluster task (0: spread over the free slots)
+    retries: int = 2  # times a task lost with its node is sent to another node before the run stops
+    verify_on: str = "driver"  # driver | node: where the verifier judges outputs (node: identities must match)
+    connect_timeout: float = 30.0  # seconds to reach the cluster before the run is refused
+
+
+@dataclass
 class Config:
     problem: ProblemConfig = field(default_factory=ProblemConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -215,6 +227,7 @@ class Config:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     run: RunConfig = field(default_factory=RunConfig)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     seed: int = 0
 
 
@@ -229,7 +242,9 @@ ConfigStore.instance().store(name="evolve_schema", node=Config)
 RESUMABLE_PREFIXES = ("budget.", "run.progress", "search.proposers", "search.evaluators",
                       "verification.gate_seconds", "verification.certify_seconds", "verification.certify_grace",
                       "sandbox.backend", "sandbox.image", "sandbox.pool_size", "sandbox.recycle_after",
-                      "sandbox.fresh_container", "sandbox.auto_build", "sandbox.build_method", "sandbox.allow_root")
+                      "sandbox.fresh_container", "sandbox.auto_build", "sandbox.build_method", "sandbox.allow_root",
+                      "cluster.address", "cluster.slots_per_node", "cluster.cases_per_task", "cluster.retries",
+                      "cluster.connect_timeout")
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
