@@ -10,7 +10,8 @@ Library use::
 
     more = evolve.resume(result.run_dir, ["budget.evaluations=300"])
 
-`run` takes hydra-style overrides or a composed config (`evolve.compose([...])`);
+`run` takes hydra-style overrides, a composed config (`evolve.compose([...])`), or an
+`evolve.Settings` built in Python (evolve/settings.py; no hydra involved);
 `on_best(program_id, score, code)` is called on each new best. Inside a running
 event loop, await `evolve.run_async` / `evolve.resume_async` instead.
 
@@ -38,9 +39,10 @@ if TYPE_CHECKING:
     from evolve.proposers.base import Proposer
     from evolve.seams import Evaluator, Sandbox, Store
     from evolve.session import RunResult
+    from evolve.settings import Settings
 
 __all__ = ["run", "resume", "run_async", "resume_async", "compose", "RunResult", "EvolveError", "ConfigError",
-           "ProblemError", "RunError", "Proposer"]
+           "ProblemError", "RunError", "Proposer", "Settings", "settings_from"]
 __version__ = "0.1.0"
 
 # Loaded on first use: verifiers and the certification worker import evolve.problem,
@@ -53,6 +55,8 @@ _LAZY = {
     "Proposer": ("evolve.proposers.base", "Proposer"),
     "RunError": ("evolve.session", "RunError"),
     "RunResult": ("evolve.session", "RunResult"),
+    "Settings": ("evolve.settings", "Settings"),
+    "settings_from": ("evolve.settings", "settings_from"),
 }
 
 
@@ -66,15 +70,19 @@ def __getattr__(name: str) -> Any:
 OnBest = Callable[[int, float, str], None]
 
 
-async def run_async(config: DictConfig | Sequence[str] = (), on_best: OnBest | None = None,
+async def run_async(config: DictConfig | Settings | Sequence[str] = (), on_best: OnBest | None = None,
                     proposer: Proposer | None = None, *, sandbox: Sandbox | None = None,
                     evaluator: Evaluator | None = None, store: Store | None = None) -> RunResult:
     from omegaconf import DictConfig
 
     from evolve.config import compose_config
     from evolve.session import start_run
+    from evolve.settings import Settings, check
 
-    cfg = config if isinstance(config, DictConfig) else compose_config(list(config))
+    if isinstance(config, Settings):
+        cfg: DictConfig | Settings = check(config)  # built in Python: its types and values are checked here
+    else:
+        cfg = config if isinstance(config, DictConfig) else compose_config(list(config))
     return await start_run(cfg, on_best=on_best, proposer=proposer, sandbox=sandbox, evaluator=evaluator, store=store)
 
 
@@ -85,7 +93,7 @@ async def resume_async(run_dir: str | Path, overrides: Sequence[str] = (), on_be
     return await resume_run(Path(run_dir), list(overrides), on_best=on_best, proposer=proposer)
 
 
-def run(config: DictConfig | Sequence[str] = (), on_best: OnBest | None = None,
+def run(config: DictConfig | Settings | Sequence[str] = (), on_best: OnBest | None = None,
         proposer: Proposer | None = None, *, sandbox: Sandbox | None = None,
         evaluator: Evaluator | None = None, store: Store | None = None) -> RunResult:
     """Start a search and run it to the end of its budget.

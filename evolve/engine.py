@@ -30,8 +30,6 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from omegaconf import DictConfig
-
 from evolve import policy, seams
 from evolve.certification import Certifier, CertifierError, CertifyResult, subject_of
 from evolve.champions import decide, remeasure, worth_a_duel
@@ -43,6 +41,7 @@ from evolve.problem import HELDOUT, SEARCH, Problem, describe_changes
 from evolve.proposers.base import Proposal, ProposalCancelled, ProposalRequest, Proposer, ProgramView
 from evolve.recorder import Recorder
 from evolve.seed_report import invalid_seed_message
+from evolve.settings import Settings
 
 log = logging.getLogger("evolve")
 
@@ -92,7 +91,7 @@ class Candidate:
 class Engine:
     def __init__(
         self,
-        cfg: DictConfig,
+        cfg: Settings,
         problem: Problem,
         proposer: Proposer,
         evaluator: seams.Evaluator,
@@ -464,7 +463,7 @@ class SeedInvalid(EvolveError, RuntimeError):
     pass
 
 
-def _certifier(cfg: DictConfig, problem: Problem) -> Certifier | None:
+def _certifier(cfg: Settings, problem: Problem) -> Certifier | None:
     if not problem.certifying:
         return None
     verification = cfg.verification

@@ -22,6 +22,7 @@ and the case's private data (labels, references) that never enter a sandbox.
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -30,15 +31,19 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
-
-from omegaconf import DictConfig, OmegaConf
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable
 
 from evolve import bundle
 from evolve.errors import EvolveError
 from evolve.paths import ROOT, expose_evaluators, resolve
 from evolve.sandbox.base import ProgramSpec
 from evolve.verifier_source import VerifierSource, local_imports  # noqa: F401 - local_imports: part of this API
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from evolve.settings import ProblemSettings, Settings
 
 SEARCH = "search"
 REQUIRED_FIELDS = ("name", "seed_program", "cases", "verifier")  # everything else has a default (evolve/config.py)
@@ -214,12 +219,14 @@ def describe_changes(old: dict[str, str], new: dict[str, str]) -> str:
     return "; ".join(changes)
 
 
-def load_problem(cfg: DictConfig) -> Problem:
+def load_problem(cfg: Settings | DictConfig) -> Problem:
     """Load the problem a config names; every missing or malformed part is a ProblemError."""
-    p = cfg.problem
-    compiled = bool(p.get("files"))
+    from evolve.settings import MISSING, as_settings  # here: a verifier importing this module needs no hydra
+
+    p = as_settings(cfg).problem
+    compiled = bool(p.files)
     required = [key for key in REQUIRED_FIELDS if not (compiled and key == "seed_program")]
-    missing = [key for key in required if OmegaConf.is_missing(p, key) or not p[key]]
+    missing = [key for key in required if getattr(p, key) in (MISSING, "", None)]
     if missing:
         name = "the problem" if "name" in missing else f"problem '{p.name}'"
         raise ProblemError(f"{name} does not set {', '.join(missing)} in its problem.yaml; add "
@@ -266,7 +273,7 @@ def load_problem(cfg: DictConfig) -> Problem:
         case_timeout=float(p.case_timeout),
         score_tolerance=float(p.score_tolerance),
         cases=_load_cases(cases_path, cases_bytes),
-        settings=OmegaConf.to_container(p.settings, resolve=True),  # type: ignore[arg-type]
+        settings=copy.deepcopy(p.settings),
         verify=module.verify,
         aggregate=getattr(module, "aggregate", None),
         verifier_path=verifier_path,
@@ -285,7 +292,7 @@ def load_problem(cfg: DictConfig) -> Problem:
 STDOUT_MODES = ("json", "text")
 
 
-def _compiled_program(p: DictConfig, verifier_path: Path) -> tuple[ProgramSpec, Path, str]:
+def _compiled_program(p: ProblemSettings, verifier_path: Path) -> tuple[ProgramSpec, Path, str]:
     """(how to build and run it, the first file, the seed bundle) of a problem with `files:`."""
     base = _home(p, verifier_path)  # paths in files: are relative to the problem.yaml's folder
     where = f"problem '{p.name}'"
@@ -302,9 +309,9 @@ def _compiled_program(p: DictConfig, verifier_path: Path) -> tuple[ProgramSpec, 
     for entry in p.files:
         if isinstance(entry, str):
             name, whole = entry, False
-        elif isinstance(entry, DictConfig) and isinstance(entry.get("path"), str) \
+        elif isinstance(entry, Mapping) and isinstance(entry.get("path"), str) \
                 and set(entry.keys()) <= {"path", "whole"}:
-            name, whole = entry.path, bool(entry.get("whole", False))
+            name, whole = entry["path"], bool(entry.get("whole", False))
         else:
             raise ProblemError(f"{where}: each entry of files: is a path or {{path: ..., whole: true}}, not {entry!r}")
         try:
@@ -334,9 +341,9 @@ def _check_stdin_input(name: str, path: Path, cases: tuple[Case, ...], problem: 
                                f"string input {name!r}; give every case one, or use `stdin: json`")
 
 
-def _home(p: DictConfig, verifier_path: Path) -> Path:
+def _home(p: ProblemSettings, verifier_path: Path) -> Path:
     """The problem's folder: where its problem.yaml is; else the verifier's."""
-    source = p.get("file")
+    source = p.file
     return resolve(source).parent if source else verifier_path.parent
 
 

@@ -25,6 +25,7 @@ from evolve.config import ConfigError
 from evolve.edits import START
 from evolve.paths import resolve
 from evolve.proposers.base import ProgramView, ProposalRequest
+from evolve.settings import Settings, as_settings
 
 BUILTIN = Path(__file__).resolve().parent / "templates"
 NAMES = ("system.md", "user.md", "inspiration.md", "diff.md", "rewrite.md", "diff_files.md", "rewrite_files.md")
@@ -55,10 +56,10 @@ class Prompt:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
 
 
-def template_dirs(cfg: DictConfig) -> list[Path]:
+def template_dirs(cfg: Settings) -> list[Path]:
     """Where templates are looked up, most specific first."""
     dirs = []
-    if cfg.llm.get("templates"):
+    if cfg.llm.templates:
         folder = resolve(cfg.llm.templates)
         if not folder.is_dir():
             raise TemplateError(f"llm.templates: folder not found: {folder}")
@@ -76,7 +77,8 @@ class PromptBuilder:
         self.feedback_chars = feedback_chars
 
     @classmethod
-    def from_config(cls, cfg: DictConfig) -> PromptBuilder:
+    def from_config(cls, cfg: Settings | DictConfig) -> PromptBuilder:
+        cfg = as_settings(cfg)
         return cls(template_dirs(cfg), int(cfg.llm.feedback_chars))
 
     def build(self, request: ProposalRequest, edit_format: str) -> Prompt:

@@ -21,7 +21,6 @@ from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple
 
-from omegaconf import DictConfig
 from sqlalchemy.exc import DBAPIError
 
 from evolve import policy
@@ -37,6 +36,7 @@ from evolve.islands import PER_CLUSTER, Island, Member, RankSelection, ring_migr
 from evolve.problem import SEARCH, Problem
 from evolve.proposers.base import Proposal
 from evolve.seams import Store
+from evolve.settings import Settings
 
 BestCallback = Callable[[int, float, str], None]  # program id, score, code
 
@@ -44,7 +44,7 @@ BestCallback = Callable[[int, float, str], None]  # program id, score, code
 class Recorder:
     def __init__(
         self,
-        cfg: DictConfig,
+        cfg: Settings,
         problem: Problem,
         store: Store,
         run: models.Run,

@@ -25,6 +25,7 @@ from evolve.problem import SEARCH, compare_identity, identity_hash, load_problem
 from evolve.problem_source import bundled_now, find_problem_file, locate, old_layout_name
 from evolve.sandbox.factory import limits_from, make_sandbox
 from evolve.runlock import RunLocked, run_lock
+from evolve.settings import settings_from
 from evolve.session import CONFIG_FILE, RunError, open_run, sandbox_label, saved_config
 
 
@@ -53,7 +54,8 @@ async def rescore_run(run_dir: Path) -> RescoreResult:
         return result
 
 
-async def _rescore(run_dir: Path, cfg: DictConfig, note: str = "") -> RescoreResult:
+async def _rescore(run_dir: Path, config: DictConfig, note: str = "") -> RescoreResult:
+    cfg = settings_from(config)  # the core's form; the DictConfig stays the caller's, to store
     problem = load_problem(cfg)
     store, run = open_run(run_dir, cfg)
     try:  # on a database server, never while a copy of the run directory elsewhere drives the run

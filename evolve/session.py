@@ -37,6 +37,7 @@ from evolve.proposers.factory import make_proposer
 from evolve.recorder import BestCallback, Recorder
 from evolve.runlock import RunDirUnwritable, RunLocked, run_lock
 from evolve.sandbox.factory import limits_from, make_sandbox
+from evolve.settings import Settings, settings_from, to_config
 
 log = logging.getLogger("evolve")
 CONFIG_FILE = "config.yaml"
@@ -94,7 +95,7 @@ def saved_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     return load_saved(path, overrides)
 
 
-def open_run(run_dir: Path, cfg: DictConfig) -> tuple[Store, models.Run]:
+def open_run(run_dir: Path, cfg: DictConfig | Settings) -> tuple[Store, models.Run]:
     """The run's database and its run row; RunError if either is missing or of another version."""
     run_id = stored_run_id(run_dir)
     try:
@@ -133,15 +134,20 @@ def open_target(target: str | Path, run_id: int | None = None) -> tuple[DictConf
         raise RunError(str(database_error(error, url)) if isinstance(error, DBAPIError) else str(error)) from None
 
 
-def database_url(cfg: DictConfig, run_dir: Path) -> str:
+def database_url(cfg: DictConfig | Settings, run_dir: Path) -> str:
     return cfg.database.url or sqlite_url(run_dir)
 
 
-async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
+async def start_run(config: DictConfig | Settings, on_best: BestCallback | None = None,
                     on_progress: Callable[[Recorder], None] | None = None,
                     proposer: Proposer | None = None, sandbox: seams.Sandbox | None = None,
                     evaluator: seams.Evaluator | None = None, store: seams.Store | None = None) -> RunResult:
-    """A new run. Each seam given replaces the one the config makes (see `evolve.run`)."""
+    """A new run. Each seam given replaces the one the config makes (see `evolve.run`).
+
+    The hydra form of the config is what the run directory stores; the core gets the frozen
+    Settings made from it here, once.
+    """
+    cfg = to_config(config) if isinstance(config, Settings) else config
     run_dir = Path(cfg.run.dir) if cfg.run.dir else default_run_dir(cfg)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"run.dir={run_dir} is a file, not a folder; choose another place with run.dir=PATH")
@@ -149,13 +155,15 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
         raise RunError(f"{run_dir} already holds a run; continue it with `evolve resume {run_dir}`")
     if cfg.problem.file:
         locate(cfg.problem, resolve(cfg.problem.file), run_dir)  # so that resume finds a folder that moved
-    problem = load_problem(cfg)
+    cfg.run.dir = str(run_dir)
+    settings = settings_from(cfg)
+    problem = load_problem(settings)
     check_evolvable(problem, problem.seed_path or cfg.problem.seed_program)
     check_url(database_url(cfg, run_dir))  # a bad database.url fails here, before anything is written
-    proposer = proposer or make_proposer(cfg)  # a missing API key fails here, before anything is written
+    proposer = proposer or make_proposer(settings)  # a missing API key fails here, before anything is written
     await _preflight(proposer)
     if sandbox is None:  # an unavailable sandbox fails here, before anything is written
-        sandbox = make_sandbox(cfg, sandbox_label(run_dir))
+        sandbox = make_sandbox(settings, sandbox_label(run_dir))
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -163,17 +171,17 @@ async def start_run(cfg: DictConfig, on_best: BestCallback | None = None,
         raise RunError(f"cannot create the run directory {run_dir}: {error.strerror or error}; choose a "
                        "writable place with run.dir=PATH") from None
     try:
-        return await _start_locked(cfg, run_dir, problem, sandbox, on_best, on_progress, proposer, evaluator, store)
+        return await _start_locked(cfg, settings, run_dir, problem, sandbox, on_best, on_progress, proposer,
+                                   evaluator, store)
     except RunDirUnwritable:
         await sandbox.close()
         raise
 
 
-async def _start_locked(cfg: DictConfig, run_dir: Path, problem, sandbox: seams.Sandbox, on_best: BestCallback | None,
+async def _start_locked(cfg: DictConfig, settings: Settings, run_dir: Path, problem, sandbox: seams.Sandbox, on_best: BestCallback | None,
                         on_progress: Callable[[Recorder], None] | None, proposer: Proposer,
                         evaluator: seams.Evaluator | None, store: seams.Store | None) -> RunResult:
     with run_lock(run_dir):
-        cfg.run.dir = str(run_dir)
         if store is None:  # before the config is saved: a database that cannot be used leaves no run behind
             try:
                 store = Store(database_url(cfg, run_dir), create=True)
@@ -189,7 +197,8 @@ async def _start_locked(cfg: DictConfig, run_dir: Path, problem, sandbox: seams.
         if isinstance(store, Store):
             store.hold_run(run.id)  # type: ignore[arg-type]
         (run_dir / RUN_ID_FILE).write_text(str(run.id))
-        return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer, evaluator)
+        return await _drive(settings, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer,
+                            evaluator)
 
 
 async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
@@ -199,8 +208,9 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
     cfg = saved_config(run_dir, overrides)
     cfg.run.dir = str(run_dir)
     cfg.problem = current_problem(cfg.problem, run_dir, moved_problem(overrides)[0])  # edited? moved?
-    problem = load_problem(cfg)
-    proposer = proposer or make_proposer(cfg)
+    settings = settings_from(cfg)
+    problem = load_problem(settings)
+    proposer = proposer or make_proposer(settings)
     with run_lock(run_dir):
         await _preflight(proposer)
         store, run = open_run(run_dir, cfg)
@@ -209,7 +219,7 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
         except RunLocked:
             store.close()
             raise
-        sandbox = make_sandbox(cfg, sandbox_label(run_dir))
+        sandbox = make_sandbox(settings, sandbox_label(run_dir))
         parts = problem.identity_parts(sandbox.identity)
         diff = compare_identity(json.loads(run.evaluator_parts), parts)
         if diff.changes:
@@ -221,7 +231,7 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
                            f"`evolve rescore {run_dir}` (a new epoch), or start a new run")
         _adopt_identity(store, run, diff, parts)
         (run_dir / CONFIG_FILE).write_text(to_yaml(cfg))  # budgets, sandbox or the problem's place may have changed
-        return await _drive(cfg, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
+        return await _drive(settings, run_dir, problem, store, run, sandbox, on_best, on_progress, proposer)
 
 
 def _adopt_identity(store: Store, run: models.Run, diff: IdentityDiff, parts: dict[str, str]) -> None:
@@ -243,7 +253,7 @@ def _adopt_identity(store: Store, run: models.Run, diff: IdentityDiff, parts: di
         store.save_run(run.id, evaluator_parts=run.evaluator_parts)  # type: ignore[arg-type]
 
 
-async def _drive(cfg: DictConfig, run_dir: Path, problem, store: seams.Store, run: models.Run, sandbox: seams.Sandbox,
+async def _drive(cfg: Settings, run_dir: Path, problem, store: seams.Store, run: models.Run, sandbox: seams.Sandbox,
                  on_best: BestCallback | None, on_progress: Callable[[Recorder], None] | None,
                  proposer: Proposer, evaluator: seams.Evaluator | None = None) -> RunResult:
     if run.proposer_state:

@@ -6,9 +6,11 @@ from omegaconf import DictConfig
 
 from evolve.config import ConfigError
 from evolve.proposers.base import Proposer
+from evolve.settings import Settings, as_settings
 
 
-def make_proposer(cfg: DictConfig) -> Proposer:
+def make_proposer(cfg: Settings | DictConfig) -> Proposer:
+    cfg = as_settings(cfg)
     kind = cfg.llm.kind
     if kind == "offline":
         from evolve.proposers.offline import OfflineProposer

@@ -43,6 +43,7 @@ from evolve.pricing import PriceTable
 from evolve.proposers.base import CallRecord, Proposal, ProposalCancelled, ProposalRequest
 from evolve.proposers.models import ModelChooser, make_chooser
 from evolve.proposers.replies import DIFF, REWRITE, ReplyError, parse_reply
+from evolve.settings import LLMSettings, Settings, as_settings
 
 RETRY_STATUS = {408, 409, 429}
 FATAL_STATUS = {401, 403, 404}  # wrong key or URL or model: no later request can succeed either
@@ -88,7 +89,8 @@ class Reply:
 
 
 class OpenAIProposer:
-    def __init__(self, cfg: DictConfig) -> None:
+    def __init__(self, cfg: Settings | DictConfig) -> None:
+        cfg = as_settings(cfg)
         llm = cfg.llm
         _check(llm)
         self.max_retries = int(llm.max_retries)
@@ -274,7 +276,7 @@ class OpenAIProposer:
         self.chooser.restore(state.get("models", {}))
 
 
-def _check(llm: DictConfig) -> None:
+def _check(llm: LLMSettings) -> None:
     checks = [
         (len(llm.models) > 0, "llm.models must list at least one model, e.g. llm.models=[{name:gpt-4o-mini}]"),
         (all(m.name and m.name != "???" for m in llm.models), "every entry of llm.models needs a name"),

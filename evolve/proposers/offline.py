@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from evolve.config import ConfigError
 from evolve.edits import EditRejected, Rewrite, join_blocks, split_blocks
 from evolve.proposers.base import Proposal, ProposalRequest
+from evolve.settings import LLMSettings
 
 _NUMBER = re.compile(r"(?<![\w.])(\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w.])")
 NAME = "offline"
@@ -31,7 +32,7 @@ def _comment_start(line: str) -> int:
 
 
 class OfflineProposer:
-    def __init__(self, cfg: DictConfig) -> None:
+    def __init__(self, cfg: LLMSettings | DictConfig) -> None:  # the llm section
         rates = [float(cfg.numeric_rate), float(cfg.line_rate), float(cfg.crossover_rate)]
         if min(rates) < 0 or sum(rates) <= 0:
             raise ConfigError("llm.numeric_rate, line_rate and crossover_rate must be >= 0 and not all 0")

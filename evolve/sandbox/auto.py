@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 
-from omegaconf import DictConfig
 
 from evolve.sandbox.base import Sandbox
+from evolve.settings import Settings
 
 log = logging.getLogger("evolve.sandbox")
 
 
-def choose(cfg: DictConfig, run_id: str) -> Sandbox:
+def choose(cfg: Settings, run_id: str) -> Sandbox:
     from evolve.sandbox.factory import make_bwrap, make_docker, make_process
 
     reasons: list[str] = []

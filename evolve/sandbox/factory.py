@@ -11,13 +11,15 @@ from evolve.config import ConfigError
 from evolve.sandbox.base import Sandbox, SandboxLimits
 from evolve.sandbox.errors import SandboxUnavailable
 from evolve.sandbox.process import ProcessSandbox
+from evolve.settings import Settings, as_settings
 
 log = logging.getLogger("evolve.sandbox")
 BACKENDS = ("process", "bwrap", "docker", "auto")
 
 
-def limits_from(cfg: DictConfig) -> SandboxLimits:
+def limits_from(cfg: Settings | DictConfig) -> SandboxLimits:
     """Per-job limits from the full config (the case timeout is the problem's)."""
+    cfg = as_settings(cfg)
     s = cfg.sandbox
     return SandboxLimits(
         case_timeout=float(cfg.problem.case_timeout),
@@ -30,8 +32,9 @@ def limits_from(cfg: DictConfig) -> SandboxLimits:
     )
 
 
-def make_sandbox(cfg: DictConfig, run_id: str) -> Sandbox:
+def make_sandbox(cfg: Settings | DictConfig, run_id: str) -> Sandbox:
     """The backend for `cfg.sandbox.backend`; `run_id` labels what it starts."""
+    cfg = as_settings(cfg)
     backend = cfg.sandbox.backend
     if backend == "process":
         return make_process(cfg)
@@ -46,7 +49,7 @@ def make_sandbox(cfg: DictConfig, run_id: str) -> Sandbox:
     raise ConfigError(f"sandbox.backend '{backend}' is unknown; use one of {', '.join(BACKENDS)}")
 
 
-def make_process(cfg: DictConfig) -> ProcessSandbox:
+def make_process(cfg: Settings) -> ProcessSandbox:
     """The process tier; refused as root unless `sandbox.allow_root` says the candidates are trusted."""
     if os.geteuid() == 0 and not cfg.sandbox.allow_root:
         raise RootRefused("sandbox=process would run candidates as root with no isolation; use sandbox=docker "
@@ -54,13 +57,13 @@ def make_process(cfg: DictConfig) -> ProcessSandbox:
     return ProcessSandbox(python=cfg.sandbox.python)
 
 
-def make_bwrap(cfg: DictConfig):
+def make_bwrap(cfg: Settings):
     from evolve.sandbox.bwrap import BwrapSandbox
 
     return BwrapSandbox(python=cfg.sandbox.python, scratch_mb=int(cfg.sandbox.scratch_mb))
 
 
-def make_docker(cfg: DictConfig, run_id: str):
+def make_docker(cfg: Settings, run_id: str):
     """The Docker backend; builds a missing image first when `sandbox.auto_build`."""
     from evolve.sandbox.docker import DockerSandbox, DockerSettings
     from evolve.sandbox.image import ImageError, build, image_id, image_tag
@@ -82,7 +85,7 @@ def make_docker(cfg: DictConfig, run_id: str):
         max_procs=int(s.max_procs),
         cpus=float(s.cpus),
         scratch_mb=int(s.scratch_mb),
-        exec_scratch=bool(cfg.problem.get("files")),  # a compiled problem: the build's program runs there
+        exec_scratch=bool(cfg.problem.files),  # a compiled problem: the build's program runs there
     )
     return DockerSandbox(settings, run_id, client=client)
 
@@ -102,7 +105,7 @@ def docker_client():
     return client
 
 
-def remove_orphans(cfg: DictConfig | None = None) -> int:
+def remove_orphans(cfg: object = None) -> int:
     """Remove sandbox containers left by runs whose engine died; 0 when Docker is absent."""
     from evolve.sandbox import docker as docker_backend
 
