@@ -13,13 +13,14 @@ score
 Gains are relative (a fraction of the larger of the two scores), so the settings
 mean the same on every problem. A champion whose held-out evaluation failed is
 its own event (`heldout_failed`), not a score: it is neither judged nor used as
-a baseline. `judge` is the decision, a pure function; `HeldoutAlarm` keeps the
-two baselines for a run.
+a baseline. `judge` is the decision and `step` the move from one champion to the
+next, pure functions of immutable `Baselines`; the recorder keeps a run's baselines
+and evolve/policy.py's `heldout_check` says which event a champion makes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 WORSE, STALLED = "worse", "stalled"
@@ -77,29 +78,42 @@ def describe(program_id: int, findings: list[dict[str, Any]], evaluations: int |
             "trusting this champion")
 
 
-class HeldoutAlarm:
+@dataclass(frozen=True)
+class Baselines:
     """The baselines of one epoch: its first champion with a held-out score, and the latest one."""
+
+    first: Standing | None = None
+    previous: Standing | None = None
+    seed_program_id: int | None = None  # names the first baseline "the seed" when it is the seed
+
+    def named(self) -> dict[str, Standing]:
+        named = {}
+        if self.first is not None:
+            named["the seed" if self.first.program_id == self.seed_program_id else "the first champion"] = self.first
+        if self.previous is not None and self.previous != self.first:
+            named["the previous champion"] = self.previous
+        return named
+
+
+def step(baselines: Baselines, program_id: int, search: float, heldout: float | None, margin: float,
+         ratio: float) -> tuple[list[dict[str, Any]], Baselines]:
+    """Judge a champion with a held-out score (None: failed, not judged, not a baseline): the
+    findings, and the baselines the next champion is judged against."""
+    if heldout is None:
+        return [], baselines
+    new = Standing(program_id, search, heldout)
+    findings = judge(new, baselines.named(), margin, ratio)
+    return findings, replace(baselines, first=baselines.first or new, previous=new)
+
+
+class HeldoutAlarm:
+    """`step` over a sequence of champions, keeping the baselines between them."""
 
     def __init__(self, margin: float, ratio: float, seed_program_id: int | None = None) -> None:
         self.margin = margin
         self.ratio = ratio
-        self.seed_program_id = seed_program_id
-        self.first: Standing | None = None
-        self.previous: Standing | None = None
+        self.baselines = Baselines(seed_program_id=seed_program_id)
 
     def observe(self, program_id: int, search: float, heldout: float | None) -> list[dict[str, Any]]:
-        """Judge a champion with a held-out score (None: failed, not judged, not a baseline)."""
-        if heldout is None:
-            return []
-        new = Standing(program_id, search, heldout)
-        baselines = {}
-        if self.first is not None:
-            first_name = "the seed" if self.first.program_id == self.seed_program_id else "the first champion"
-            baselines[first_name] = self.first
-        if self.previous is not None and self.previous != self.first:
-            baselines["the previous champion"] = self.previous
-        findings = judge(new, baselines, self.margin, self.ratio)
-        if self.first is None:
-            self.first = new
-        self.previous = new
+        findings, self.baselines = step(self.baselines, program_id, search, heldout, self.margin, self.ratio)
         return findings

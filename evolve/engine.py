@@ -109,7 +109,7 @@ class Engine:
         self.identity = identity  # recomputes the evaluator's identity parts (drift checks)
         self.in_flight = policy.InFlight()  # tickets, stored candidates' follow-up work, open challenges
         self.pending_hashes: set[str] = set()
-        self.planned = recorder.proposals  # proposals planned (islands take turns); the stored count is of rows
+        self.planned = recorder.view().proposals  # proposals planned (islands take turns); the stored count is of rows
         self.failures_in_row = 0
         self.duplicates_in_row = 0
         self.verifier_errors_in_row = 0
@@ -122,7 +122,7 @@ class Engine:
 
     async def run(self) -> str:
         """Run until a budget is spent or stop() is called; returns the stop reason."""
-        if not self.recorder.seeded:
+        if not self.recorder.view().seeded:
             await self._seed()
         else:  # before new work: finish what a stop left half-done
             await self._finish_champion()
@@ -336,7 +336,7 @@ class Engine:
             log.error("%s", error)
             await self.recorder.event("verifier_error", message=str(error))
             self.verifier_errors_in_row += 1
-            if self.verifier_errors_in_row >= MAX_VERIFIER_ERRORS or not self.recorder.seeded:
+            if self.verifier_errors_in_row >= MAX_VERIFIER_ERRORS or not self.recorder.view().seeded:
                 self._fail(SearchStalled(str(error)))
             return self.evaluator.fault(split, "the verifier could not score this program")
 
@@ -377,7 +377,7 @@ class Engine:
         recorder, verification = self.recorder, self.cfg.verification
         async with self.duel_lock:
             fitness = self.problem.fitness
-            if not worth_a_duel(fitness(evaluation.score), fitness(recorder.best_score),  # type: ignore[arg-type]
+            if not worth_a_duel(fitness(evaluation.score), fitness(recorder.view().best_score),  # type: ignore[arg-type]
                                 verification.measured_min_gain):
                 return  # a champion crowned (or re-measured) meanwhile leaves too little to gain
             champion = await recorder.champion_code()
@@ -422,7 +422,8 @@ class Engine:
                 "metrics['subject']; it cannot be certified"))
             await recorder.resolve_challenge(program_id, "no_subject")
             return
-        bound, bound_float = recorder.champion_bound, recorder.best_score
+        champion = recorder.view()
+        bound, bound_float = champion.champion_bound, champion.best_score
         if not policy.still_challenges(challenger.score, bound_float):
             await recorder.resolve_challenge(program_id, "skipped")  # a newer champion already beats it
             return
@@ -447,12 +448,12 @@ class Engine:
 
     async def _check_drift(self) -> None:
         """Every few evaluations: are the verifier, its data and settings still the ones the run began with?"""
-        interval = self.cfg.verification.drift_check_interval
-        if self.identity is None or not interval or self.recorder.evaluations % interval:
+        run = self.recorder.view()
+        if self.identity is None or not policy.due(run.evaluations, self.cfg.verification.drift_check_interval):
             return
         parts = await asyncio.to_thread(self.identity)
-        if parts != self.recorder.evaluator_parts:
-            changed = describe_changes(self.recorder.evaluator_parts, parts)
+        if parts != run.evaluator_parts:
+            changed = describe_changes(run.evaluator_parts, parts)
             await self.recorder.event("drift", changes=changed)
             self._fail(EvaluatorChanged(
                 f"the evaluator changed during the run ({changed}); the run stopped with everything stored. "

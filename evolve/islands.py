@@ -15,7 +15,7 @@ import itertools
 import random
 from dataclasses import dataclass, field
 
-from evolve.policy import admits
+from evolve.policy import admits, ring, weakest
 
 PER_CLUSTER = 4
 
@@ -141,19 +141,16 @@ class RankSelection:
 
 
 def ring_migration(islands: list[Island]) -> list[tuple[int, Member]]:
-    """Each island's best goes to the next island around the ring."""
-    moves = []
-    for island in islands:
-        best = island.best
-        if best is not None and len(islands) > 1:
-            moves.append(((island.index + 1) % len(islands), best))
-    return moves
+    """Each island's best goes to the next island around the ring (evolve/policy.py `ring`)."""
+    bests = [island.best for island in islands]
+    return [(dest, bests[source]) for source, dest in ring([best is not None for best in bests])]  # type: ignore[misc]
 
 
 def weakest_islands(islands: list[Island], fraction: float) -> list[int]:
-    """Indices of the islands to reset: the weakest `fraction` (at least one, never all)."""
-    if len(islands) < 2:
-        return []
-    count = min(len(islands) - 1, max(1, int(len(islands) * fraction)))
-    order = sorted(islands, key=lambda i: i.best.fitness if i.best else float("-inf"))
-    return [island.index for island in order[:count]]
+    """Indices of the islands to reset: the weakest `fraction` (evolve/policy.py `weakest`)."""
+    return [islands[i].index for i in weakest(best_fitness(islands), fraction)]
+
+
+def best_fitness(islands: list[Island]) -> list[float | None]:
+    """Each island's best fitness, None for an empty island."""
+    return [None if island.best is None else island.best.fitness for island in islands]

@@ -2,16 +2,18 @@
 
 The Recorder keeps the run's state and stores it; the Engine schedules work; both ask this
 module what a result means: a new champion, a challenger to certify, a contender to re-measure,
-an archive entry, time to migrate or reset islands, a soundness alarm, or the end of the run.
+an archive entry, time to migrate or reset islands (and which, from where), a held-out or
+soundness alarm, or the end of the run.
 Fitness is always "larger is better" (`Problem.fitness`), so nothing here knows the objective.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from evolve.alarms import Baselines, step
 from evolve.certification import better
 from evolve.champions import worth_a_duel
 
@@ -70,6 +72,35 @@ def unsound(bound: float | None, heldout_valid: bool, heldout_score: float | Non
     return bound is not None and heldout_valid and heldout_score > bound + UNSOUND_MARGIN  # type: ignore[operator]
 
 
+class HeldoutCheck(NamedTuple):
+    """What a champion's held-out evaluation means for the run."""
+
+    event: str  # "" (nothing to record), "heldout_unavailable", "heldout_failed" or "heldout_divergence"
+    findings: list[dict[str, Any]]  # the comparisons that fired (heldout_divergence)
+    baselines: Baselines  # what the next champion is judged against
+
+    @property
+    def alarm(self) -> bool:
+        return self.event in ("heldout_failed", "heldout_divergence")
+
+
+def heldout_check(program_id: int, search: float, heldout: tuple[bool, float | None] | None, baselines: Baselines,
+                  margin: float, ratio: float, unavailable_noted: bool) -> HeldoutCheck:
+    """The held-out alarm's decision for a champion (evolve/alarms.py), fitness larger-better.
+
+    `search`: its search fitness (a certified bound's, if certified); `heldout`: (valid, fitness) of its
+    held-out evaluation, None if the problem has no held-out split (said once per run: `unavailable_noted`).
+    A failed held-out evaluation is an alarm of its own, neither judged nor a baseline.
+    """
+    if heldout is None:
+        return HeldoutCheck("" if unavailable_noted else "heldout_unavailable", [], baselines)
+    valid, fitness = heldout
+    if not valid:
+        return HeldoutCheck("heldout_failed", [], baselines)
+    findings, after = step(baselines, program_id, search, fitness, margin, ratio)
+    return HeldoutCheck("heldout_divergence" if findings else "", findings, after)
+
+
 # ---------------------------------------------------------------------- islands
 
 
@@ -82,8 +113,41 @@ def admits(signature: str, fitness: float, signatures: Collection[str], archive_
 
 
 def due(evaluations: int, interval: int | None) -> bool:
-    """Is a periodic step (migration, island reset) due after this many evaluations? 0/None: never."""
+    """Is a periodic step (migration, island reset, drift check) due after this many evaluations? 0/None: never."""
     return bool(interval) and evaluations % interval == 0  # type: ignore[operator]
+
+
+def ring(has_best: Sequence[bool]) -> list[tuple[int, int]]:
+    """Migration moves (from, to): each island's best goes to the next island around the ring."""
+    count = len(has_best)
+    return [(i, (i + 1) % count) for i, has in enumerate(has_best) if has and count > 1]
+
+
+def weakest(bests: Sequence[float | None], fraction: float) -> list[int]:
+    """The islands to reset, by their best fitness (None: empty, weakest of all), weakest first:
+    the weakest `fraction`, at least one, never all; ties keep the islands' order."""
+    if len(bests) < 2:
+        return []
+    count = min(len(bests) - 1, max(1, int(len(bests) * fraction)))
+    order = sorted(range(len(bests)), key=lambda i: float("-inf") if bests[i] is None else bests[i])  # type: ignore[return-value]
+    return order[:count]
+
+
+def resets(bests: Sequence[float | None], fraction: float,
+           choose: Callable[[list[int]], int]) -> list[tuple[int, int]]:
+    """Island resets (island, donor), in order: each of the weakest islands is cleared and reseeded with
+    the best program of a donor island, which `choose` (the run's RNG) picks among the islands that
+    have a best by then (an island reseeded earlier in the same round can donate). An island with no
+    possible donor is left as it is."""
+    has_best = [best is not None for best in bests]
+    plan = []
+    for index in weakest(bests, fraction):
+        donors = [i for i, has in enumerate(has_best) if has and i != index]
+        if not donors:
+            continue
+        plan.append((index, choose(donors)))
+        has_best[index] = True
+    return plan
 
 
 # ---------------------------------------------------------------------- the end of the run

@@ -61,15 +61,16 @@ class LiveProgress:
     def update(self, recorder: Recorder) -> None:
         if not (self.enabled or self.plain):
             return
+        run = recorder.view()
         if self.done_at_start is None:
-            self.done_at_start = recorder.evaluations
+            self.done_at_start = run.evaluations
         minutes = max(time.monotonic() - self.started, 1e-9) / 60
-        rate = (recorder.evaluations - self.done_at_start) / minutes
-        best = "-" if recorder.best_score is None else f"{recorder.best_score:.6g}"
-        self.latest = Snapshot(recorder.evaluations, best, rate, recorder.alarms)
+        rate = (run.evaluations - self.done_at_start) / minutes
+        best = "-" if run.best_score is None else f"{run.best_score:.6g}"
+        self.latest = Snapshot(run.evaluations, best, rate, run.alarms)
         if self.enabled:
-            alarms = f"{recorder.alarms} held-out alarm(s): see evolve status" if recorder.alarms else ""
-            self.progress.update(self.task, completed=recorder.evaluations, best=best, rate=f"{rate:.0f}",
+            alarms = f"{run.alarms} held-out alarm(s): see evolve status" if run.alarms else ""
+            self.progress.update(self.task, completed=run.evaluations, best=best, rate=f"{rate:.0f}",
                                  alarms=alarms)
 
     def _tick(self) -> None:

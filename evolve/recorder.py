@@ -6,9 +6,10 @@ transaction as the result that caused it, so a resumed run (even after
 calls block, so they run on one worker thread, in order.
 
 What a result means (champion, challenger, contender, archive entry, migration
-or reset due, a spent budget) is decided by the pure functions of
-evolve/policy.py; the engine reads this state and reports events through the
-methods below, never by assigning its fields.
+or reset due and which islands, a held-out alarm, a spent budget) is decided by
+the pure functions of evolve/policy.py; the engine reads this state through
+`view()` and the values the methods below return, and reports events through
+those methods, never by touching its fields.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Callable, NamedTuple
 from sqlalchemy.exc import DBAPIError
 
 from evolve import policy
-from evolve.alarms import HeldoutAlarm, describe
+from evolve.alarms import Baselines, describe, step
 from evolve.certification import CertifyResult, GateResult, subject_of
 from evolve.champions import Decision
 from evolve.db import models
@@ -32,7 +33,7 @@ from evolve.db.rows import (Row, call_rows, certificate_row, challenge_row, eval
                              program_row, proposal_row, remeasurement_row)
 from evolve.edits import Rewrite, SearchReplace
 from evolve.evaluation import Evaluation
-from evolve.islands import PER_CLUSTER, Island, Member, RankSelection, ring_migration, weakest_islands
+from evolve.islands import PER_CLUSTER, Island, Member, RankSelection, best_fitness, ring_migration
 from evolve.problem import SEARCH, Problem
 from evolve.proposers.base import Proposal
 from evolve.seams import Store
@@ -80,8 +81,7 @@ class Recorder:
         self.hashes: dict[str, int] = {}
         self.epoch = run.epoch
         self.evaluator_parts: dict[str, str] = json.loads(run.evaluator_parts)
-        verification = cfg.verification
-        self.alarm = HeldoutAlarm(verification.alarm_margin, verification.alarm_ratio, run.seed_program_id)
+        self.baselines = Baselines(seed_program_id=run.seed_program_id)  # the held-out alarm's (evolve/alarms.py)
         self.alarms = 0
         self.notices: list[str] = []  # alarms in words, for the run summary
         self.heldout_noted = False  # "no held-out split" is said once per run
@@ -131,10 +131,16 @@ class Recorder:
             elif data.get("epoch", 0) == self.epoch:
                 heldout = data.get("heldout") if data.get("heldout_valid", True) else None
                 searched = data["certified"] if data.get("certified") is not None else data["search"]
-                self.alarm.observe(data["program_id"], self.problem.fitness(searched),
-                                   self.problem.fitness(heldout) if heldout is not None else None)
+                _findings, self.baselines = step(self.baselines, data["program_id"], self.problem.fitness(searched),
+                                                 self.problem.fitness(heldout) if heldout is not None else None,
+                                                 self.cfg.verification.alarm_margin, self.cfg.verification.alarm_ratio)
 
     # ------------------------------------------------------------------ reads for the engine
+
+    def view(self) -> "RunView":
+        """The run's state as the engine (and a progress display) may read it: a copy, not the fields."""
+        return RunView(self.seeded, self.evaluations, self.proposals, self.best_id, self.best_score,
+                       self.champion_bound, self.alarms, self.evaluator_parts)
 
     def draw(self, turn: int, selection: RankSelection, inspirations: int) -> "Draw":
         """The next parent and inspirations, islands taking turns. The RNG is the run's state (stored
@@ -218,7 +224,7 @@ class Recorder:
         program_id = await self._write(self.store.store_result, state, program, self._evaluation(evaluation),
                                        None, (), members, point_here, challenge)
         self.seeded = True
-        self.alarm.seed_program_id = program_id
+        self.baselines = replace(self.baselines, seed_program_id=program_id)
         if not self.certifying:
             self.best_id = program_id
         self.hashes[code_hash] = program_id
@@ -334,15 +340,20 @@ class Recorder:
 
     async def _judge_heldout(self, program_id: int, search_fitness: float, heldout: Evaluation | None,
                              heldout_fitness: float | None) -> None:
-        """The held-out alarm (evolve/alarms.py); a failed held-out evaluation is its own event."""
-        if heldout is None:
-            if not self.heldout_noted:  # said once: this problem has no held-out check at all
-                self.heldout_noted = True
-                await self.event("heldout_unavailable", message=(
-                    f"problem '{self.problem.name}' has no held-out split: no held-out alarm can be raised; "
-                    "add 'heldout' cases to catch shortcuts"))
-            return
-        if not heldout.valid:
+        """The held-out alarm (evolve/policy.py `heldout_check`), in words; a failed held-out evaluation
+        is its own event."""
+        verification = self.cfg.verification
+        check = policy.heldout_check(program_id, search_fitness,
+                                     None if heldout is None else (heldout.valid, heldout_fitness), self.baselines,
+                                     verification.alarm_margin, verification.alarm_ratio, self.heldout_noted)
+        self.baselines = check.baselines
+        if check.event == "heldout_unavailable":  # said once: this problem has no held-out check at all
+            self.heldout_noted = True
+            await self.event("heldout_unavailable", message=(
+                f"problem '{self.problem.name}' has no held-out split: no held-out alarm can be raised; "
+                "add 'heldout' cases to catch shortcuts"))
+        elif check.event == "heldout_failed":
+            assert heldout is not None
             message = (f"champion {program_id} (after {self.evaluations} evaluations) is invalid on the held-out "
                        f"split ({heldout.feedback[:300]}); "
                        "it was not compared. A program that fails unseen cases may answer the search cases "
@@ -350,9 +361,8 @@ class Recorder:
             self.alarms += 1
             self.notices.append(message)
             await self.event("heldout_failed", program_id=program_id, message=message)
-            return
-        findings = self.alarm.observe(program_id, search_fitness, heldout_fitness)
-        if findings:
+        elif check.event == "heldout_divergence":
+            findings = check.findings
             self.alarms += 1
             message = describe(program_id, findings, self.evaluations)
             self.notices.append(message)
@@ -482,17 +492,13 @@ class Recorder:
             await self._write(self.store.add_members, rows, "migration", self.run_id,
                               moves=[[dest, m.program_id] for dest, m in moves], at=self.evaluations)
         if policy.due(self.evaluations, search.reset_interval):
-            for index in weakest_islands(self.islands, search.reset_fraction):
-                donors = [i for i in self.islands if i.index != index and i.best is not None]
-                if not donors:
-                    continue
-                donor = self.rng.choice(donors)
-                best = donor.best
+            for index, donor in policy.resets(best_fitness(self.islands), search.reset_fraction, self.rng.choice):
+                best = self.islands[donor].best  # after this round's earlier resets, as the plan assumed
                 assert best is not None
                 self.islands[index].clear()
                 self.islands[index].add(best)
                 row = self._member_row(index, best.program_id, best.fitness, best.signature)
-                await self._write(self.store.reset_island, self.run_id, index, [row], from_island=donor.index,
+                await self._write(self.store.reset_island, self.run_id, index, [row], from_island=donor,
                                   program_id=best.program_id, at=self.evaluations)
             await self._write(self.store.save_run, self.run_id, rng_state=json.dumps(self.rng.getstate()))
 
@@ -533,6 +539,19 @@ class Draw(NamedTuple):
     parent: Member
     inspirations: tuple[Member, ...]
     seed: int  # for the proposer's own randomness
+
+
+class RunView(NamedTuple):
+    """The run's state at one moment, for reading (Recorder.view)."""
+
+    seeded: bool
+    evaluations: int
+    proposals: int
+    best_id: int | None
+    best_score: float | None  # a certifying problem's: the champion's proven bound
+    champion_bound: str | None  # certifying problems: the champion's exact bound
+    alarms: int
+    evaluator_parts: dict[str, str]  # the evaluator identity the run started with
 
 
 class Recorded(NamedTuple):

@@ -5,6 +5,7 @@ import random
 import pytest
 
 from evolve import policy
+from evolve.alarms import Baselines, Standing
 from evolve.islands import Island, Member
 from evolve.policy import Budget, InFlight, Spent
 
@@ -145,3 +146,79 @@ def test_the_run_is_done_only_when_a_budget_is_spent_and_no_work_is_in_flight() 
     assert policy.done(certifying.challenge_resolved(), spent)
     assert policy.done(proposing.ticket_returned(), spent)
     assert idle == InFlight()  # each event made a new record; the first is unchanged
+
+
+# ---------------------------------------------------------------------- the held-out alarm
+
+
+def test_a_problem_without_held_out_cases_is_said_once_and_never_alarms() -> None:
+    first = policy.heldout_check(2, 5.0, None, Baselines(), 0.02, 4.0, unavailable_noted=False)
+    assert (first.event, first.alarm, first.baselines) == ("heldout_unavailable", False, Baselines())
+    again = policy.heldout_check(3, 9.0, None, Baselines(), 0.02, 4.0, unavailable_noted=True)
+    assert (again.event, again.alarm) == ("", False)
+
+
+def test_a_failed_held_out_evaluation_is_an_alarm_and_leaves_the_baselines_as_they_were() -> None:
+    seeded = Baselines(first=Standing(1, -10.0, -10.0), previous=Standing(1, -10.0, -10.0), seed_program_id=1)
+    check = policy.heldout_check(2, -9.0, (False, None), seeded, 0.02, 4.0, unavailable_noted=False)
+    assert (check.event, check.alarm, check.findings, check.baselines) == ("heldout_failed", True, [], seeded)
+
+
+def test_held_out_checks_carry_the_baselines_from_champion_to_champion() -> None:
+    baselines = Baselines(seed_program_id=1)
+    seen = []
+    for program, (search, heldout) in enumerate([(-100.0, -50.0), (-97.0, -50.0), (-94.0, -50.0), (-91.0, -50.0)],
+                                                 start=1):
+        check = policy.heldout_check(program, search, (True, heldout), baselines, 0.02, 4.0, unavailable_noted=False)
+        baselines = check.baselines
+        seen.append((check.event, [f["baseline"] for f in check.findings]))
+    # the seed is the first baseline; each 3% step alone is small, their sum over the seed (9%) is not
+    assert seen == [("", []), ("", []), ("", []), ("heldout_divergence", ["the seed"])]
+    assert baselines.first == Standing(1, -100.0, -50.0) and baselines.previous == Standing(4, -91.0, -50.0)
+
+
+def test_an_honest_improvement_carries_over_and_is_no_alarm() -> None:
+    start = Baselines(first=Standing(1, -10.0, -12.0), previous=Standing(1, -10.0, -12.0), seed_program_id=1)
+    check = policy.heldout_check(2, -5.0, (True, -6.2), start, 0.02, 4.0, unavailable_noted=True)
+    assert (check.event, check.alarm) == ("", False)
+    assert check.baselines.previous == Standing(2, -5.0, -6.2) and check.baselines.first == start.first
+
+
+# ---------------------------------------------------------------------- migration and resets
+
+
+def test_migration_sends_each_islands_best_to_the_next_around_the_ring() -> None:
+    assert policy.ring([True, True, True]) == [(0, 1), (1, 2), (2, 0)]
+    assert policy.ring([True, False, True]) == [(0, 1), (2, 0)]  # an empty island sends nothing
+    assert policy.ring([True]) == []
+
+
+def test_the_weakest_islands_are_reset_at_least_one_never_all() -> None:
+    assert policy.weakest([3.0, 1.0, None, 2.0], 0.5) == [2, 1]  # an empty island is weakest of all
+    assert policy.weakest([3.0, 1.0, 2.0, 4.0], 0.1) == [1]  # at least one
+    assert policy.weakest([3.0, 1.0], 1.0) == [1]  # never all
+    assert policy.weakest([3.0], 0.5) == []
+    assert policy.weakest([1.0, 1.0, 1.0, 0.0], 0.5) == [3, 0]  # ties keep the islands' order
+
+
+def test_each_reset_island_is_reseeded_from_a_donor_that_has_a_best_by_then() -> None:
+    offered: list[list[int]] = []
+
+    def first(donors: list[int]) -> int:  # a deterministic stand-in for the run's RNG
+        offered.append(donors)
+        return donors[0]
+
+    # islands 1 and 2 are empty: 2 can take from 0 or 3; then 1 can also take from 2, just reseeded
+    assert policy.resets([5.0, None, None, 4.0], 0.5, first) == [(1, 0), (2, 0)]
+    assert offered == [[0, 3], [0, 1, 3]]
+    assert policy.resets([None, None], 0.5, first) == []  # no island has a best: nothing to reseed from
+
+
+def test_resets_draw_from_the_run_rng_exactly_as_often_as_there_are_donor_choices() -> None:
+    rng, twin = random.Random(7), random.Random(7)
+    plan = policy.resets([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], 0.25, rng.choice)
+    assert [island for island, _ in plan] == [0, 1]
+    expected = []
+    for island in (0, 1):  # the order and the candidate lists the recorder's RNG saw before
+        expected.append((island, twin.choice([i for i in range(8) if i != island])))
+    assert plan == expected and rng.getstate() == twin.getstate()
