@@ -7,7 +7,10 @@ The table is the `llm.models` list: each entry's `price_in` (prompt tokens) and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from evolve.settings import LLMModelSettings
 
 PER = 1_000_000
 
@@ -26,8 +29,8 @@ class PriceTable:
         self.prices = dict(prices)
 
     @classmethod
-    def from_models(cls, models: Iterable[Mapping]) -> PriceTable:
-        return cls({m["name"]: Price(float(m.get("price_in", 0.0)), float(m.get("price_out", 0.0))) for m in models})
+    def from_models(cls, models: Iterable[LLMModelSettings]) -> PriceTable:
+        return cls({m.name: Price(float(m.price_in), float(m.price_out)) for m in models})
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
         price = self.prices.get(model, Price())
