@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import insert  # noqa: E402
 
 from evolve.config import compose_config  # noqa: E402
+from evolve.settings import settings_from  # noqa: E402
 from evolve.db import models  # noqa: E402
 from evolve.db.store import Store, sqlite_url  # noqa: E402
 from evolve.edits import Rewrite, normalized_hash  # noqa: E402
@@ -62,7 +63,7 @@ def populate(store: Store, run_id: int, seed_code: str, size: int, islands: int)
 
 
 async def measure(size: int, candidates: int, workdir: Path) -> list[float]:
-    cfg = compose_config(["sandbox=process", f"budget.evaluations={size + candidates + 1}"])
+    cfg = settings_from(compose_config(["sandbox=process", f"budget.evaluations={size + candidates + 1}"]))
     problem = load_problem(cfg)
     store = Store(sqlite_url(workdir), create=True)
     run = store.create_run(models.Run(problem=problem.name, config_yaml="", evaluator_hash="bench"))
