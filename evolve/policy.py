@@ -129,8 +129,8 @@ def weakest(bests: Sequence[float | None], fraction: float) -> list[int]:
     if len(bests) < 2:
         return []
     count = min(len(bests) - 1, max(1, int(len(bests) * fraction)))
-    order = sorted(range(len(bests)), key=lambda i: float("-inf") if bests[i] is None else bests[i])  # type: ignore[return-value]
-    return order[:count]
+    lowest = float("-inf")
+    return sorted(range(len(bests)), key=lambda i: lowest if bests[i] is None else bests[i])[:count]  # type: ignore[return-value]
 
 
 def resets(bests: Sequence[float | None], fraction: float,

@@ -178,7 +178,8 @@ async def start_run(config: DictConfig | Settings, on_best: BestCallback | None 
         raise
 
 
-async def _start_locked(cfg: DictConfig, settings: Settings, run_dir: Path, problem, sandbox: seams.Sandbox, on_best: BestCallback | None,
+async def _start_locked(cfg: DictConfig, settings: Settings, run_dir: Path, problem, sandbox: seams.Sandbox,
+                        on_best: BestCallback | None,
                         on_progress: Callable[[Recorder], None] | None, proposer: Proposer,
                         evaluator: seams.Evaluator | None, store: seams.Store | None) -> RunResult:
     with run_lock(run_dir):

@@ -5,10 +5,14 @@ Hydra composes the config (evolve/config.py) at the edge: the CLI, `evolve.run(o
 values; the engine, recorder, evaluator, certifier, proposers and sandboxes read only these.
 An application that embeds evolve can build a `Settings` in Python and skip hydra altogether::
 
-    settings = Settings(problem=ProblemSettings(name="mine", seed_program="seed.py", cases="cases.json",
-                                                verifier="verifier.py"),
+    here = Path("my_problem").resolve()
+    settings = Settings(problem=ProblemSettings(name="mine", seed_program=str(here / "seed.py"),
+                                                cases=str(here / "cases.json"), verifier=str(here / "verifier.py")),
                         budget=BudgetSettings(evaluations=50))
     evolve.run(settings)
+
+Give the problem's files as absolute paths: a relative one is taken from the evolve project root,
+as everywhere in a config (a problem.yaml's own relative paths are made absolute when it is read).
 
 The classes mirror evolve/config.py's schema field by field, with the same defaults
 (tests/test_settings.py keeps the two lists the same); lists become tuples. The run directory
