@@ -1,0 +1,98 @@
+"""A real Ray cluster on this machine for the certification and verify-on-node tests.
+
+A head with no CPUs and worker nodes of one CPU each, every node its own set of Ray processes
+(GCS, raylet, workers), as on separate machines. Ray replaces a loopback address with the
+machine's own (it expects other machines to reach it), so nodes listen there; nothing leaves the
+machine. Each cluster keeps its files in its own temporary folder, away from other Ray users.
+
+`node_with_own_disk` starts a worker node whose view of one folder differs from everyone else's:
+`ray start` in its own mount namespace, with another folder mounted over that path, as a machine
+whose disk holds another copy of the files at the same place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ray.cluster_utils import Cluster
+
+
+class LocalCluster:
+    """A head (num_cpus=0: it runs no tasks) and `workers` worker nodes of 1 CPU each."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self.temp = tempfile.mkdtemp(prefix="rc2-", dir="/tmp")  # short: Ray's socket paths must fit
+        self.cluster = Cluster(initialize_head=True, connect=False,
+                               head_node_args={"num_cpus": 0, "include_dashboard": False, "temp_dir": self.temp})
+        self.workers = [self.cluster.add_node(num_cpus=1) for _ in range(workers)]
+        self.cluster.wait_for_nodes()
+        self.started: list[subprocess.Popen] = []
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address
+
+    def node_with_own_disk(self, place: Path, contents: Path) -> str:
+        """A worker node (1 CPU) that sees `contents` at `place`; its node id once it has joined."""
+        import ray
+
+        before = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+        command = (f"mount --bind {contents} {place} && exec ray start --address={self.address} --num-cpus=1 "
+                   "--block --disable-usage-stats --include-dashboard=false")
+        process = subprocess.Popen(["unshare", "--mount", "sh", "-c", command], start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.started.append(process)
+        joined = wait_until(lambda: {node["NodeID"] for node in ray.nodes() if node["Alive"]} - before, 90,
+                            "the node with its own disk to join")
+        return next(iter(joined))
+
+    def shutdown(self) -> None:
+        for process in self.started:  # `ray start --block` stops its node's processes when it is stopped
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.cluster.shutdown()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def process_group(pgid: int) -> list[int]:
+    """Every live process of a process group, from the process table (zombies are dead)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def wait_until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")

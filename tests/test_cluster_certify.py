@@ -1,0 +1,171 @@
+"""Certification calls (gate / certify) as tasks on a real local Ray cluster (evolve/cluster/certify.py).
+
+The cluster: a head with no CPUs and two worker nodes of one CPU each, so every call runs on a
+worker node. A call gives the same certified bound as on this machine; a call past its time limit,
+or one the driver gives up on, leaves no process behind on any node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from evolve.certification import Certifier
+from evolve.cluster.certify import ClusterCertifier
+from evolve.cluster.connect import connect, disconnect
+from evolve.config import compose_config
+from evolve.paths import ROOT
+from evolve.problem import Case, load_problem
+from evolve.sandbox.base import CaseRun
+from evolve.verifier_source import VerifierSource
+from tests.cluster_fixtures_verify import LocalCluster, alive, process_group, wait_until
+
+pytestmark = pytest.mark.slow
+
+# A verifier whose certify() starts a child process, says who it is, and would then take ten minutes.
+SLOW_VERIFIER = '''import json, os, subprocess, time
+from pathlib import Path
+
+from evolve.problem import Verdict
+
+
+def verify(case, run, settings):
+    return Verdict(True, 1.0, metrics={"subject": {}})
+
+
+def gate(subject, bound, settings, time_limit):
+    return certify(subject, settings, None, None, time_limit)
+
+
+def certify(subject, settings, upper, lower, time_limit):
+    child = subprocess.Popen(["sleep", "600"])
+    parent = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().replace(b"\\0", b" ").decode()
+    Path(settings["pids"]).write_text(json.dumps({"worker": os.getpid(), "group": os.getpgid(0),
+                                                  "child": child.pid, "parent": parent}))
+    time.sleep(600)
+'''
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    local = LocalCluster(workers=2)
+    connect(local.address, timeout=30)
+    try:
+        yield local
+    finally:
+        disconnect()
+        local.shutdown()
+
+
+def on_cluster(local: Certifier, events: list | None = None) -> ClusterCertifier:
+    import ray
+
+    async def record(kind: str, **data) -> None:
+        if events is not None:
+            events.append((kind, data))
+
+    return ClusterCertifier.from_local(local, ray, retries=1, record=record)
+
+
+def slow_certifier(tmp_path: Path, seconds: float) -> Certifier:
+    path = tmp_path / "slow_verifier.py"
+    path.write_text(SLOW_VERIFIER)
+    return Certifier(VerifierSource.read(path), {"pids": str(tmp_path / "pids.json")}, seconds, seconds, 1.0)
+
+
+def no_process_left(pids: dict) -> bool:
+    return not alive(pids["worker"]) and not alive(pids["child"]) and not process_group(pids["group"])
+
+
+def test_a_certify_call_on_the_cluster_proves_the_same_bound_as_on_this_machine(cluster: LocalCluster) -> None:
+    problem = load_problem(compose_config(["problem=nash_guarantee"]))
+    dmp = json.loads((ROOT / "problems" / "nash_guarantee" / "baselines" / "dmp.json").read_text())["algorithm"]
+    verdict = problem.verify(Case("constraints", "search", {}, {"seed": 1}),
+                             CaseRun("constraints", "ok", dmp, 0.0, ""), problem.settings)
+    subject = verdict.metrics["subject"]
+    local = Certifier(problem.verifier_source, problem.settings, 120, 120, 10)
+    here = asyncio.run(local.certify(subject, None, verdict.score))
+    there = asyncio.run(on_cluster(local).certify(subject, None, verdict.score))
+    assert here.status == there.status == "proven"
+    assert there.bound == here.bound and there.bound_float == here.bound_float == 0.5
+    assert (there.lower, there.width, there.calls, there.solver) == (here.lower, here.width, here.calls, here.solver)
+    gate_here = asyncio.run(local.gate(subject, "1/3"))  # DMP's 1/2 is provably not below 1/3
+    gate_there = asyncio.run(on_cluster(local).gate(subject, "1/3"))
+    assert gate_here.status == gate_there.status == "witness"
+    assert gate_there.value == gate_here.value
+
+
+def test_a_call_past_its_time_limit_is_killed_on_its_node_with_everything_it_started(
+        cluster: LocalCluster, tmp_path: Path) -> None:
+    result = asyncio.run(on_cluster(slow_certifier(tmp_path, 1.0)).certify({}, None, 2.0))
+    assert result.status == "uncertified" and result.lower == 2.0
+    assert "ran past its time limit of 1 s (+1 s grace) and was killed" in result.detail["reason"]
+    pids = json.loads((tmp_path / "pids.json").read_text())
+    assert "ray::" in pids["parent"]  # the worker ran under a Ray task, not under this process
+    wait_until(lambda: no_process_left(pids), 30, "the certify worker and its child to be gone")
+
+
+def test_a_call_the_driver_gives_up_on_leaves_no_process_on_any_node(cluster: LocalCluster, tmp_path: Path) -> None:
+    certifier = on_cluster(slow_certifier(tmp_path, 600.0))
+    pids_file = tmp_path / "pids.json"
+
+    async def stopped_midway() -> None:
+        call = asyncio.create_task(certifier.certify({}, None, None))
+        await asyncio.to_thread(wait_until, pids_file.exists, 60, "the solver call to start")
+        call.cancel()  # as Ctrl-C or a stopped run does
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+    asyncio.run(stopped_midway())
+    pids = json.loads(pids_file.read_text())
+    wait_until(lambda: no_process_left(pids), 30, "the cancelled call's processes to be gone")
+
+
+def test_a_node_lost_during_a_call_sends_it_to_another_node_and_records_it(cluster: LocalCluster,
+                                                                           tmp_path: Path) -> None:
+    certifier = slow_certifier(tmp_path, 600.0)
+    events: list = []
+    pids_file = tmp_path / "pids.json"
+
+    async def lose_the_node() -> None:
+        call = asyncio.create_task(on_cluster(certifier, events).certify({}, None, None))
+        first = json.loads((await asyncio.to_thread(wait_until, lambda: pids_file.exists() and pids_file.read_text(),
+                                                    60, "the first attempt to start")))
+        pids_file.unlink()
+        node = next(n for n in cluster.workers if _runs(n, first["worker"]))
+        cluster.cluster.remove_node(node, allow_graceful=False)
+        cluster.workers.remove(node)
+        second = json.loads(await asyncio.to_thread(wait_until, lambda: pids_file.exists() and pids_file.read_text(),
+                                                    90, "the retry on the other node"))
+        assert second["worker"] != first["worker"]
+        # The lost node's worker died with it; what its verifier started is the lost machine's (here: ours).
+        wait_until(lambda: not alive(first["worker"]), 30, "the lost node's worker to be gone")
+        os.kill(first["child"], signal.SIGKILL)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        wait_until(lambda: no_process_left(second), 30, "the retried call's processes to be gone")
+
+    asyncio.run(lose_the_node())
+    assert [kind for kind, _ in events] == ["certify_retried"]
+    assert events[0][1]["hook"] == "certify" and events[0][1]["attempt"] == 1
+
+
+def _runs(node, pid: int) -> bool:
+    """Whether `pid` descends from this node's raylet."""
+    raylet = node.all_processes["raylet"][0].process.pid
+    current = pid
+    while current > 1:
+        if current == raylet:
+            return True
+        try:
+            current = int(Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
