@@ -78,6 +78,9 @@ class ProblemConfig:
     files: list[Any] = field(default_factory=list)
     build: ProgramBuildConfig = field(default_factory=ProgramBuildConfig)
     run: ProgramRunConfig = field(default_factory=ProgramRunConfig)
+    # On a Ray cluster, where outputs are judged: driver, or node (each node loads this problem from its own
+    # disk and must match the driver's evaluator identity). Unset: cluster.verify_on decides (docs/verification.md).
+    verify_on: Optional[str] = None
 
 
 RECORDED_PROBLEM_FIELDS = ("file", "file_overrides", "file_from_run")  # written by evolve, not by the user
@@ -455,6 +458,9 @@ def validate(cfg: DictConfig) -> None:
          "llm.numeric_rate, llm.line_rate and llm.crossover_rate must not be negative"),
         (cfg.llm.numeric_rate + cfg.llm.line_rate + cfg.llm.crossover_rate > 0,
          "at least one of llm.numeric_rate, llm.line_rate, llm.crossover_rate must be positive"),
+        (cfg.cluster.verify_on in ("driver", "node"), "cluster.verify_on must be 'driver' or 'node'"),
+        (cfg.problem.get("verify_on") in (None, "driver", "node"),
+         "problem.verify_on must be 'driver' or 'node' (or left out: cluster.verify_on decides)"),
         (cfg.sandbox.backend in ("process", "bwrap", "docker", "auto"),
          "sandbox.backend must be one of process, bwrap, docker, auto"),
     ]

@@ -95,6 +95,7 @@ class Problem:
     reference_code: str | None = None  # run with every evaluation; case scores become ratios to it
     seed_path: Path | None = None  # where the seed came from (for messages about it)
     program: ProgramSpec | None = None  # a compiled / multi-file candidate: seed_code is a bundle
+    verify_on: str | None = None  # on a cluster: "node" opts in to judging on the nodes (evolve/cluster/verify.py)
 
     def split(self, name: str) -> tuple[Case, ...]:
         return tuple(case for case in self.cases if case.split == name)
@@ -286,6 +287,7 @@ def load_problem(cfg: Settings | DictConfig) -> Problem:
         reference_code=reference,
         seed_path=seed_path,
         program=program,
+        verify_on=p.get("verify_on"),
     )
 
 

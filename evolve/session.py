@@ -259,13 +259,19 @@ async def _drive(cfg: Settings, run_dir: Path, problem, store: seams.Store, run:
                  proposer: Proposer, evaluator: seams.Evaluator | None = None) -> RunResult:
     if run.proposer_state:
         proposer.restore(json.loads(run.proposer_state))
+    recorder = Recorder(cfg, problem, store, run, proposer.state, on_best)
+    sandbox_identity = sandbox.identity
     if evaluator is None:
         evaluator = Evaluator(problem, sandbox, limits_from(cfg), run.evaluator_hash,
                               cfg.verification.verifier_timeout)
-    recorder = Recorder(cfg, problem, store, run, proposer.state, on_best)
-    sandbox_identity = sandbox.identity
+        if cfg.cluster.address:  # judged on the nodes if the problem opts in (checked here, before any work)
+            await _verify_on_nodes(cfg, problem, evaluator, sandbox_identity, sandbox, store, recorder)
     engine = Engine(cfg, problem, proposer, evaluator, recorder, on_progress,
                     identity=lambda: problem.identity_parts(sandbox_identity, on_disk=True))
+    if cfg.cluster.address:
+        from evolve.cluster.certify import cluster_certifier
+
+        engine.certifier = cluster_certifier(cfg, engine.certifier, recorder.event)  # Z3 calls as cluster tasks
     interrupted = _on_signals(engine)
     await recorder.event("session_start", evaluations=recorder.evaluations)
     status, reason, writable = "failed", "", True
@@ -291,6 +297,24 @@ async def _drive(cfg: Settings, run_dir: Path, problem, store: seams.Store, run:
         store.close()
     return RunResult(run_dir, status, reason, recorder.evaluations, recorder.seed_score, recorder.best_score,
                      recorder.best_id, tuple(recorder.notices), recorder.alarms)
+
+
+async def _verify_on_nodes(cfg: DictConfig, problem, evaluator: Evaluator, sandbox_identity: str,
+                           sandbox: seams.Sandbox, store: seams.Store, recorder: Recorder) -> None:
+    """Swap the evaluator's judge for the nodes' verifiers when this run verifies on nodes.
+
+    Swapped, not passed in: evaluation.py's code is part of every run's evaluator identity.
+    """
+    from evolve.cluster.verify import node_verifiers
+
+    try:
+        judge = await node_verifiers(cfg, problem, sandbox_identity, recorder.event)
+    except BaseException:
+        await sandbox.close()
+        store.close()
+        raise
+    if judge is not None:
+        evaluator.verifier = judge  # type: ignore[assignment]
 
 
 def _first_line(error: BaseException) -> str:

@@ -45,7 +45,7 @@ class LocalCluster:
 
         before = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
         command = (f"mount --bind {contents} {place} && exec ray start --address={self.address} --num-cpus=1 "
-                   "--block --disable-usage-stats --include-dashboard=false")
+                   "--block --disable-usage-stats")
         process = subprocess.Popen(["unshare", "--mount", "sh", "-c", command], start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.started.append(process)
@@ -59,8 +59,12 @@ class LocalCluster:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                pass
+            try:  # and whatever of its node is left: every process it started is in its process group
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            except ProcessLookupError:
+                pass
+            process.wait()
         self.cluster.shutdown()
         shutil.rmtree(self.temp, ignore_errors=True)
 

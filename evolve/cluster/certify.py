@@ -146,3 +146,13 @@ def _node_lost(ray: Any, error: BaseException) -> bool:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return (text.splitlines()[0] if text else type(error).__name__)[:300]
+
+
+def cluster_certifier(cfg: Any, certifier: Certifier | None, record: Record | None = None) -> Certifier | None:
+    """The run's certifier: its calls as cluster tasks when `cluster.address` names a cluster."""
+    if certifier is None or not cfg.cluster.address:
+        return certifier
+    from evolve.cluster.connect import connect
+
+    ray = connect(cfg.cluster.address, cfg.cluster.connect_timeout)
+    return ClusterCertifier.from_local(certifier, ray, cfg.cluster.retries, record)

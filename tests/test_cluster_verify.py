@@ -1,0 +1,179 @@
+"""Verification on the nodes of a real local Ray cluster, for a problem that opts in (evolve/cluster/verify.py).
+
+Outputs judged on the nodes get the same verdicts and scores as on the driver; a node whose disk
+holds another copy of the verifier (same path, other bytes: a node started in its own mount
+namespace) is refused, named, and gets no work, while the other nodes keep verifying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from evolve.cluster.connect import ClusterError, connect, disconnect
+from evolve.cluster.verify import NodeVerifiers, node_verifiers, verification_place
+from evolve.config import compose_config
+from evolve.evaluation import Evaluation, Evaluator
+from evolve.problem import load_problem
+from evolve.sandbox.factory import limits_from
+from evolve.sandbox.process import ProcessSandbox
+from tests.cluster_fixtures_verify import LocalCluster
+
+pytestmark = pytest.mark.slow
+
+SEED = '''# EVOLVE-BLOCK-START
+SCALE = 2.0
+# EVOLVE-BLOCK-END
+
+
+def main(x, **_):
+    return {"value": SCALE * x}
+'''
+
+VERIFIER = '''from evolve.problem import Verdict
+
+
+def verify(case, run, settings):
+    if run.status != "ok":
+        return Verdict(False, feedback=f"{run.status}: {run.message}")
+    value = run.output.get("value") if isinstance(run.output, dict) else None
+    if not isinstance(value, (int, float)):
+        return Verdict(False, feedback="no numeric value")
+    return Verdict(True, -abs(value - 3.0 * case.inputs["x"]), metrics={"seen": value}, feedback="ok")
+'''
+
+
+def write_problem(folder: Path, verifier: str = VERIFIER) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "seed.py").write_text(SEED)
+    (folder / "verifier.py").write_text(verifier)
+    search = [{"id": f"c{i}", "inputs": {"x": i + 1}} for i in range(4)]
+    (folder / "cases.json").write_text(json.dumps({"search": search, "heldout": []}))
+    (folder / "problem.yaml").write_text(
+        "name: scaled\ndescription: scale a number\nseed_program: seed.py\nprompt: ''\ncases: cases.json\n"
+        "verifier: verifier.py\nentry: main\nobjective: maximize\ncase_timeout: 5.0\nsettings: {}\n"
+        "verify_on: node\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    local = LocalCluster(workers=2)
+    connect(local.address, timeout=30)
+    try:
+        yield local
+    finally:
+        disconnect()
+        local.shutdown()
+
+
+@pytest.fixture(scope="module")
+def problem_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_problem(tmp_path_factory.mktemp("verify") / "scaled")
+
+
+def run_config(cluster: LocalCluster, folder: Path, *extra: str):
+    return compose_config([f"problem={folder}", f"cluster.address={cluster.address}", *extra])
+
+
+PROGRAMS = [SEED, SEED.replace("2.0", "3.0"), SEED.replace("2.0", "'x'")]  # a good, the best, an invalid one
+
+
+async def evaluate_all(evaluator: Evaluator) -> list[Evaluation]:
+    try:
+        return [await evaluator.evaluate(code, "search") for code in PROGRAMS]
+    finally:
+        evaluator.close()
+
+
+def comparable(evaluation: Evaluation) -> tuple:
+    return evaluation.valid, evaluation.score, evaluation.verdicts, evaluation.feedback, evaluation.rejected
+
+
+def test_outputs_judged_on_the_nodes_score_as_on_the_driver(cluster: LocalCluster, problem_folder: Path) -> None:
+    cfg = run_config(cluster, problem_folder)
+    problem = load_problem(cfg)
+    assert problem.verify_on == "node" and verification_place(cfg, problem.verify_on) == "node"
+    sandbox = ProcessSandbox()
+    on_driver = asyncio.run(evaluate_all(Evaluator(problem, sandbox, limits_from(cfg), "h", 10)))
+    events: list = []
+
+    async def record(kind: str, **data) -> None:
+        events.append((kind, data))
+
+    async def on_nodes() -> tuple[list[Evaluation], list[str]]:
+        pool = await node_verifiers(cfg, problem, sandbox.identity, record)
+        assert isinstance(pool, NodeVerifiers)
+        evaluator = Evaluator(problem, sandbox, limits_from(cfg), "h", 10)
+        evaluator.verifier = pool  # as the session wires it
+        accepted = sorted(pool.accepted)
+        return await evaluate_all(evaluator), accepted
+
+    judged, accepted = asyncio.run(on_nodes())
+    assert sorted(accepted) == sorted(node.node_id for node in cluster.workers)  # the head runs no work
+    assert [comparable(e) for e in judged] == [comparable(e) for e in on_driver]
+    assert [e.score for e in judged] == [-2.5, 0.0, None]  # mean of -1, -2, -3, -4
+    assert events == []
+
+
+def test_the_problem_key_wins_over_the_cluster_setting_and_no_cluster_means_the_driver(
+        cluster: LocalCluster, problem_folder: Path) -> None:
+    assert verification_place(run_config(cluster, problem_folder, "cluster.verify_on=driver"), "node") == "node"
+    assert verification_place(run_config(cluster, problem_folder, "cluster.verify_on=node"), "driver") == "driver"
+    assert verification_place(run_config(cluster, problem_folder, "cluster.verify_on=node"), None) == "node"
+    assert verification_place(run_config(cluster, problem_folder), None) == "driver"
+    assert verification_place(compose_config([f"problem={problem_folder}", "cluster.verify_on=node"]), "node") \
+        == "driver"
+
+
+def test_a_node_with_another_copy_of_the_verifier_is_refused_and_named_and_the_others_keep_verifying(
+        cluster: LocalCluster, problem_folder: Path, tmp_path: Path) -> None:
+    edited = tmp_path / "edited"
+    shutil.copytree(problem_folder, edited)
+    (edited / "verifier.py").write_text(VERIFIER.replace("3.0 *", "3.5 *"))  # judges otherwise
+    odd_node = cluster.node_with_own_disk(problem_folder, edited)
+    cfg = run_config(cluster, problem_folder)
+    problem = load_problem(cfg)
+    sandbox = ProcessSandbox()
+    on_driver = asyncio.run(evaluate_all(Evaluator(problem, sandbox, limits_from(cfg), "h", 10)))
+    events: list = []
+
+    async def record(kind: str, **data) -> None:
+        events.append((kind, data))
+
+    async def on_nodes() -> tuple[list[Evaluation], NodeVerifiers, list[str]]:
+        pool = await node_verifiers(cfg, problem, sandbox.identity, record)
+        evaluator = Evaluator(problem, sandbox, limits_from(cfg), "h", 10)
+        evaluator.verifier = pool
+        accepted = sorted(pool.accepted)
+        return await evaluate_all(evaluator), pool, accepted
+
+    judged, pool, accepted = asyncio.run(on_nodes())
+    assert accepted == sorted(node.node_id for node in cluster.workers)  # the odd node gets no work
+    reason = pool.refused[odd_node]
+    assert reason.startswith("node ") and odd_node[:12] in reason and "verifier.py" in reason
+    assert [kind for kind, _ in events] == ["verify_node_refused"]
+    assert events[0][1]["node_id"] == odd_node and "verifier.py" in events[0][1]["reason"]
+    assert [comparable(e) for e in judged] == [comparable(e) for e in on_driver]
+
+
+def test_a_cluster_where_no_node_matches_is_refused_in_one_line(cluster: LocalCluster, tmp_path: Path) -> None:
+    folder = write_problem(tmp_path / "elsewhere")
+    cfg = run_config(cluster, folder)
+    problem = load_problem(cfg)
+    (folder / "cases.json").write_text(json.dumps({"search": [{"id": "c0", "inputs": {"x": 9}}], "heldout": []}))
+
+    with pytest.raises(ClusterError, match=r"no node may verify this problem \(node .*cases.json"):
+        asyncio.run(node_verifiers(cfg, problem, ProcessSandbox().identity))
+
+
+def test_no_verification_on_nodes_unless_asked(cluster: LocalCluster, tmp_path: Path) -> None:
+    folder = write_problem(tmp_path / "plain")
+    (folder / "problem.yaml").write_text((folder / "problem.yaml").read_text().replace("verify_on: node\n", ""))
+    cfg = run_config(cluster, folder)
+    assert asyncio.run(node_verifiers(cfg, load_problem(cfg), ProcessSandbox().identity)) is None
