@@ -271,7 +271,7 @@ async def _drive(cfg: Settings, run_dir: Path, problem, store: seams.Store, run:
     if cfg.cluster.address:
         from evolve.cluster.certify import cluster_certifier
 
-        engine.certifier = cluster_certifier(cfg, engine.certifier, recorder.event)  # Z3 calls as cluster tasks
+        engine.certifier = await cluster_certifier(cfg, engine.certifier, recorder.event)  # Z3 calls as tasks
     interrupted = _on_signals(engine)
     await recorder.event("session_start", evaluations=recorder.evaluations)
     status, reason, writable = "failed", "", True

@@ -16,6 +16,7 @@ from typing import Iterator
 
 import pytest
 
+import evolve
 from evolve.certification import Certifier
 from evolve.cluster.certify import ClusterCertifier
 from evolve.cluster.connect import connect, disconnect
@@ -24,7 +25,10 @@ from evolve.paths import ROOT
 from evolve.problem import Case, load_problem
 from evolve.sandbox.base import CaseRun
 from evolve.verifier_source import VerifierSource
+from evolve.sandbox.process import ProcessSandbox
 from tests.cluster_fixtures_verify import LocalCluster, alive, process_group, wait_until
+from tests.conftest import query
+from tests.test_certification import FIXTURE, Script, overrides, program
 
 pytestmark = pytest.mark.slow
 
@@ -125,6 +129,26 @@ def test_a_call_the_driver_gives_up_on_leaves_no_process_on_any_node(cluster: Lo
     asyncio.run(stopped_midway())
     pids = json.loads(pids_file.read_text())
     wait_until(lambda: no_process_left(pids), 30, "the cancelled call's processes to be gone")
+
+
+def test_a_run_certifies_and_verifies_on_the_cluster_with_the_same_stored_results(cluster: LocalCluster,
+                                                                                  tmp_path: Path) -> None:
+    proposals = [program(0.5, 0.7), program(0.4, 0.45, "unknown"), program(0.55, 0.58), program(0.56, 0.57, "uncertified")]
+
+    def stored(run_dir: Path) -> list[tuple]:
+        return query(run_dir, "SELECT p.code, p.score, c.kind, c.status, c.bound FROM programs p "
+                              "LEFT JOIN certificates c ON c.program_id = p.id ORDER BY p.code, c.id")
+
+    here = evolve.run(overrides(FIXTURE, tmp_path / "here", 4), proposer=Script(proposals), sandbox=ProcessSandbox())
+    there = evolve.run(overrides(FIXTURE, tmp_path / "there", 4, f"cluster.address={cluster.address}",
+                                 "cluster.verify_on=node"),
+                       proposer=Script(proposals), sandbox=ProcessSandbox())
+    assert here.status == there.status == "finished" and there.best_score == here.best_score == pytest.approx(0.58)
+    assert stored(there.run_dir) == stored(here.run_dir)
+    assert ("certify", "proven", "29/50") in [row[2:] for row in stored(there.run_dir)]
+    kinds = [kind for (kind,) in query(there.run_dir, "SELECT kind FROM events ORDER BY id")]
+    assert "certify_on_cluster" in kinds and "verify_nodes" in kinds
+    assert not {"certify_retried", "verify_node_refused", "verify_node_lost"} & set(kinds)
 
 
 def test_a_node_lost_during_a_call_sends_it_to_another_node_and_records_it(cluster: LocalCluster,

@@ -118,7 +118,7 @@ def test_outputs_judged_on_the_nodes_score_as_on_the_driver(cluster: LocalCluste
     assert sorted(accepted) == sorted(node.node_id for node in cluster.workers)  # the head runs no work
     assert [comparable(e) for e in judged] == [comparable(e) for e in on_driver]
     assert [e.score for e in judged] == [-2.5, 0.0, None]  # mean of -1, -2, -3, -4
-    assert events == []
+    assert events == [("verify_nodes", {"nodes": accepted, "refused": 0})]
 
 
 def test_the_problem_key_wins_over_the_cluster_setting_and_no_cluster_means_the_driver(
@@ -157,7 +157,7 @@ def test_a_node_with_another_copy_of_the_verifier_is_refused_and_named_and_the_o
     assert accepted == sorted(node.node_id for node in cluster.workers)  # the odd node gets no work
     reason = pool.refused[odd_node]
     assert reason.startswith("node ") and odd_node[:12] in reason and "verifier.py" in reason
-    assert [kind for kind, _ in events] == ["verify_node_refused"]
+    assert [kind for kind, _ in events] == ["verify_node_refused", "verify_nodes"]
     assert events[0][1]["node_id"] == odd_node and "verifier.py" in events[0][1]["reason"]
     assert [comparable(e) for e in judged] == [comparable(e) for e in on_driver]
 

@@ -148,11 +148,13 @@ def _first_line(error: BaseException) -> str:
     return (text.splitlines()[0] if text else type(error).__name__)[:300]
 
 
-def cluster_certifier(cfg: Any, certifier: Certifier | None, record: Record | None = None) -> Certifier | None:
-    """The run's certifier: its calls as cluster tasks when `cluster.address` names a cluster."""
+async def cluster_certifier(cfg: Any, certifier: Certifier | None, record: Record | None = None) -> Certifier | None:
+    """The run's certifier: its calls as cluster tasks when `cluster.address` names a cluster (an event says so)."""
     if certifier is None or not cfg.cluster.address:
         return certifier
     from evolve.cluster.connect import connect
 
     ray = connect(cfg.cluster.address, cfg.cluster.connect_timeout)
+    if record is not None:
+        await record("certify_on_cluster", address=cfg.cluster.address, retries=cfg.cluster.retries)
     return ClusterCertifier.from_local(certifier, ray, cfg.cluster.retries, record)

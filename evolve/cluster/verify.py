@@ -118,6 +118,8 @@ class NodeVerifiers:
             reasons = "; ".join(self.refused.values()) or "the cluster has no node with CPUs"
             raise ClusterError(f"no node may verify this problem ({reasons}); fix the nodes' copies of the problem "
                                "and evolve, or verify on the driver (verify_on: driver)")
+        if self.record is not None:
+            await self.record("verify_nodes", nodes=sorted(self.accepted), refused=len(self.refused))
 
     async def judge(self, job: dict[str, Any]) -> dict[str, Any]:
         """The reply of one accepted node's verifier (see VerifierProcesses.judge)."""
