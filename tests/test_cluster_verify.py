@@ -22,7 +22,7 @@ from evolve.evaluation import Evaluation, Evaluator
 from evolve.problem import load_problem
 from evolve.sandbox.factory import limits_from
 from evolve.sandbox.process import ProcessSandbox
-from tests.cluster_fixtures_verify import LocalCluster
+from tests.cluster_fixtures_verify import LocalCluster, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -177,3 +177,57 @@ def test_no_verification_on_nodes_unless_asked(cluster: LocalCluster, tmp_path: 
     (folder / "problem.yaml").write_text((folder / "problem.yaml").read_text().replace("verify_on: node\n", ""))
     cfg = run_config(cluster, folder)
     assert asyncio.run(node_verifiers(cfg, load_problem(cfg), ProcessSandbox().identity)) is None
+
+
+SLOW_VERIFIER = VERIFIER.replace('''def verify(case, run, settings):
+''', '''def verify(case, run, settings):
+    import os, time
+    from pathlib import Path
+    Path(settings["pids"]).write_text(str(os.getpid()))
+    time.sleep(settings["sleep"])
+''')
+
+
+def test_a_node_lost_while_judging_sends_the_job_to_another_node(cluster: LocalCluster, tmp_path: Path) -> None:
+    folder = write_problem(tmp_path / "slow", SLOW_VERIFIER)
+    pids = tmp_path / "pids"
+    cfg = run_config(cluster, folder, f"+problem.settings.pids={pids}", "+problem.settings.sleep=1")
+    problem = load_problem(cfg)
+    sandbox = ProcessSandbox()
+    events: list = []
+
+    async def record(kind: str, **data) -> None:
+        events.append((kind, data))
+
+    async def lose_a_node() -> tuple[Evaluation, str]:
+        pool = await node_verifiers(cfg, problem, sandbox.identity, record)
+        evaluator = Evaluator(problem, sandbox, limits_from(cfg), "h", 60)
+        evaluator.verifier = pool
+        try:
+            judging = asyncio.create_task(evaluator.evaluate(SEED, "search"))
+            pid = int(await asyncio.to_thread(wait_until, lambda: pids.exists() and pids.read_text(), 60,
+                                              "the verifier to start"))
+            pids.unlink()
+            node = next(n for n in cluster.workers if descends_from(pid, n.all_processes["raylet"][0].process.pid))
+            cluster.cluster.remove_node(node, allow_graceful=False)
+            cluster.workers.remove(node)
+            return await judging, node.node_id
+        finally:
+            evaluator.close()
+
+    evaluation, lost = asyncio.run(lose_a_node())
+    assert evaluation.valid and evaluation.score == -2.5  # judged in full on the other node
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["verify_nodes", "verify_node_lost"] and events[1][1]["node_id"] == lost
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    current = pid
+    while current > 1:
+        if current == ancestor:
+            return True
+        try:
+            current = int(Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
