@@ -17,14 +17,12 @@ import pytest
 
 from evolve.cluster.connect import ClusterError, connect, disconnect
 from evolve.cluster.verify import NodeVerifiers, node_verifiers, verification_place
-from evolve.config import compose_config
+from evolve.config import ConfigError, compose_config
 from evolve.evaluation import Evaluation, Evaluator
 from evolve.problem import load_problem
 from evolve.sandbox.factory import limits_from
 from evolve.sandbox.process import ProcessSandbox
 from tests.cluster_fixtures_verify import LocalCluster, wait_until
-
-pytestmark = pytest.mark.slow
 
 SEED = '''# EVOLVE-BLOCK-START
 SCALE = 2.0
@@ -95,6 +93,7 @@ def comparable(evaluation: Evaluation) -> tuple:
     return evaluation.valid, evaluation.score, evaluation.verdicts, evaluation.feedback, evaluation.rejected
 
 
+@pytest.mark.slow
 def test_outputs_judged_on_the_nodes_score_as_on_the_driver(cluster: LocalCluster, problem_folder: Path) -> None:
     cfg = run_config(cluster, problem_folder)
     problem = load_problem(cfg)
@@ -121,16 +120,19 @@ def test_outputs_judged_on_the_nodes_score_as_on_the_driver(cluster: LocalCluste
     assert events == [("verify_nodes", {"nodes": accepted, "refused": 0})]
 
 
-def test_the_problem_key_wins_over_the_cluster_setting_and_no_cluster_means_the_driver(
-        cluster: LocalCluster, problem_folder: Path) -> None:
-    assert verification_place(run_config(cluster, problem_folder, "cluster.verify_on=driver"), "node") == "node"
-    assert verification_place(run_config(cluster, problem_folder, "cluster.verify_on=node"), "driver") == "driver"
-    assert verification_place(run_config(cluster, problem_folder, "cluster.verify_on=node"), None) == "node"
-    assert verification_place(run_config(cluster, problem_folder), None) == "driver"
-    assert verification_place(compose_config([f"problem={problem_folder}", "cluster.verify_on=node"]), "node") \
-        == "driver"
+def test_the_problem_key_wins_over_the_cluster_setting_and_no_cluster_means_the_driver(problem_folder: Path) -> None:
+    def place(problem_key: str | None, *overrides: str) -> str:  # no cluster is reached to decide this
+        return verification_place(compose_config([f"problem={problem_folder}", *overrides]), problem_key)
+
+    address = "cluster.address=10.0.0.1:6379"
+    assert place("node", address, "cluster.verify_on=driver") == "node"
+    assert place("driver", address, "cluster.verify_on=node") == "driver"
+    assert place(None, address, "cluster.verify_on=node") == "node"
+    assert place(None, address) == "driver"
+    assert place("node", "cluster.verify_on=node") == "driver"  # no cluster: this machine judges
 
 
+@pytest.mark.slow
 def test_a_node_with_another_copy_of_the_verifier_is_refused_and_named_and_the_others_keep_verifying(
         cluster: LocalCluster, problem_folder: Path, tmp_path: Path) -> None:
     edited = tmp_path / "edited"
@@ -162,6 +164,7 @@ def test_a_node_with_another_copy_of_the_verifier_is_refused_and_named_and_the_o
     assert [comparable(e) for e in judged] == [comparable(e) for e in on_driver]
 
 
+@pytest.mark.slow
 def test_a_cluster_where_no_node_matches_is_refused_in_one_line(cluster: LocalCluster, tmp_path: Path) -> None:
     folder = write_problem(tmp_path / "elsewhere")
     cfg = run_config(cluster, folder)
@@ -172,11 +175,68 @@ def test_a_cluster_where_no_node_matches_is_refused_in_one_line(cluster: LocalCl
         asyncio.run(node_verifiers(cfg, problem, ProcessSandbox().identity))
 
 
+@pytest.mark.slow
 def test_no_verification_on_nodes_unless_asked(cluster: LocalCluster, tmp_path: Path) -> None:
     folder = write_problem(tmp_path / "plain")
     (folder / "problem.yaml").write_text((folder / "problem.yaml").read_text().replace("verify_on: node\n", ""))
     cfg = run_config(cluster, folder)
     assert asyncio.run(node_verifiers(cfg, load_problem(cfg), ProcessSandbox().identity)) is None
+
+
+@pytest.mark.slow
+def test_a_node_that_joins_is_checked_then_gets_verification_work(cluster: LocalCluster, problem_folder: Path) -> None:
+    cfg = run_config(cluster, problem_folder)
+    problem = load_problem(cfg)
+    sandbox = ProcessSandbox()
+    events: list = []
+
+    async def record(kind: str, **data) -> None:
+        events.append((kind, data))
+
+    async def with_a_new_node() -> tuple[list[Evaluation], object, bool]:
+        pool = await node_verifiers(cfg, problem, sandbox.identity, record)
+        pool.rescan = 0.0  # look for new nodes at every judgement
+        evaluator = Evaluator(problem, sandbox, limits_from(cfg), "h", 10)
+        evaluator.verifier = pool
+        try:
+            node = cluster.cluster.add_node(num_cpus=1)
+            cluster.workers.append(node)
+            judged = [await evaluator.evaluate(SEED, "search")]
+            while node.node_id not in pool.accepted:
+                judged.append(await evaluator.evaluate(SEED, "search"))
+                await asyncio.sleep(0.2)
+            judged += [await evaluator.evaluate(SEED, "search") for _ in range(len(pool.accepted))]  # every node once
+            raylet = node.all_processes["raylet"][0].process.pid
+            working = any(descends_from(pid, raylet) for pid in processes_running("evolve.verify_worker"))
+            return judged, node, working
+        finally:
+            evaluator.close()
+
+    judged, node, working = asyncio.run(with_a_new_node())
+    assert {e.score for e in judged} == {-2.5}
+    assert ("verify_node_joined", {"node": events[-1][1]["node"], "node_id": node.node_id}) == events[-1]
+    assert working  # a verification process runs under the new node
+
+
+def processes_running(module: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if module.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_wrong_verify_on_is_a_one_line_error(tmp_path: Path) -> None:
+    folder = write_problem(tmp_path / "p")
+    with pytest.raises(ConfigError, match=r"^cluster.verify_on must be 'driver' or 'node'$"):
+        compose_config([f"problem={folder}", "cluster.verify_on=nodes"])
+    (folder / "problem.yaml").write_text((folder / "problem.yaml").read_text().replace("verify_on: node", "verify_on: gpu"))
+    with pytest.raises(ConfigError, match=r"^problem.verify_on must be 'driver' or 'node'"):
+        compose_config([f"problem={folder}"])
 
 
 SLOW_VERIFIER = VERIFIER.replace('''def verify(case, run, settings):
@@ -188,6 +248,7 @@ SLOW_VERIFIER = VERIFIER.replace('''def verify(case, run, settings):
 ''')
 
 
+@pytest.mark.slow
 def test_a_node_lost_while_judging_sends_the_job_to_another_node(cluster: LocalCluster, tmp_path: Path) -> None:
     folder = write_problem(tmp_path / "slow", SLOW_VERIFIER)
     pids = tmp_path / "pids"

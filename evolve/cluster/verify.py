@@ -96,7 +96,7 @@ class NodeVerifiers:
     """The driver's pool of NodeVerifier actors, one per node that runs work; judge-shaped."""
 
     def __init__(self, ray: Any, problem_section: dict[str, Any], driver_parts: dict[str, str], timeout: float,
-                 retries: int = 2, record: Record | None = None) -> None:
+                 retries: int = 2, record: Record | None = None, rescan: float = RESCAN_SECONDS) -> None:
         self.ray = ray
         self.section = problem_section
         self.parts = driver_parts
@@ -108,12 +108,15 @@ class NodeVerifiers:
         self.seen: set[str] = set()
         self.turn = itertools.count()
         self.scanned = 0.0
+        self.rescan = rescan
+        self.started = False
         self.admitting: asyncio.Task | None = None
         self.actor = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(NodeVerifier)
 
     async def start(self) -> None:
         """Check every node now; ClusterError if none may verify."""
         await self._admit()
+        self.started = True
         if not self.accepted:
             reasons = "; ".join(self.refused.values()) or "the cluster has no node with CPUs"
             raise ClusterError(f"no node may verify this problem ({reasons}); fix the nodes' copies of the problem "
@@ -123,8 +126,8 @@ class NodeVerifiers:
 
     async def judge(self, job: dict[str, Any]) -> dict[str, Any]:
         """The reply of one accepted node's verifier (see VerifierProcesses.judge)."""
-        if time.monotonic() - self.scanned > RESCAN_SECONDS and (self.admitting is None or self.admitting.done()):
-            self.admitting = asyncio.create_task(self._admit())  # nodes that joined: checked, then used
+        if time.monotonic() - self.scanned > self.rescan and (self.admitting is None or self.admitting.done()):
+            self.admitting = asyncio.create_task(self._admit_quietly())  # nodes that joined: checked, then used
         lost = 0
         while True:
             if not self.accepted:
@@ -155,6 +158,14 @@ class NodeVerifiers:
             self.ray.kill(actor)  # its verification processes die with it (they watch their parent)
         self.accepted.clear()
 
+    async def _admit_quietly(self) -> None:
+        """_admit in the background: a failure to check new nodes leaves the accepted ones judging."""
+        try:
+            await self._admit()
+        except Exception as error:  # noqa: BLE001 - logged; the next scan tries again
+            log.warning("could not check the nodes that joined: %s", str(error).splitlines()[0][:300] if str(error) else
+                        type(error).__name__)
+
     async def _admit(self) -> None:
         """Start a NodeVerifier on every live node not seen yet (with CPUs: the head may run none)."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -182,6 +193,8 @@ class NodeVerifiers:
                                       reason=status["refused"])
             else:
                 self.accepted[node_id] = actor
+                if self.started and self.record is not None:
+                    await self.record("verify_node_joined", node=status["node"], node_id=node_id)
 
 
 def _lost(ray: Any, error: BaseException) -> bool:
