@@ -459,7 +459,7 @@ def validate(cfg: DictConfig) -> None:
         (cfg.llm.numeric_rate + cfg.llm.line_rate + cfg.llm.crossover_rate > 0,
          "at least one of llm.numeric_rate, llm.line_rate, llm.crossover_rate must be positive"),
         (cfg.cluster.verify_on in ("driver", "node"), "cluster.verify_on must be 'driver' or 'node'"),
-        (cfg.problem.get("verify_on") in (None, "driver", "node"),
+        (cfg.problem.verify_on in (None, "driver", "node"),
          "problem.verify_on must be 'driver' or 'node' (or left out: cluster.verify_on decides)"),
         (cfg.sandbox.backend in ("process", "bwrap", "docker", "auto"),
          "sandbox.backend must be one of process, bwrap, docker, auto"),

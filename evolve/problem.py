@@ -287,7 +287,7 @@ def load_problem(cfg: Settings | DictConfig) -> Problem:
         reference_code=reference,
         seed_path=seed_path,
         program=program,
-        verify_on=p.get("verify_on"),
+        verify_on=p.verify_on,
     )
 
 

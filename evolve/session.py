@@ -299,7 +299,7 @@ async def _drive(cfg: Settings, run_dir: Path, problem, store: seams.Store, run:
                      recorder.best_id, tuple(recorder.notices), recorder.alarms)
 
 
-async def _verify_on_nodes(cfg: DictConfig, problem, evaluator: Evaluator, sandbox_identity: str,
+async def _verify_on_nodes(cfg: Settings, problem, evaluator: Evaluator, sandbox_identity: str,
                            sandbox: seams.Sandbox, store: seams.Store, recorder: Recorder) -> None:
     """Swap the evaluator's judge for the nodes' verifiers when this run verifies on nodes.
 

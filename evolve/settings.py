@@ -71,6 +71,7 @@ class ProblemSettings:
     files: tuple[Any, ...] = ()  # a path, or {"path": ..., "whole": bool}
     build: ProgramBuildSettings = field(default_factory=ProgramBuildSettings)
     run: ProgramRunSettings = field(default_factory=ProgramRunSettings)
+    verify_on: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

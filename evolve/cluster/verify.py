@@ -34,7 +34,7 @@ PLACES = ("driver", "node")
 RESCAN_SECONDS = 10.0  # how often judging looks for nodes that joined since
 
 
-def verification_place(cfg: DictConfig, problem_verify_on: str | None) -> str:
+def verification_place(cfg: Any, problem_verify_on: str | None) -> str:
     """Where this run's outputs are judged: "node" only on a cluster and when the problem's
     `verify_on` says so, or, the problem saying nothing, `cluster.verify_on` does."""
     if not cfg.cluster.address:
@@ -206,7 +206,7 @@ def _lost(ray: Any, error: BaseException) -> bool:
     return isinstance(error, lost)
 
 
-async def node_verifiers(cfg: DictConfig, problem: Any, sandbox_identity: str,
+async def node_verifiers(cfg: Any, problem: Any, sandbox_identity: str,
                          record: Record | None = None) -> NodeVerifiers | None:
     """The pool that judges this run's outputs on its nodes, checked and started; None: the driver judges."""
     if verification_place(cfg, getattr(problem, "verify_on", None)) != "node":
@@ -214,6 +214,10 @@ async def node_verifiers(cfg: DictConfig, problem: Any, sandbox_identity: str,
     from evolve.cluster.connect import connect
 
     ray = connect(cfg.cluster.address, cfg.cluster.connect_timeout)
+    if not isinstance(cfg, DictConfig):  # Settings: its hydra form, as config.yaml stores it
+        from evolve.settings import to_config
+
+        cfg = to_config(cfg)
     pool = NodeVerifiers(ray, OmegaConf.to_container(cfg.problem, resolve=True),  # type: ignore[arg-type]
                          problem.identity_parts(sandbox_identity), cfg.verification.verifier_timeout,
                          cfg.cluster.retries, record)
