@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -129,6 +130,26 @@ def test_a_call_the_driver_gives_up_on_leaves_no_process_on_any_node(cluster: Lo
     asyncio.run(stopped_midway())
     pids = json.loads(pids_file.read_text())
     wait_until(lambda: no_process_left(pids), 30, "the cancelled call's processes to be gone")
+
+
+def test_the_driver_bounds_its_wait_when_no_node_answers_and_withdraws_the_call(cluster: LocalCluster,
+                                                                                tmp_path: Path) -> None:
+    import ray
+
+    def occupy() -> None:
+        time.sleep(120)
+
+    blockers = [ray.remote(num_cpus=1)(occupy).remote() for _ in cluster.workers]  # every CPU taken
+    local = slow_certifier(tmp_path, 1.0)
+    certifier = ClusterCertifier(local.verifier, local.settings, 1.0, 1.0, 1.0, ray=ray, slack=1.0)
+    try:
+        result = asyncio.run(certifier.certify({}, None, None))
+    finally:
+        for blocker in blockers:
+            ray.cancel(blocker, force=True)
+    assert result.status == "uncertified" and "ran past its time limit of 1 s" in result.detail["reason"]
+    time.sleep(3)  # had the withdrawn call still been queued, it would have started on a freed CPU by now
+    assert not (tmp_path / "pids.json").exists()
 
 
 def test_a_run_certifies_and_verifies_on_the_cluster_with_the_same_stored_results(cluster: LocalCluster,
