@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +45,8 @@ class LocalCluster:
         import ray
 
         before = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
-        command = (f"mount --bind {contents} {place} && exec ray start --address={self.address} --num-cpus=1 "
+        ray_cli = shutil.which("ray") or str(Path(sys.executable).parent / "ray")  # the ray of this Python
+        command = (f"mount --bind {contents} {place} && exec {ray_cli} start --address={self.address} --num-cpus=1 "
                    "--block --disable-usage-stats")
         process = subprocess.Popen(["unshare", "--mount", "sh", "-c", command], start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
