@@ -48,12 +48,18 @@ class LocalCluster:
         ray_cli = shutil.which("ray") or str(Path(sys.executable).parent / "ray")  # the ray of this Python
         command = (f"mount --bind {contents} {place} && exec {ray_cli} start --address={self.address} --num-cpus=1 "
                    "--block --disable-usage-stats")
-        process = subprocess.Popen(["unshare", "--mount", "sh", "-c", command], start_new_session=True,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = Path(self.temp) / f"own-disk-{len(self.started)}.log"
+        with log.open("wb") as out:  # unshare and mount need root (CAP_SYS_ADMIN), as the tests have here
+            process = subprocess.Popen(["unshare", "--mount", "sh", "-c", command], start_new_session=True,
+                                       stdout=out, stderr=subprocess.STDOUT)
         self.started.append(process)
-        joined = wait_until(lambda: {node["NodeID"] for node in ray.nodes() if node["Alive"]} - before, 90,
-                            "the node with its own disk to join")
-        return next(iter(joined))
+
+        def joined() -> set[str]:
+            if process.poll() is not None:
+                raise AssertionError(f"the node with its own disk did not start: {log.read_text()[-1000:]}")
+            return {node["NodeID"] for node in ray.nodes() if node["Alive"]} - before
+
+        return next(iter(wait_until(joined, 90, "the node with its own disk to join")))
 
     def shutdown(self) -> None:
         for process in self.started:  # `ray start --block` stops its node's processes when it is stopped
