@@ -108,9 +108,11 @@ class ClusterCertifier(Certifier):
                 return killed
             try:
                 reply = waiting.result()
-            except Exception as error:  # noqa: BLE001 - a lost node is retried; anything else is raised as it was
+            except Exception as error:  # noqa: BLE001 - a lost node is retried; anything else stops the run
                 if not _node_lost(self.ray, error):
-                    raise
+                    raise ClusterError(f"verifier {self.name}: {hook}() could not run on its node "
+                                       f"({_first_line(error)}); every node needs this evolve installed, with the "
+                                       "verifier's dependencies") from None
                 lost.append(_first_line(error))
                 if len(lost) > self.retries:
                     raise ClusterError(f"verifier {self.name}: {hook}() was lost with its node {len(lost)} times "
