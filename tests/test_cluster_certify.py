@@ -136,10 +136,13 @@ def test_the_driver_bounds_its_wait_when_no_node_answers_and_withdraws_the_call(
                                                                                 tmp_path: Path) -> None:
     import ray
 
-    def occupy() -> None:
+    def occupy(started: str) -> None:
+        Path(started).touch()
         time.sleep(120)
 
-    blockers = [ray.remote(num_cpus=1)(occupy).remote() for _ in cluster.workers]  # every CPU taken
+    marks = [tmp_path / f"busy{i}" for i in range(len(cluster.workers))]
+    blockers = [ray.remote(num_cpus=1)(occupy).remote(str(mark)) for mark in marks]
+    wait_until(lambda: all(mark.exists() for mark in marks), 60, "every CPU of the cluster to be taken")
     local = slow_certifier(tmp_path, 1.0)
     certifier = ClusterCertifier(local.verifier, local.settings, 1.0, 1.0, 1.0, ray=ray, slack=1.0)
     try:
