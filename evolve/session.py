@@ -30,7 +30,7 @@ from evolve.engine import Engine
 from evolve.errors import EvolveError
 from evolve.evaluation import Evaluator
 from evolve.paths import resolve
-from evolve.problem import IdentityDiff, check_evolvable, compare_identity, identity_hash, load_problem
+from evolve.problem import SANDBOX_PART, IdentityDiff, check_evolvable, compare_identity, identity_hash, load_problem
 from evolve.problem_source import current_problem, locate
 from evolve.proposers.base import Proposer
 from evolve.proposers.factory import make_proposer
@@ -73,6 +73,17 @@ def sandbox_label(run_dir: Path) -> str:
     """
     digest = hashlib.sha256(str(run_dir.expanduser().resolve()).encode()).hexdigest()[:12]
     return f"{run_dir.name}-{digest}"
+
+
+def build_sandbox(cfg: Settings, run_dir: Path, used: str | None = None) -> seams.Sandbox:
+    """This machine's sandbox tier, or the Ray cluster's nodes when `cluster.address` names one
+    (`used`: the sandbox identity the run had, so a resumed run keeps its nodes' tier)."""
+    if not cfg.cluster.address:
+        return make_sandbox(cfg, sandbox_label(run_dir))
+    from evolve.cluster.sandbox import RaySandbox
+
+    prefer = used.removeprefix("ray:") if used and used.startswith("ray:") else None
+    return RaySandbox(cfg, sandbox_label(run_dir), prefer)
 
 
 def stored_run_id(run_dir: Path) -> int | None:
@@ -162,8 +173,8 @@ async def start_run(config: DictConfig | Settings, on_best: BestCallback | None 
     check_url(database_url(cfg, run_dir))  # a bad database.url fails here, before anything is written
     proposer = proposer or make_proposer(settings)  # a missing API key fails here, before anything is written
     await _preflight(proposer)
-    if sandbox is None:  # an unavailable sandbox fails here, before anything is written
-        sandbox = make_sandbox(settings, sandbox_label(run_dir))
+    if sandbox is None:  # an unavailable sandbox (or cluster) fails here, before anything is written
+        sandbox = build_sandbox(settings, run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -220,7 +231,7 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
         except RunLocked:
             store.close()
             raise
-        sandbox = make_sandbox(settings, sandbox_label(run_dir))
+        sandbox = build_sandbox(settings, run_dir, json.loads(run.evaluator_parts).get(SANDBOX_PART))
         parts = problem.identity_parts(sandbox.identity)
         diff = compare_identity(json.loads(run.evaluator_parts), parts)
         if diff.changes:
@@ -274,6 +285,9 @@ async def _drive(cfg: Settings, run_dir: Path, problem, store: seams.Store, run:
         engine.certifier = await cluster_certifier(cfg, engine.certifier, recorder.event)  # Z3 calls as tasks
     interrupted = _on_signals(engine)
     await recorder.event("session_start", evaluations=recorder.evaluations)
+    listen = getattr(sandbox, "listen", None)  # a cluster reports its nodes joining, refused or lost
+    if listen is not None:
+        await listen(recorder.event)
     status, reason, writable = "failed", "", True
     try:
         reason = await engine.run()

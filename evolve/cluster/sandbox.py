@@ -1,0 +1,407 @@
+"""The cluster as a sandbox: candidates run on the nodes of a Ray cluster, everything else stays here.
+
+`RaySandbox` is a Sandbox like the local tiers (evolve/sandbox/base.py): the Evaluator sends it a
+job and gets one result back, so proposing, deduplicating, verifying and storing stay on the
+driver, unchanged. Behind `run`:
+
+- one NodeWorker actor per node with slots (evolve/cluster/node.py), pinned to it, owning that
+  node's local sandbox tier;
+- nodes must agree on that tier's identity (and run the driver's sandbox runner): a node that
+  differs is refused, named in a `node_refused` event, and gets no work;
+- a job's cases are split into chunks sent to the least-loaded nodes with a free slot and gathered
+  back in order (case-level fan-out);
+- a node that dies or leaves is an infrastructure fault: its chunks go to another node (at most
+  `cluster.retries` times, `node_lost` / `task_retried` events), never an invalid score; when the
+  retries run out the run stops with a ClusterError;
+- a node that joins mid-run (seen by polling the cluster) gets a worker and work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from omegaconf import DictConfig
+
+from evolve.cluster.connect import ClusterError, connect, disconnect
+from evolve.cluster.node import NodeReport, NodeWorker, node_settings
+from evolve.sandbox.base import SandboxJob, SandboxResult
+from evolve.sandbox.process import runner_hash
+from evolve.settings import Settings, as_settings
+
+log = logging.getLogger("evolve.cluster")
+POLL_SECONDS = 2.0  # how often the cluster is asked which nodes are alive (joins and departures)
+START_SECONDS = 120.0  # a node's worker must report within this (a Docker pool starting included)
+CLOSE_SECONDS = 30.0  # a node's worker gets this long to remove its containers before it is killed
+EventSink = Callable[..., Awaitable[None]]  # recorder.event(kind, **data)
+
+
+@dataclass(eq=False)
+class Node:
+    """A node accepted into the run, as the driver tracks it."""
+
+    node_id: str
+    host: str
+    slots: int
+    actor: Any
+    busy: int = 0
+    alive: bool = True
+    jobs: int = 0  # chunks it returned
+    cases: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.host} ({self.node_id[:12]})"
+
+
+@dataclass
+class Chunk:
+    job: SandboxJob
+    attempts: int = 0
+    lost_on: list[str] = field(default_factory=list)
+
+
+class RaySandbox:
+    """Runs jobs on the accepted nodes of the Ray cluster at `settings.cluster.address`.
+
+    `prefer`: the node identity this run used before (on resume), chosen over a majority.
+    """
+
+    name = "ray"
+
+    def __init__(self, settings: Settings | DictConfig, label: str, prefer: str | None = None) -> None:
+        self.settings = as_settings(settings)
+        cluster = self.settings.cluster
+        self.address = str(cluster.address)
+        self.ray = connect(self.address, float(cluster.connect_timeout))
+        self.label = label
+        self.slots_per_node = int(cluster.slots_per_node)
+        self.cases_per_task = int(cluster.cases_per_task)
+        self.retries = int(cluster.retries)
+        self.runner = runner_hash()
+        self.nodes: dict[str, Node] = {}
+        self.refused: dict[str, str] = {}  # node id -> why
+        self.skipped: set[str] = set()  # nodes with no slots (a head started with --num-cpus=0)
+        self._events: list[tuple[str, dict[str, Any]]] = []  # until a sink listens
+        self._sink: EventSink | None = None
+        self._writing: set[asyncio.Task] = set()  # events on their way to the sink
+        self._changed: asyncio.Condition | None = None
+        self._poller: asyncio.Task | None = None
+        self._closed = False
+        self._started: list[Any] = []  # every worker started, for cleanup
+        self._slot_counts: dict[str, int] = {}
+        try:
+            reports = self._start_all()
+            shared = shared_identity([report for report, _ in reports.values()], self.runner, prefer)
+            if shared is None:
+                reasons = "; ".join(f"{report.host} ({node_id[:12]}): {refusal(report, self.runner, None)}"
+                                    for node_id, (report, _) in reports.items()) or "no node has CPUs"
+                raise ClusterError(f"no node of the Ray cluster at {self.address} can run candidates ({reasons}); "
+                                   "fix the nodes' sandboxes (`evolve sandbox build` on each) or give them CPUs")
+            self.shared = shared
+            for report, actor in reports.values():
+                self._admit(report, actor)
+        except BaseException:
+            for actor in self._started:  # a refused start leaves nothing running on the nodes
+                self._kill(actor)
+            disconnect()
+            raise
+        self.identity = "ray:" + shared
+
+    # ------------------------------------------------------------------ nodes
+
+    def _alive_nodes(self) -> list[dict[str, Any]]:
+        return [n for n in self.ray.nodes() if n.get("Alive")]
+
+    def _slots(self, info: dict[str, Any]) -> int:
+        return self.slots_per_node or int(info.get("Resources", {}).get("CPU", 0))
+
+    def _start_worker(self, info: dict[str, Any]) -> Any:
+        """A NodeWorker pinned to the node (num_cpus=0: the worker itself takes no slot)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        slots = self._slot_counts[info["NodeID"]] = self._slots(info)
+        remote = self.ray.remote(NodeWorker).options(
+            num_cpus=0, max_restarts=0, max_concurrency=max(4, 2 * slots + 2),
+            scheduling_strategy=NodeAffinitySchedulingStrategy(info["NodeID"], soft=False))
+        actor = remote.remote(node_settings(self.settings, slots), self.label, info["NodeID"])
+        self._started.append(actor)
+        return actor
+
+    def _start_all(self) -> dict[str, tuple[NodeReport, Any]]:
+        """Start a worker on every alive node with slots and collect their reports (blocking: start-up)."""
+        started: dict[str, tuple[dict[str, Any], Any]] = {}
+        for info in self._alive_nodes():
+            if self._slots(info) <= 0:
+                self.skipped.add(info["NodeID"])
+                continue
+            started[info["NodeID"]] = (info, self._start_worker(info))
+        return {node_id: self._collect(info, actor) for node_id, (info, actor) in started.items()}
+
+    def _collect(self, info: dict[str, Any], actor: Any) -> tuple[NodeReport, Any]:
+        try:
+            return self.ray.get(actor.report.remote(), timeout=START_SECONDS), actor
+        except Exception as error:  # noqa: BLE001 - a node that cannot start a worker is refused, named
+            return NodeReport(info["NodeID"], str(info.get("NodeManagerAddress", "?")), "", "",
+                              f"its worker did not start: {_first_line(error)}"), actor
+
+    def _admit(self, report: NodeReport, actor: Any) -> bool:
+        """Accept a node whose identity is the shared one; refuse (and name) any other."""
+        reason = refusal(report, self.runner, self.shared)
+        info = {"node": report.node_id, "host": report.host}
+        if reason:
+            self.refused[report.node_id] = reason
+            self._kill(actor)
+            log.warning("cluster: node %s (%s) refused: %s", report.host, report.node_id[:12], reason)
+            self._emit("node_refused", **info, reason=reason, identity=report.identity)
+            return False
+        slots = self._slot_counts[report.node_id]
+        self.nodes[report.node_id] = Node(report.node_id, report.host, slots, actor)
+        log.info("cluster: node %s (%s) joined with %d slots", report.host, report.node_id[:12], slots)
+        self._emit("node_joined", **info, slots=slots, identity=report.identity)
+        if self._changed is not None:
+            self._notify()
+        return True
+
+    async def _poll(self) -> None:
+        """Notice nodes that joined (they get a worker) and nodes that left (no more work)."""
+        while not self._closed:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                alive = await asyncio.to_thread(self._alive_nodes)
+            except Exception as error:  # noqa: BLE001 - the head may be restarting; ask again later
+                log.warning("cluster: cannot list the nodes (%s)", _first_line(error))
+                continue
+            ids = {info["NodeID"] for info in alive}
+            for node in list(self.nodes.values()):
+                if node.alive and node.node_id not in ids:
+                    self._lose(node, "the node left the cluster")
+            for info in alive:
+                node_id = info["NodeID"]
+                if node_id in self.nodes or node_id in self.refused or node_id in self.skipped:
+                    continue
+                if self._slots(info) <= 0:
+                    self.skipped.add(node_id)
+                    continue
+                actor = self._start_worker(info)
+                self.skipped.add(node_id)  # not asked again while its worker starts
+                try:
+                    report = await asyncio.wait_for(actor.report.remote(), START_SECONDS)
+                except Exception as error:  # noqa: BLE001
+                    report = NodeReport(node_id, str(info.get("NodeManagerAddress", "?")), "", "",
+                                        f"its worker did not start: {_first_line(error)}")
+                self.skipped.discard(node_id)
+                if not self._closed:
+                    self._admit(report, actor)
+                else:
+                    self._kill(actor)
+
+    def _lose(self, node: Node, reason: str) -> None:
+        if not node.alive:
+            return
+        node.alive = False
+        log.warning("cluster: node %s lost (%s); its tasks go to other nodes", node.name, reason)
+        self._emit("node_lost", node=node.node_id, host=node.host, reason=reason, in_flight=node.busy)
+        self._kill(node.actor)
+        self._notify()
+
+    # ------------------------------------------------------------------ jobs
+
+    async def run(self, job: SandboxJob) -> SandboxResult:
+        self._start_polling()
+        started = time.monotonic()
+        chunks = self._split(job)
+        results = await asyncio.gather(*(self._run_chunk(chunk) for chunk in chunks))
+        if len(results) == 1:
+            return results[0]
+        return gather_results(job, results, time.monotonic() - started)
+
+    def _split(self, job: SandboxJob) -> list[Chunk]:
+        """The job's cases in contiguous chunks. A compiled job is not split: it is built once, where it runs."""
+        if job.program is not None or len(job.cases) <= 1:
+            return [Chunk(job)]
+        if self.cases_per_task > 0:
+            size = self.cases_per_task
+        else:
+            free = sum(max(0, n.slots - n.busy) for n in self.nodes.values() if n.alive)
+            size = math.ceil(len(job.cases) / max(1, min(free, len(job.cases))))
+        return [Chunk(SandboxJob(job.code, job.entry, job.cases[i:i + size], job.limits))
+                for i in range(0, len(job.cases), size)]
+
+    async def _run_chunk(self, chunk: Chunk) -> SandboxResult:
+        from ray.exceptions import NodeDiedError, ObjectLostError, RayActorError, WorkerCrashedError
+
+        while True:
+            node = await self._acquire()
+            try:
+                result = await node.actor.run.remote(chunk.job)
+            except (RayActorError, NodeDiedError, WorkerCrashedError, ObjectLostError) as error:
+                self._lose(node, _first_line(error))
+                chunk.attempts += 1
+                chunk.lost_on.append(node.name)
+                if chunk.attempts > self.retries:
+                    raise ClusterError(
+                        f"a task of {len(chunk.job.cases)} cases was lost with {chunk.attempts} nodes "
+                        f"({', '.join(chunk.lost_on)}) and cluster.retries={self.retries} ran out; nothing was "
+                        "scored from it. Check the nodes, then continue with `evolve resume RUN_DIR`") from None
+                self._emit("task_retried", node=node.node_id, host=node.host, cases=len(chunk.job.cases),
+                           attempt=chunk.attempts)
+                continue
+            except Exception as error:  # noqa: BLE001 - the node's worker failed, not the candidate
+                raise ClusterError(f"the worker on node {node.name} failed: {_first_line(error)}") from None
+            finally:
+                node.busy -= 1
+                self._notify()
+            node.jobs += 1
+            node.cases += len(chunk.job.cases)
+            return result
+
+    async def _acquire(self) -> Node:
+        """The least-loaded node with a free slot, waiting for one; a ClusterError when no node is left."""
+        assert self._changed is not None
+        alone_since: float | None = None
+        async with self._changed:
+            while True:
+                if self._closed:
+                    raise ClusterError("the cluster sandbox is closed")
+                free = [n for n in self.nodes.values() if n.alive and n.busy < n.slots]
+                if free:
+                    node = min(free, key=lambda n: (n.busy / n.slots, n.busy))
+                    node.busy += 1
+                    return node
+                if any(n.alive for n in self.nodes.values()):
+                    alone_since = None
+                else:
+                    alone_since = alone_since or time.monotonic()
+                    if time.monotonic() - alone_since > START_SECONDS:
+                        raise ClusterError(f"no node of the Ray cluster at {self.address} is left to run candidates "
+                                           f"({len(self.nodes)} lost, {len(self.refused)} refused); add nodes and "
+                                           "continue with `evolve resume RUN_DIR`")
+                try:
+                    await asyncio.wait_for(self._changed.wait(), POLL_SECONDS)
+                except asyncio.TimeoutError:
+                    pass
+
+    def _start_polling(self) -> None:
+        if self._poller is None and not self._closed:
+            self._changed = asyncio.Condition()
+            self._poller = asyncio.create_task(self._poll())
+
+    def _notify(self) -> None:
+        if self._changed is None:
+            return
+        condition = self._changed
+
+        async def wake() -> None:
+            async with condition:
+                condition.notify_all()
+
+        try:
+            asyncio.get_running_loop().create_task(wake())
+        except RuntimeError:
+            pass
+
+    # ------------------------------------------------------------------ events
+
+    async def listen(self, sink: EventSink) -> None:
+        """Send this sandbox's events (node joined, refused, lost; task retried) to `sink` from now on,
+        the ones from before first."""
+        self._sink = sink
+        pending, self._events = self._events, []
+        for kind, data in pending:
+            await sink(kind, **data)
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        if self._sink is None:
+            self._events.append((kind, data))
+            return
+        sink = self._sink
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._events.append((kind, data))
+            return
+        task = loop.create_task(sink(kind, **data))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+
+    def usage(self) -> list[dict[str, Any]]:
+        """How much each node ran: what `cluster_usage` records when the sandbox closes."""
+        return [{"node": n.node_id, "host": n.host, "slots": n.slots, "jobs": n.jobs, "cases": n.cases,
+                 "alive": n.alive} for n in self.nodes.values()]
+
+    # ------------------------------------------------------------------ closing
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        await asyncio.gather(*self._writing, return_exceptions=True)
+        if self._sink is not None:
+            await self._sink("cluster_usage", nodes=self.usage())
+        alive = [n for n in self.nodes.values() if n.alive]
+        closing = [asyncio.wait_for(_awaitable(n.actor.close.remote()), CLOSE_SECONDS) for n in alive]
+        await asyncio.gather(*closing, return_exceptions=True)  # a node gone meanwhile has nothing to clean
+        for node in self.nodes.values():
+            self._kill(node.actor)
+        disconnect()
+
+    def _kill(self, actor: Any) -> None:
+        try:
+            self.ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already dead, or its node is gone
+            pass
+
+
+def shared_identity(reports: list[NodeReport], runner: str, prefer: str | None) -> str | None:
+    """The node sandbox identity the run uses: `prefer` when a node has it (a resumed run keeps its
+    tier), else the one most nodes share (ties: the first node's), among nodes whose sandbox started
+    and runs the driver's runner. None when no node qualifies."""
+    usable = [r.identity for r in reports if not r.error and r.runner == runner]
+    if not usable:
+        return None
+    if prefer in usable:
+        return prefer
+    counts = Counter(usable)
+    best = max(counts.values())
+    return next(identity for identity in usable if counts[identity] == best)
+
+
+def refusal(report: NodeReport, runner: str, shared: str | None) -> str:
+    """Why a node is refused ('' when it is not)."""
+    if report.error:
+        return report.error
+    if report.runner != runner:
+        return (f"its sandbox runner (runner-{report.runner}) is not the driver's (runner-{runner}): install the "
+                "same evolve version on every node")
+    if shared is not None and report.identity != shared:
+        return (f"its sandbox identity {report.identity} differs from the cluster's {shared}: scores from it would "
+                "not be comparable; give every node the same sandbox tier and image")
+    return ""
+
+
+def gather_results(job: SandboxJob, parts: list[SandboxResult], seconds: float) -> SandboxResult:
+    """One result from the chunks' results, cases in the job's order."""
+    runs = tuple(run for part in parts for run in part.runs)
+    limit = job.limits.max_log_bytes
+    stdout = "".join(part.stdout for part in parts)[:limit]
+    stderr = "".join(part.stderr for part in parts)[:limit]
+    failure = next((part.failure for part in parts if part.failure), "")
+    return SandboxResult(runs, stdout, stderr, seconds, failure)
+
+
+async def _awaitable(ref: Any) -> Any:
+    return await ref
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:300]
