@@ -72,7 +72,9 @@ class LocalCluster:
         self.temp = tempfile.mkdtemp(prefix="rc-", dir="/tmp")  # short: Ray's socket paths must fit
         self.cluster = Cluster(initialize_head=True, connect=False,
                                head_node_args={"num_cpus": 0, "include_dashboard": False, "temp_dir": self.temp})
-        self.workers = [self.add() for _ in range(workers)]
+        self.workers: list[Any] = []
+        for _ in range(workers):
+            self.add()
 
     @property
     def address(self) -> str:
@@ -82,6 +84,7 @@ class LocalCluster:
         """A worker node with 1 CPU (its slots), alive when this returns."""
         node = self.cluster.add_node(num_cpus=1, **node_args)
         self.cluster.wait_for_nodes()
+        self.workers.append(node)
         return node
 
     def remove(self, node: Any) -> None:

@@ -1,0 +1,226 @@
+"""Evaluation on a Ray cluster: a real cluster of a head and two worker nodes on this machine.
+
+The driver (the `evolve run` process, or this test process) proposes, verifies and stores; the
+nodes run candidates in their own bubblewrap sandbox. Nodes come and go while a search runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from evolve.cluster.connect import ClusterError
+from evolve.cluster.sandbox import RaySandbox
+from evolve.config import compose_config
+from evolve.evaluation import Evaluator
+from evolve.problem import SANDBOX_PART, load_problem
+from evolve.sandbox.base import SandboxJob
+from evolve.sandbox.bwrap import BwrapSandbox
+from evolve.sandbox.factory import limits_from
+from tests.cluster_support import RUN_OVERRIDES, LocalCluster, other_install, wait_until, write_problem
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    local = LocalCluster(workers=2)
+    try:
+        yield local
+    finally:
+        local.shutdown()
+
+
+@pytest.fixture(scope="module")
+def problem_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_problem(tmp_path_factory.mktemp("problem") / "scaled")
+
+
+def evolve_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "evolve", *args]
+
+
+def rows(run_dir: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(run_dir / "evolve.db") as connection:
+        return connection.execute(sql).fetchall()
+
+
+def events(run_dir: Path, kind: str) -> list[dict[str, Any]]:
+    return [json.loads(data) for (data,) in rows(run_dir, f"SELECT data FROM events WHERE kind = '{kind}'")]
+
+
+def assert_each_candidate_stored_once_and_valid(run_dir: Path) -> None:
+    assert rows(run_dir, "SELECT code_hash FROM programs GROUP BY code_hash HAVING COUNT(*) > 1") == []
+    assert rows(run_dir, "SELECT program_id FROM proposals WHERE program_id IS NOT NULL "
+                         "GROUP BY program_id HAVING COUNT(*) > 1") == []
+    # One search evaluation per program; a champion's re-check (verification.recheck_champion) is the one more.
+    champions = {event["program_id"] for event in events(run_dir, "champion")}
+    counts = dict(rows(run_dir, "SELECT program_id, COUNT(*) FROM evaluations WHERE split = 'search' "
+                                "GROUP BY program_id"))
+    (programs,) = rows(run_dir, "SELECT COUNT(*) FROM programs")[0]
+    assert len(counts) == programs
+    assert all(count == 1 or (count == 2 and program in champions) for program, count in counts.items()), counts
+    # Every mutation of this problem is a valid program: an invalid one could only be a lost node's doing.
+    assert rows(run_dir, "SELECT id, feedback FROM evaluations WHERE NOT valid") == []
+
+
+def test_an_unreachable_cluster_is_a_one_line_error_and_nothing_is_written(tmp_path: Path, problem_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    done = subprocess.run(evolve_command("run", f"problem={problem_dir}", f"run.dir={run_dir}", *RUN_OVERRIDES,
+                                         "cluster.address=127.0.0.1:9", "cluster.connect_timeout=5"),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "127.0.0.1:9" in lines[0] and "cluster.address" in lines[0], done.stderr
+    assert not run_dir.exists()
+
+
+@pytest.mark.slow
+def test_a_search_runs_its_candidates_on_both_worker_nodes(tmp_path: Path, cluster: LocalCluster,
+                                                            problem_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    done = subprocess.run(evolve_command("run", f"problem={problem_dir}", f"run.dir={run_dir}", *RUN_OVERRIDES,
+                                         "budget.evaluations=4", "search.evaluators=2",
+                                         f"cluster.address={cluster.address}"),
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    workers = {cluster.node_id(node) for node in cluster.workers}
+    assert {event["node"] for event in events(run_dir, "node_joined")} == workers  # the head has no CPUs
+    (usage,) = events(run_dir, "cluster_usage")
+    assert {node["node"] for node in usage["nodes"] if node["jobs"] > 0} == workers
+    # The run's sandbox identity is the nodes' shared tier, so a resume on another tier is recorded.
+    (parts,) = rows(run_dir, "SELECT evaluator_parts FROM runs")[0]
+    assert json.loads(parts)[SANDBOX_PART].startswith("ray:bwrap-")
+    assert_each_candidate_stored_once_and_valid(run_dir)
+
+
+@pytest.mark.slow
+def test_one_candidates_cases_fanned_out_over_both_nodes_score_as_on_this_machine(
+        cluster: LocalCluster, problem_dir: Path) -> None:
+    cfg = compose_config([f"problem={problem_dir}", "sandbox=bwrap", f"cluster.address={cluster.address}",
+                          "cluster.cases_per_task=1"])
+    problem = load_problem(cfg)
+    code = problem.seed_code.replace("SCALE = 2.0", "SCALE = 2.5")
+
+    async def evaluate(sandbox) -> tuple[Any, Any]:
+        evaluator = Evaluator(problem, sandbox, limits_from(cfg), "same-hash")
+        try:
+            return await evaluator.evaluate(code, "search"), getattr(sandbox, "usage", lambda: None)()
+        finally:
+            evaluator.close()
+            await sandbox.close()
+
+    spread, usage = asyncio.run(evaluate(RaySandbox(cfg, "fan-out")))
+    here, _ = asyncio.run(evaluate(BwrapSandbox(scratch_mb=16)))
+    assert spread.valid and here.valid
+    assert spread.score == here.score and spread.verdicts == here.verdicts
+    # One candidate, four cases: each worker node ran some of them.
+    assert sorted(node["cases"] for node in usage) in ([1, 3], [2, 2])
+
+
+@pytest.mark.slow
+def test_a_node_lost_mid_run_loses_nothing_and_a_node_that_joins_gets_work(
+        tmp_path: Path, cluster: LocalCluster, problem_dir: Path) -> None:
+    slow_problem = write_problem(tmp_path / "slow", cases=4, delay=2.0)  # chunks long in flight
+    run_dir = tmp_path / "run"
+    log = (tmp_path / "run.log").open("w")
+    engine = subprocess.Popen(evolve_command("run", f"problem={slow_problem}", f"run.dir={run_dir}", *RUN_OVERRIDES,
+                                             "budget.evaluations=1000", "search.evaluators=2",
+                                             f"cluster.address={cluster.address}", "cluster.retries=2"),
+                              stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        victim = cluster.workers[0]
+        wait_until(lambda: cluster.running_candidate(victim), 90, "a candidate running on the first node")
+        lost = cluster.node_id(victim)
+        cluster.remove(victim)  # its candidate was running: its chunk must go to another node
+        newcomer = cluster.add()
+        wait_until(lambda: cluster.running_candidate(newcomer), 90, "a candidate on the node that joined")
+        engine.send_signal(signal.SIGINT)
+        engine.wait(timeout=90)
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+        log.close()
+    output = (tmp_path / "run.log").read_text()
+    assert engine.returncode == 130, output  # interrupted by us, not failed
+    (node_lost,) = events(run_dir, "node_lost")
+    assert node_lost["node"] == lost
+    assert [event["node"] for event in events(run_dir, "task_retried")] and \
+        {event["node"] for event in events(run_dir, "task_retried")} == {lost}
+    assert cluster.node_id(newcomer) in {event["node"] for event in events(run_dir, "node_joined")}
+    (usage,) = events(run_dir, "cluster_usage")
+    assert {node["node"]: node["jobs"] for node in usage["nodes"]}[cluster.node_id(newcomer)] > 0
+    assert_each_candidate_stored_once_and_valid(run_dir)
+    (status,) = rows(run_dir, "SELECT status FROM runs")[0]
+    assert status == "interrupted"
+
+
+@pytest.mark.slow
+def test_a_node_running_another_evolve_is_refused_named_and_given_no_work(
+        tmp_path: Path, cluster: LocalCluster, problem_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ray puts the driver's working directory on its workers' import path: from a checkout, that would
+    # be this evolve on every node of this one machine. A driver elsewhere shares no folder with them.
+    monkeypatch.chdir(tmp_path)
+    stranger = cluster.add(env_vars={"PYTHONPATH": str(other_install(tmp_path / "other"))})
+    try:
+        cfg = compose_config([f"problem={problem_dir}", "sandbox=bwrap", f"cluster.address={cluster.address}",
+                              "cluster.cases_per_task=1"])
+        seen: list[tuple[str, dict[str, Any]]] = []
+
+        async def record(kind: str, **data: Any) -> None:
+            seen.append((kind, data))
+
+        async def scenario() -> list[dict[str, Any]]:
+            sandbox = RaySandbox(cfg, "refusal")
+            await sandbox.listen(record)
+            try:
+                job = SandboxJob("def main(x, delay, **_):\n    return {'value': x}\n", "main",
+                                 tuple((f"c{i}", {"x": i, "delay": 0}) for i in range(6)), limits_from(cfg))
+                result = await sandbox.run(job)
+                assert [run.status for run in result.runs] == ["ok"] * 6
+                return sandbox.usage()
+            finally:
+                await sandbox.close()
+
+        usage = asyncio.run(scenario())
+        refused = [data for kind, data in seen if kind == "node_refused"]
+        assert [event["node"] for event in refused] == [cluster.node_id(stranger)]
+        assert "runner" in refused[0]["reason"] and refused[0]["host"]
+        assert cluster.node_id(stranger) not in {node["node"] for node in usage}
+        assert sum(node["cases"] for node in usage) == 6
+    finally:
+        cluster.remove(stranger)
+
+
+@pytest.mark.slow
+def test_a_task_lost_more_often_than_the_retries_allow_stops_the_run_with_a_cluster_error(
+        cluster: LocalCluster, problem_dir: Path) -> None:
+    cfg = compose_config([f"problem={problem_dir}", "sandbox=bwrap", f"cluster.address={cluster.address}",
+                          "cluster.retries=0", "cluster.cases_per_task=8"])
+
+    async def scenario() -> str:
+        sandbox = RaySandbox(cfg, "retries")
+        try:
+            job = SandboxJob("import time\ndef main(**_):\n    time.sleep(3)\n    return 1\n", "main",
+                             (("c1", {}),), limits_from(cfg))
+            running = asyncio.create_task(sandbox.run(job))
+            node = await asyncio.to_thread(wait_until, lambda: next(
+                (n for n in cluster.workers if cluster.running_candidate(n)), None), 60, "the candidate running")
+            await asyncio.to_thread(cluster.remove, node)
+            with pytest.raises(ClusterError) as raised:
+                await running
+            return str(raised.value)
+        finally:
+            await sandbox.close()
+
+    message = asyncio.run(scenario())
+    assert "cluster.retries=0" in message and "evolve resume" in message
+    cluster.add()  # the module's cluster keeps two worker nodes
