@@ -71,7 +71,10 @@ class LocalCluster:
     def __init__(self, workers: int = 2) -> None:
         self.temp = tempfile.mkdtemp(prefix="rc-", dir="/tmp")  # short: Ray's socket paths must fit
         self.cluster = Cluster(initialize_head=True, connect=False,
-                               head_node_args={"num_cpus": 0, "include_dashboard": False, "temp_dir": self.temp})
+                               head_node_args={"num_cpus": 0, "include_dashboard": False, "temp_dir": self.temp,
+                                               # a node gone is noticed in about a second, not Ray's 30
+                                               "_system_config": {"health_check_period_ms": 500,
+                                                                  "health_check_failure_threshold": 3}})
         self.workers: list[Any] = []
         for _ in range(workers):
             self.add()

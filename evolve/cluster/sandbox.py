@@ -119,7 +119,10 @@ class RaySandbox:
         return [n for n in self.ray.nodes() if n.get("Alive")]
 
     def _slots(self, info: dict[str, Any]) -> int:
-        return self.slots_per_node or int(info.get("Resources", {}).get("CPU", 0))
+        """cluster.slots_per_node, else the node's CPUs; none on a node without CPUs (a head started with
+        --num-cpus=0 is meant to run nothing)."""
+        cpus = int(info.get("Resources", {}).get("CPU", 0))
+        return 0 if cpus <= 0 else (self.slots_per_node or cpus)
 
     def _start_worker(self, info: dict[str, Any]) -> Any:
         """A NodeWorker pinned to the node (num_cpus=0: the worker itself takes no slot)."""
@@ -161,7 +164,11 @@ class RaySandbox:
             self._emit("node_refused", **info, reason=reason, identity=report.identity)
             return False
         slots = self._slot_counts[report.node_id]
-        self.nodes[report.node_id] = Node(report.node_id, report.host, slots, actor)
+        known = self.nodes.get(report.node_id)
+        if known is not None:  # back after a loss: a fresh worker; chunks of the old one have failed over
+            known.actor, known.slots, known.alive = actor, slots, True
+        else:
+            self.nodes[report.node_id] = Node(report.node_id, report.host, slots, actor)
         log.info("cluster: node %s (%s) joined with %d slots", report.host, report.node_id[:12], slots)
         self._emit("node_joined", **info, slots=slots, identity=report.identity)
         if self._changed is not None:
@@ -170,36 +177,53 @@ class RaySandbox:
 
     async def _poll(self) -> None:
         """Notice nodes that joined (they get a worker) and nodes that left (no more work)."""
-        while not self._closed:
-            await asyncio.sleep(POLL_SECONDS)
-            try:
-                alive = await asyncio.to_thread(self._alive_nodes)
-            except Exception as error:  # noqa: BLE001 - the head may be restarting; ask again later
-                log.warning("cluster: cannot list the nodes (%s)", _first_line(error))
-                continue
-            ids = {info["NodeID"] for info in alive}
-            for node in list(self.nodes.values()):
-                if node.alive and node.node_id not in ids:
-                    self._lose(node, "the node left the cluster")
-            for info in alive:
-                node_id = info["NodeID"]
-                if node_id in self.nodes or node_id in self.refused or node_id in self.skipped:
-                    continue
-                if self._slots(info) <= 0:
-                    self.skipped.add(node_id)
-                    continue
-                actor = self._start_worker(info)
-                self.skipped.add(node_id)  # not asked again while its worker starts
+        joining: dict[str, asyncio.Task] = {}
+        try:
+            while not self._closed:
+                await asyncio.sleep(POLL_SECONDS)
                 try:
-                    report = await asyncio.wait_for(actor.report.remote(), START_SECONDS)
-                except Exception as error:  # noqa: BLE001
-                    report = NodeReport(node_id, str(info.get("NodeManagerAddress", "?")), "", "",
-                                        f"its worker did not start: {_first_line(error)}")
-                self.skipped.discard(node_id)
-                if not self._closed:
-                    self._admit(report, actor)
-                else:
-                    self._kill(actor)
+                    alive = await asyncio.to_thread(self._alive_nodes)
+                except Exception as error:  # noqa: BLE001 - the head may be restarting; ask again later
+                    log.warning("cluster: cannot list the nodes (%s)", _first_line(error))
+                    continue
+                ids = {info["NodeID"] for info in alive}
+                for node in list(self.nodes.values()):
+                    if node.alive and node.node_id not in ids:
+                        self._lose(node, "the node left the cluster")
+                for info in alive:
+                    node_id = info["NodeID"]
+                    known = self.nodes.get(node_id)
+                    # A node lost while Ray still counts it alive (its worker died, a network blip) rejoins.
+                    if (known is not None and known.alive) or node_id in self.refused or node_id in self.skipped \
+                            or node_id in joining:
+                        continue
+                    if self._slots(info) <= 0:
+                        self.skipped.add(node_id)
+                        continue
+                    joining[node_id] = asyncio.create_task(self._join(info))
+                    joining[node_id].add_done_callback(lambda _, node_id=node_id: joining.pop(node_id, None))
+        finally:
+            for task in list(joining.values()):
+                task.cancel()
+
+    async def _join(self, info: dict[str, Any]) -> None:
+        """Start a worker on a node that appeared and admit or refuse it."""
+        actor = self._start_worker(info)
+        try:
+            report = await asyncio.wait_for(_awaitable(actor.report.remote()), START_SECONDS)
+        except asyncio.CancelledError:
+            self._kill(actor)
+            raise
+        except Exception as error:  # noqa: BLE001 - a worker that cannot start: the node is refused, named
+            if info["NodeID"] in self.nodes:  # a lost node going away after all: asked again while Ray lists it
+                self._kill(actor)
+                return
+            report = NodeReport(info["NodeID"], str(info.get("NodeManagerAddress", "?")), "", "",
+                                f"its worker did not start: {_first_line(error)}")
+        if self._closed:
+            self._kill(actor)
+        else:
+            self._admit(report, actor)
 
     def _lose(self, node: Node, reason: str) -> None:
         if not node.alive:
@@ -238,8 +262,12 @@ class RaySandbox:
 
         while True:
             node = await self._acquire()
+            reference = node.actor.run.remote(chunk.job)
             try:
-                result = await node.actor.run.remote(chunk.job)
+                result = await reference
+            except asyncio.CancelledError:  # the run stopped: the node stops the candidate too
+                self._cancel(reference)
+                raise
             except (RayActorError, NodeDiedError, WorkerCrashedError, ObjectLostError) as error:
                 self._lose(node, _first_line(error))
                 chunk.attempts += 1
@@ -353,6 +381,12 @@ class RaySandbox:
         for node in self.nodes.values():
             self._kill(node.actor)
         disconnect()
+
+    def _cancel(self, reference: Any) -> None:
+        try:
+            self.ray.cancel(reference)
+        except Exception:  # noqa: BLE001 - finished meanwhile, or its node is gone
+            pass
 
     def _kill(self, actor: Any) -> None:
         try:
