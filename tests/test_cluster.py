@@ -224,3 +224,38 @@ def test_a_task_lost_more_often_than_the_retries_allow_stops_the_run_with_a_clus
     message = asyncio.run(scenario())
     assert "cluster.retries=0" in message and "evolve resume" in message
     cluster.add()  # the module's cluster keeps two worker nodes
+
+
+@pytest.mark.slow
+def test_a_driver_killed_with_sigkill_leaves_nothing_running_and_resumes_with_nothing_lost(
+        tmp_path: Path, cluster: LocalCluster) -> None:
+    slow_problem = write_problem(tmp_path / "slow", cases=4, delay=1.0)
+    run_dir = tmp_path / "run"
+    engine = subprocess.Popen(evolve_command("run", f"problem={slow_problem}", f"run.dir={run_dir}", *RUN_OVERRIDES,
+                                             "budget.evaluations=1000", "search.evaluators=2",
+                                             f"cluster.address={cluster.address}"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def stored() -> int:
+            if not (run_dir / "evolve.db").exists():
+                return 0
+            return rows(run_dir, "SELECT COUNT(*) FROM evaluations WHERE split = 'search'")[0][0]
+
+        wait_until(lambda: stored() >= 3 and any(cluster.running_candidate(n) for n in cluster.workers), 90,
+                   "evaluations stored and a candidate running on a node")
+        engine.kill()  # SIGKILL: no clean-up code runs in the driver
+        engine.wait(timeout=30)
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+    # Ray ends the workers a dead driver owned, and with them the candidates they were running.
+    wait_until(lambda: not any(cluster.running_candidate(n) for n in cluster.workers), 60,
+               "the killed driver's candidates to stop")
+    (before,) = rows(run_dir, "SELECT COUNT(*) FROM programs")[0]
+    done = subprocess.run(evolve_command("resume", str(run_dir), f"budget.evaluations={before + 3}"),
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert_each_candidate_stored_once_and_valid(run_dir)
+    (programs,) = rows(run_dir, "SELECT COUNT(*) FROM programs")[0]
+    assert programs > before
+    assert events(run_dir, "sandbox_changed") == []  # the same nodes' tier: one identity across sessions
