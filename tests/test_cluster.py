@@ -259,3 +259,30 @@ def test_a_driver_killed_with_sigkill_leaves_nothing_running_and_resumes_with_no
     (programs,) = rows(run_dir, "SELECT COUNT(*) FROM programs")[0]
     assert programs > before
     assert events(run_dir, "sandbox_changed") == []  # the same nodes' tier: one identity across sessions
+
+
+@pytest.mark.slow
+def test_a_compiled_candidate_is_built_on_a_node_once_and_its_build_reused(tmp_path: Path,
+                                                                             cluster: LocalCluster) -> None:
+    from tests.compiled_support import make_compiled_problem
+
+    problem = make_compiled_problem(tmp_path / "compiled", [{}, {}, {}])
+    cfg = compose_config([f"problem={tmp_path / 'compiled' / 'problem.yaml'}", "sandbox=bwrap",
+                          f"cluster.address={cluster.address}"])
+
+    async def scenario() -> tuple[Any, Any]:
+        sandbox = RaySandbox(cfg, "compiled")
+        evaluator = Evaluator(problem, sandbox, limits_from(cfg), "compiled")
+        try:
+            return (await evaluator.evaluate(problem.seed_code, "search"),
+                    await evaluator.evaluate(problem.seed_code, "search"))
+        finally:
+            evaluator.close()
+            await sandbox.close()
+
+    first, second = asyncio.run(scenario())
+    assert first.valid and first.score == 1.0, first.feedback
+    # The second evaluation ran the files the first one's build made (sent back from the node): same stamp.
+    stamps = {verdict.metrics["build"] for verdict in first.verdicts.values()}
+    assert len(stamps) == 1 and stamps == {verdict.metrics["build"] for verdict in second.verdicts.values()}
+    assert second.valid
