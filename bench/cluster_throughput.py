@@ -11,6 +11,9 @@ fixed cost (the cost is outside the EVOLVE-BLOCK, so mutations do not change it)
 - cpu: a busy loop of about `--cost` seconds of CPU;
 - wait: `time.sleep(--cost)`, no CPU: what the machinery spreads when the cores are not the limit.
 
+A row "local" is the same search without a cluster (this machine's bubblewrap tier, one
+evaluator): the cost of going through Ray is the difference from the 1-node row.
+
 Throughput is counted from the first to the last stored evaluation (start-up excluded), every
 sandbox evaluation included (a champion's re-check is one too). Ideal: nodes / cost per second.
 On a machine with fewer cores than nodes the cpu kind cannot reach the ideal: say how many cores.
@@ -87,23 +90,25 @@ def rate(run_dir: Path) -> tuple[int, float]:
 
 
 def measure(nodes: int, kind: str, cost: float, per_node: int, work: Path) -> tuple[int, float]:
-    cluster = LocalCluster(workers=nodes)
+    """nodes=0: no cluster, the same search on this machine's bubblewrap tier with one evaluator."""
+    cluster = LocalCluster(workers=nodes) if nodes else None
     try:
         problem = write_problem(work / f"{kind}-{nodes}" / "problem", kind, cost)
         run_dir = work / f"{kind}-{nodes}" / "run"
+        where = [f"cluster.address={cluster.address}", "cluster.slots_per_node=1"] if cluster else []
         evolve.run([f"problem={problem}", f"run.dir={run_dir}", "sandbox=bwrap", "run.progress=false",
                     "llm.numeric_rate=1.0", "llm.line_rate=0.0", "llm.crossover_rate=0.0",
-                    f"budget.evaluations={per_node * nodes}", f"search.evaluators={nodes}",
-                    f"search.proposers={max(2, nodes)}", f"cluster.address={cluster.address}",
-                    "cluster.slots_per_node=1"])
+                    f"budget.evaluations={per_node * max(1, nodes)}", f"search.evaluators={max(1, nodes)}",
+                    f"search.proposers={max(2, nodes)}", *where])
         return rate(run_dir)
     finally:
-        cluster.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--nodes", type=int, nargs="+", default=[0, 1, 2, 4], help="0: this machine, no cluster")
     parser.add_argument("--per-node", type=int, default=10, help="candidates per node (the budget grows with N)")
     parser.add_argument("--cost", type=float, default=0.25, help="seconds per candidate")
     parser.add_argument("--kinds", nargs="+", default=["cpu", "wait"], choices=["cpu", "wait"])
@@ -116,8 +121,8 @@ def main() -> None:
             for nodes in args.nodes:
                 started = time.monotonic()
                 count, measured = measure(nodes, kind, args.cost, args.per_node, Path(work))
-                ideal = nodes / args.cost
-                print(f"{kind:<5} {nodes:>5} {count:>11} {measured:>7.2f} {ideal:>6.2f} {measured / ideal:>8.0%}"
+                ideal = max(1, nodes) / args.cost
+                print(f"{kind:<5} {nodes or 'local':>5} {count:>11} {measured:>7.2f} {ideal:>6.2f} {measured / ideal:>8.0%}"
                       f"   ({time.monotonic() - started:.0f} s with the cluster's start)", flush=True)
 
 
