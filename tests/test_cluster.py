@@ -83,6 +83,29 @@ def test_an_unreachable_cluster_is_a_one_line_error_and_nothing_is_written(tmp_p
     assert not run_dir.exists()
 
 
+# Python's own way to make a package unimportable, as on a machine installed without the extra.
+WITHOUT_RAY = "import sys; sys.modules['ray'] = None; from evolve.cli import app; app()"
+
+
+def test_a_cluster_without_the_ray_extra_is_a_one_line_error_naming_the_fix(tmp_path: Path,
+                                                                            problem_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-c", WITHOUT_RAY, "run", f"problem={problem_dir}", f"run.dir={run_dir}",
+                           *RUN_OVERRIDES, "cluster.address=127.0.0.1:6379"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "pip install 'evolve-search[ray]'" in lines[0], done.stderr
+    assert not run_dir.exists()
+
+
+def test_a_search_without_a_cluster_never_imports_ray(tmp_path: Path, problem_dir: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", WITHOUT_RAY, "run", f"problem={problem_dir}",
+                           f"run.dir={tmp_path / 'run'}", *RUN_OVERRIDES, "budget.evaluations=2"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.slow
 def test_a_search_runs_its_candidates_on_both_worker_nodes(tmp_path: Path, cluster: LocalCluster,
                                                             problem_dir: Path) -> None:
