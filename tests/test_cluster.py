@@ -309,3 +309,26 @@ def test_a_compiled_candidate_is_built_on_a_node_once_and_its_build_reused(tmp_p
     stamps = {verdict.metrics["build"] for verdict in first.verdicts.values()}
     assert len(stamps) == 1 and stamps == {verdict.metrics["build"] for verdict in second.verdicts.values()}
     assert second.valid
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_docker_nodes_run_a_search_in_their_warm_pools_and_leave_no_container(
+        tmp_path: Path, cluster: LocalCluster, problem_dir: Path) -> None:
+    from evolve.session import sandbox_label
+    from tests.sandbox_support import ensure_image, run_containers
+
+    ensure_image()
+    run_dir = tmp_path / "run"
+    on_docker = [override for override in RUN_OVERRIDES if not override.startswith("sandbox=")] + ["sandbox=docker"]
+    done = subprocess.run(evolve_command("run", f"problem={problem_dir}", f"run.dir={run_dir}", *on_docker,
+                                         "budget.evaluations=3", "search.evaluators=2",
+                                         f"cluster.address={cluster.address}"),
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    (parts,) = rows(run_dir, "SELECT evaluator_parts FROM runs")[0]
+    assert json.loads(parts)[SANDBOX_PART].startswith("ray:docker:")
+    (usage,) = events(run_dir, "cluster_usage")
+    assert all(node["jobs"] > 0 for node in usage["nodes"]) and len(usage["nodes"]) == 2
+    assert_each_candidate_stored_once_and_valid(run_dir)
+    assert run_containers(sandbox_label(run_dir)) == []  # each node's pool removed its containers
