@@ -1,6 +1,6 @@
 """Search throughput on a Ray cluster of 1, 2 and 4 worker nodes, against the ideal.
 
-    python bench/cluster_throughput.py [--nodes 1 2 4] [--per-node 10] [--cost 0.25]
+    python bench/cluster_throughput.py [--nodes 0 1 2 4] [--per-node 12] [--cost 0.25] [--fan-out 16]
 
 Each configuration is a real cluster started on this machine (tests/cluster_support.py: a head
 without CPUs and N worker nodes, each its own raylet and workers) and a real `evolve.run` against
@@ -17,6 +17,9 @@ evaluator): the cost of going through Ray is the difference from the 1-node row.
 Throughput is counted from the first to the last stored evaluation (start-up excluded), every
 sandbox evaluation included (a champion's re-check is one too). Ideal: nodes / cost per second.
 On a machine with fewer cores than nodes the cpu kind cannot reach the ideal: say how many cores.
+
+Then case-level fan-out: one candidate of `--fan-out` waiting cases on 1, 2 and 4 nodes (the time of
+one evaluation, after a first one that warms the workers up), against cases x cost / nodes.
 """
 
 from __future__ import annotations
@@ -106,12 +109,54 @@ def measure(nodes: int, kind: str, cost: float, per_node: int, work: Path) -> tu
             cluster.shutdown()
 
 
+def fan_out(nodes: int, cases: int, cost: float, work: Path) -> float:
+    """Seconds to evaluate one candidate of `cases` waiting cases, spread over `nodes` one-slot nodes
+    (the second of two evaluations: the first warms the nodes' workers up)."""
+    import asyncio
+
+    from evolve.cluster.sandbox import RaySandbox
+    from evolve.config import compose_config
+    from evolve.evaluation import Evaluator
+    from evolve.problem import load_problem
+    from evolve.sandbox.factory import limits_from
+
+    cluster = LocalCluster(workers=nodes)
+    try:
+        folder = write_problem(work / f"fan-{nodes}", "wait", cost)
+        data = {"search": [{"id": f"c{i}", "inputs": {"x": i, "kind": "wait", "cost": cost}} for i in range(cases)],
+                "heldout": []}
+        (folder / "cases.json").write_text(__import__("json").dumps(data))
+        cfg = compose_config([f"problem={folder}", "sandbox=bwrap", f"cluster.address={cluster.address}",
+                              "cluster.slots_per_node=1"])
+        problem = load_problem(cfg)
+
+        async def timed() -> float:
+            sandbox = RaySandbox(cfg, "fan-out-bench")
+            evaluator = Evaluator(problem, sandbox, limits_from(cfg), "bench")
+            try:
+                await evaluator.evaluate(problem.seed_code, "search")
+                started = time.monotonic()
+                evaluation = await evaluator.evaluate(problem.seed_code, "search")
+                assert evaluation.valid, evaluation.feedback
+                return time.monotonic() - started
+            finally:
+                evaluator.close()
+                await sandbox.close()
+
+        return asyncio.run(timed())
+    finally:
+        cluster.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[0, 1, 2, 4], help="0: this machine, no cluster")
     parser.add_argument("--per-node", type=int, default=10, help="candidates per node (the budget grows with N)")
     parser.add_argument("--cost", type=float, default=0.25, help="seconds per candidate")
-    parser.add_argument("--kinds", nargs="+", default=["cpu", "wait"], choices=["cpu", "wait"])
+    parser.add_argument("--kinds", nargs="*", default=["cpu", "wait"], choices=["cpu", "wait"],
+                        help="candidate kinds to measure throughput with (none: only the fan-out)")
+    parser.add_argument("--fan-out", type=int, default=16, metavar="CASES",
+                        help="also time one candidate of CASES waiting cases spread over the nodes (0: skip)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start; "
           f"one slot per node, {args.cost} s per candidate")
@@ -124,6 +169,16 @@ def main() -> None:
                 ideal = max(1, nodes) / args.cost
                 print(f"{kind:<5} {nodes or 'local':>5} {count:>11} {measured:>7.2f} {ideal:>6.2f} {measured / ideal:>8.0%}"
                       f"   ({time.monotonic() - started:.0f} s with the cluster's start)", flush=True)
+        if args.fan_out:
+            print(f"\none candidate of {args.fan_out} cases of {args.cost} s each, its cases spread over the nodes:")
+            print(f"{'nodes':>5} {'seconds':>8} {'ideal':>6} {'speed-up':>8}")
+            single = None
+            for nodes in [n for n in args.nodes if n > 0]:
+                seconds = fan_out(nodes, args.fan_out, args.cost, Path(work))
+                single = single or seconds * nodes
+                ideal = args.fan_out * args.cost / nodes
+                print(f"{nodes:>5} {seconds:>8.2f} {ideal:>6.2f} {single / seconds if nodes > 1 else 1.0:>7.2f}x",
+                      flush=True)
 
 
 if __name__ == "__main__":
