@@ -37,6 +37,7 @@ from evolve.settings import Settings, as_settings
 log = logging.getLogger("evolve.cluster")
 POLL_SECONDS = 2.0  # how often the cluster is asked which nodes are alive (joins and departures)
 START_SECONDS = 120.0  # a node's worker must report within this (a Docker pool starting included)
+ALONE_SECONDS = 120.0  # with every node lost, a run waits this long for one to join before it stops
 CLOSE_SECONDS = 30.0  # a node's worker gets this long to remove its containers before it is killed
 EventSink = Callable[..., Awaitable[None]]  # recorder.event(kind, **data)
 
@@ -239,8 +240,14 @@ class RaySandbox:
     async def run(self, job: SandboxJob) -> SandboxResult:
         self._start_polling()
         started = time.monotonic()
-        chunks = self._split(job)
-        results = await asyncio.gather(*(self._run_chunk(chunk) for chunk in chunks))
+        tasks = [asyncio.ensure_future(self._run_chunk(chunk)) for chunk in self._split(job)]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:  # one chunk failed for good: the others stop too, on their nodes as well
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         if len(results) == 1:
             return results[0]
         return gather_results(job, results, time.monotonic() - started)
@@ -306,7 +313,7 @@ class RaySandbox:
                     alone_since = None
                 else:
                     alone_since = alone_since or time.monotonic()
-                    if time.monotonic() - alone_since > START_SECONDS:
+                    if time.monotonic() - alone_since > ALONE_SECONDS:
                         raise ClusterError(f"no node of the Ray cluster at {self.address} is left to run candidates "
                                            f"({len(self.nodes)} lost, {len(self.refused)} refused); add nodes and "
                                            "continue with `evolve resume RUN_DIR`")
