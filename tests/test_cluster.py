@@ -332,3 +332,21 @@ def test_docker_nodes_run_a_search_in_their_warm_pools_and_leave_no_container(
     assert all(node["jobs"] > 0 for node in usage["nodes"]) and len(usage["nodes"]) == 2
     assert_each_candidate_stored_once_and_valid(run_dir)
     assert run_containers(sandbox_label(run_dir)) == []  # each node's pool removed its containers
+
+
+@pytest.mark.slow
+def test_a_run_started_on_this_machine_continues_on_the_cluster_with_the_change_recorded(
+        tmp_path: Path, cluster: LocalCluster, problem_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    here = subprocess.run(evolve_command("run", f"problem={problem_dir}", f"run.dir={run_dir}", *RUN_OVERRIDES,
+                                         "budget.evaluations=2"), capture_output=True, text=True, timeout=120)
+    assert here.returncode == 0, here.stderr
+    there = subprocess.run(evolve_command("resume", str(run_dir), "budget.evaluations=4",
+                                          f"cluster.address={cluster.address}"),
+                           capture_output=True, text=True, timeout=180)
+    assert there.returncode == 0, there.stderr
+    (changed,) = events(run_dir, "sandbox_changed")
+    assert changed["old"].startswith("bwrap-") and changed["new"] == "ray:" + changed["old"]
+    (usage,) = events(run_dir, "cluster_usage")
+    assert all(node["jobs"] > 0 for node in usage["nodes"])
+    assert_each_candidate_stored_once_and_valid(run_dir)
