@@ -25,6 +25,7 @@ one evaluation, after a first one that warms the workers up), against cases x co
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sqlite3
 import sys
@@ -125,7 +126,7 @@ def fan_out(nodes: int, cases: int, cost: float, work: Path) -> float:
         folder = write_problem(work / f"fan-{nodes}", "wait", cost)
         data = {"search": [{"id": f"c{i}", "inputs": {"x": i, "kind": "wait", "cost": cost}} for i in range(cases)],
                 "heldout": []}
-        (folder / "cases.json").write_text(__import__("json").dumps(data))
+        (folder / "cases.json").write_text(json.dumps(data))
         cfg = compose_config([f"problem={folder}", "sandbox=bwrap", f"cluster.address={cluster.address}",
                               "cluster.slots_per_node=1"])
         problem = load_problem(cfg)
@@ -167,8 +168,9 @@ def main() -> None:
                 started = time.monotonic()
                 count, measured = measure(nodes, kind, args.cost, args.per_node, Path(work))
                 ideal = max(1, nodes) / args.cost
-                print(f"{kind:<5} {nodes or 'local':>5} {count:>11} {measured:>7.2f} {ideal:>6.2f} {measured / ideal:>8.0%}"
-                      f"   ({time.monotonic() - started:.0f} s with the cluster's start)", flush=True)
+                print(f"{kind:<5} {nodes or 'local':>5} {count:>11} {measured:>7.2f} {ideal:>6.2f} "
+                      f"{measured / ideal:>8.0%}   ({time.monotonic() - started:.0f} s with the cluster's start)",
+                      flush=True)
         if args.fan_out:
             print(f"\none candidate of {args.fan_out} cases of {args.cost} s each, its cases spread over the nodes:")
             print(f"{'nodes':>5} {'seconds':>8} {'ideal':>6} {'speed-up':>8}")

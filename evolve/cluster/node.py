@@ -11,6 +11,7 @@ class with `ray.remote`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from evolve.sandbox.base import Sandbox, SandboxJob, SandboxResult
 from evolve.sandbox.process import runner_hash
 from evolve.settings import ProblemSettings, SearchSettings, Settings
