@@ -350,3 +350,20 @@ def test_a_run_started_on_this_machine_continues_on_the_cluster_with_the_change_
     (usage,) = events(run_dir, "cluster_usage")
     assert all(node["jobs"] > 0 for node in usage["nodes"])
     assert_each_candidate_stored_once_and_valid(run_dir)
+
+
+@pytest.mark.slow
+def test_nodes_refuse_plain_processes_as_root_and_a_run_with_no_usable_node_writes_nothing(
+        tmp_path: Path, cluster: LocalCluster, problem_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    as_processes = [override for override in RUN_OVERRIDES if not override.startswith("sandbox=")]
+    done = subprocess.run(evolve_command("run", f"problem={problem_dir}", f"run.dir={run_dir}", *as_processes,
+                                         "sandbox=process", f"cluster.address={cluster.address}"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    # Each worker node is named with its reason: the nodes run as root here, like this test.
+    assert "can run candidates" in lines[0] and "sandbox.allow_root" in lines[0]
+    assert all(cluster.node_id(node)[:12] in lines[0] for node in cluster.workers)
+    assert not run_dir.exists()
