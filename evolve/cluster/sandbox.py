@@ -113,6 +113,11 @@ class RaySandbox:
             disconnect()
             raise
         self.identity = "ray:" + shared
+        slots = sum(node.slots for node in self.nodes.values())
+        if self.settings.search.evaluators < slots:  # fan-out fills some, but whole candidates wait
+            log.warning("cluster: %d slots on %d nodes but search.evaluators=%d candidates in flight; raise "
+                        "search.evaluators to about %d to keep the nodes busy", slots, len(self.nodes),
+                        self.settings.search.evaluators, slots)
 
     # ------------------------------------------------------------------ nodes
 
