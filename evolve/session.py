@@ -231,7 +231,11 @@ async def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (),
         except RunLocked:
             store.close()
             raise
-        sandbox = build_sandbox(settings, run_dir, json.loads(run.evaluator_parts).get(SANDBOX_PART))
+        try:
+            sandbox = build_sandbox(settings, run_dir, json.loads(run.evaluator_parts).get(SANDBOX_PART))
+        except BaseException:  # no sandbox or cluster: the database is let go (and its run lock with it)
+            store.close()
+            raise
         parts = problem.identity_parts(sandbox.identity)
         diff = compare_identity(json.loads(run.evaluator_parts), parts)
         if diff.changes:
