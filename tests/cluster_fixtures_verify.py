@@ -35,6 +35,7 @@ class LocalCluster:
         self.workers = [self.cluster.add_node(num_cpus=1) for _ in range(workers)]
         self.cluster.wait_for_nodes()
         self.started: list[subprocess.Popen] = []
+        self.own_disk_nodes: list[str] = []  # their node ids
 
     @property
     def address(self) -> str:
@@ -59,9 +60,17 @@ class LocalCluster:
                 raise AssertionError(f"the node with its own disk did not start: {log.read_text()[-1000:]}")
             return {node["NodeID"] for node in ray.nodes() if node["Alive"]} - before
 
-        return next(iter(wait_until(joined, 90, "the node with its own disk to join")))
+        node_id = next(iter(wait_until(joined, 90, "the node with its own disk to join")))
+        self.own_disk_nodes.append(node_id)
+        return node_id
 
     def shutdown(self) -> None:
+        self.stop_own_disk_nodes()
+        self.cluster.shutdown()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+    def stop_own_disk_nodes(self) -> None:
+        """Stop the nodes `node_with_own_disk` started, so later tests see only the fixture's workers."""
         for process in self.started:  # `ray start --block` stops its node's processes when it is stopped
             process.send_signal(signal.SIGTERM)
             try:
@@ -73,8 +82,14 @@ class LocalCluster:
             except ProcessLookupError:
                 pass
             process.wait()
-        self.cluster.shutdown()
-        shutil.rmtree(self.temp, ignore_errors=True)
+        self.started.clear()
+        import ray
+
+        if self.own_disk_nodes and ray.is_initialized():
+            gone = set(self.own_disk_nodes)
+            wait_until(lambda: not any(node["Alive"] and node["NodeID"] in gone for node in ray.nodes()), 60,
+                       "the stopped nodes to leave the cluster")
+            self.own_disk_nodes.clear()
 
 
 def process_group(pgid: int) -> list[int]:

@@ -155,7 +155,10 @@ def test_a_node_with_another_copy_of_the_verifier_is_refused_and_named_and_the_o
         accepted = sorted(pool.accepted)
         return await evaluate_all(evaluator), pool, accepted
 
-    judged, pool, accepted = asyncio.run(on_nodes())
+    try:
+        judged, pool, accepted = asyncio.run(on_nodes())
+    finally:  # the odd node would verify other problems' folders, which it sees as they are
+        cluster.stop_own_disk_nodes()
     assert accepted == sorted(node.node_id for node in cluster.workers)  # the odd node gets no work
     reason = pool.refused[odd_node]
     assert reason.startswith("node ") and odd_node[:12] in reason and "verifier.py" in reason
