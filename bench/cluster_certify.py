@@ -33,8 +33,7 @@ from evolve.config import compose_config  # noqa: E402
 from evolve.problem import Case, load_problem  # noqa: E402
 from evolve.sandbox.base import CaseRun  # noqa: E402
 from evolve.verifier_process import VerifierProcesses  # noqa: E402
-from tests.cluster_fixtures_verify import LocalCluster  # noqa: E402
-from tests.test_cluster_verify import write_problem  # noqa: E402
+from tests.cluster_support import LocalCluster, write_problem  # noqa: E402
 
 
 def median_seconds(call, repeat: int) -> float:
@@ -67,7 +66,8 @@ def main() -> None:
             there = median_seconds(lambda: call(remote), repeat)
             print(f"{name:<28}{here:>10.3f}{there:>11.3f}{there - here:>12.3f}")
 
-        folder = write_problem(Path(tempfile.mkdtemp(prefix="bench-verify-")) / "scaled")
+        folder = write_problem(Path(tempfile.mkdtemp(prefix="bench-verify-")) / "scaled", delay=0.0,
+                               verify_on="node")
         cfg = compose_config([f"problem={folder}", f"cluster.address={cluster.address}"])
         scaled = load_problem(cfg)
         job = {"settings": {}, "cases": [{"id": c.id, "split": c.split, "inputs": c.inputs, "private": c.private}

@@ -5,20 +5,30 @@ Ray replaces a loopback address with the machine's own address (it expects other
 reach it), so the nodes listen on this machine's first address rather than 127.0.0.1; nothing
 leaves the machine. Each cluster keeps its files in its own temporary folder, away from other
 Ray users of the machine.
+
+`LocalCluster.node_with_own_disk` starts a worker node whose view of one folder differs from
+everyone else's: `ray start` in its own mount namespace, with another folder mounted over that
+path, as a machine whose disk holds another copy of the files at the same place.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+import pytest
 from ray.cluster_utils import Cluster
 
+from evolve.cluster.connect import connect, disconnect
 from evolve.paths import ROOT
+from tests.conftest import wait_for
 
 # A problem whose candidate takes a fixed wall time per case (so work is in flight while nodes come
 # and go) and whose every offline mutation (numbers only: see RUN_OVERRIDES) stays a valid program.
@@ -43,20 +53,25 @@ def verify(case, run, settings):
     value = run.output.get("value") if isinstance(run.output, dict) else None
     if not isinstance(value, (int, float)):
         return Verdict(False, feedback="no numeric value")
-    return Verdict(True, -abs(value - 3.0 * case.inputs["x"]), feedback="ok")
+    return Verdict(True, -abs(value - 3.0 * case.inputs["x"]), metrics={"seen": value}, feedback="ok")
 '''
 
 
-def write_problem(folder: Path, cases: int = 4, delay: float = 0.3) -> Path:
-    """A problem folder (problem.yaml, seed, verifier, cases): best score 0 at SCALE = 3."""
+def write_problem(folder: Path, cases: int = 4, delay: float = 0.3, verifier: str = VERIFIER,
+                  verify_on: str | None = None) -> Path:
+    """A problem folder (problem.yaml, seed, verifier, cases): best score 0 at SCALE = 3.
+
+    `delay`: the candidate's wall seconds per case; `verify_on`: the problem's key of that name, if any.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "seed.py").write_text(SEED)
-    (folder / "verifier.py").write_text(VERIFIER)
+    (folder / "verifier.py").write_text(verifier)
     search = [{"id": f"c{i}", "inputs": {"x": i + 1, "delay": delay}} for i in range(cases)]
     (folder / "cases.json").write_text(json.dumps({"search": search, "heldout": []}))
     (folder / "problem.yaml").write_text(
         "name: scaled\ndescription: scale a number\nseed_program: seed.py\nprompt: ''\ncases: cases.json\n"
-        "verifier: verifier.py\nentry: main\nobjective: maximize\ncase_timeout: 5.0\nsettings: {}\n")
+        "verifier: verifier.py\nentry: main\nobjective: maximize\ncase_timeout: 5.0\nsettings: {}\n"
+        + (f"verify_on: {verify_on}\n" if verify_on else ""))
     return folder
 
 
@@ -66,7 +81,7 @@ RUN_OVERRIDES = ["sandbox=bwrap", "run.progress=false", "llm.numeric_rate=1.0", 
 
 
 class LocalCluster:
-    """A head (num_cpus=0: it runs no candidates) and worker nodes of 1 CPU each."""
+    """A head (num_cpus=0: it runs no candidates or tasks) and worker nodes of 1 CPU each."""
 
     def __init__(self, workers: int = 2) -> None:
         self.temp = tempfile.mkdtemp(prefix="rc-", dir="/tmp")  # short: Ray's socket paths must fit
@@ -76,6 +91,8 @@ class LocalCluster:
                                                "_system_config": {"health_check_period_ms": 500,
                                                                   "health_check_failure_threshold": 3}})
         self.workers: list[Any] = []
+        self.started: list[subprocess.Popen] = []  # `ray start` of the nodes with their own disk
+        self.own_disk_nodes: list[str] = []  # their node ids
         for _ in range(workers):
             self.add()
 
@@ -99,6 +116,11 @@ class LocalCluster:
     def node_id(self, node: Any) -> str:
         return node.node_id
 
+    def runs(self, node: Any, pid: int) -> bool:
+        """Whether process `pid` runs on `node` (descends from its raylet)."""
+        raylet = node.all_processes.get("raylet")
+        return bool(raylet) and descends_from(pid, raylet[0].process.pid)
+
     def running_candidate(self, node: Any) -> bool:
         """Whether a sandboxed candidate runs on `node` now (a bubblewrap process under its raylet)."""
         raylet = node.all_processes.get("raylet")
@@ -106,9 +128,98 @@ class LocalCluster:
             return False
         return any(_command(pid) == "bwrap" for pid in _descendants(raylet[0].process.pid))
 
+    def node_with_own_disk(self, place: Path, contents: Path) -> str:
+        """A worker node (1 CPU) that sees `contents` at `place`; its node id once it has joined.
+
+        Needs this process connected to the cluster (cluster_fixture(driver=True)).
+        """
+        import ray
+
+        before = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+        ray_cli = shutil.which("ray") or str(Path(sys.executable).parent / "ray")  # the ray of this Python
+        command = (f"mount --bind {contents} {place} && exec {ray_cli} start --address={self.address} --num-cpus=1 "
+                   "--block --disable-usage-stats")
+        log = Path(self.temp) / f"own-disk-{len(self.started)}.log"
+        with log.open("wb") as out:  # unshare and mount need root (CAP_SYS_ADMIN), as the tests have here
+            process = subprocess.Popen(["unshare", "--mount", "sh", "-c", command], start_new_session=True,
+                                       stdout=out, stderr=subprocess.STDOUT)
+        self.started.append(process)
+
+        def joined() -> set[str]:
+            if process.poll() is not None:
+                raise AssertionError(f"the node with its own disk did not start: {log.read_text()[-1000:]}")
+            return {node["NodeID"] for node in ray.nodes() if node["Alive"]} - before
+
+        node_id = next(iter(wait_for(joined, 90, "the node with its own disk did not join")))
+        self.own_disk_nodes.append(node_id)
+        return node_id
+
+    def stop_own_disk_nodes(self) -> None:
+        """Stop the nodes `node_with_own_disk` started, so later tests see only the fixture's workers."""
+        for process in self.started:  # `ray start --block` stops its node's processes when it is stopped
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            try:  # and whatever of its node is left: every process it started is in its process group
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+        self.started.clear()
+        import ray
+
+        if self.own_disk_nodes and ray.is_initialized():
+            gone = set(self.own_disk_nodes)
+            wait_for(lambda: not any(node["Alive"] and node["NodeID"] in gone for node in ray.nodes()), 60,
+                     "the stopped nodes did not leave the cluster")
+            self.own_disk_nodes.clear()
+
     def shutdown(self) -> None:
+        self.stop_own_disk_nodes()
         self.cluster.shutdown()
         shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def cluster_fixture(*, driver: bool) -> Any:
+    """A module-scoped `cluster` fixture: each test module gets its own fresh cluster of two worker
+    nodes, as its tests add and remove nodes. Use as `cluster = cluster_fixture(driver=...)`.
+
+    driver=True joins this test process to the cluster as a Ray driver, for tests that call Ray (or
+    code that expects a connected Ray) themselves; driver=False leaves connecting to the code under
+    test (RaySandbox connects and disconnects on its own).
+    """
+
+    @pytest.fixture(scope="module", name="cluster")
+    def cluster() -> Iterator[LocalCluster]:
+        local = LocalCluster(workers=2)
+        try:
+            if driver:
+                connect(local.address, timeout=30)
+            yield local
+        finally:
+            disconnect()  # whatever connection a test left, before its cluster goes
+            local.shutdown()
+
+    return cluster
+
+
+def _parent(pid: int) -> int:
+    """The parent of `pid` from /proc (ValueError/OSError when it is gone)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    current = pid
+    while current > 1:
+        if current == ancestor:
+            return True
+        try:
+            current = _parent(current)
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
 
 
 def _descendants(root: int) -> set[int]:
@@ -117,7 +228,7 @@ def _descendants(root: int) -> set[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents[int(entry.name)] = _parent(int(entry.name))
             except (OSError, IndexError, ValueError):
                 continue
     found: set[int] = set()
@@ -135,6 +246,29 @@ def _command(pid: int) -> str:
         return ""
 
 
+def process_group(pgid: int) -> list[int]:
+    """Every live process of a process group, from the process table (zombies are dead)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def other_install(folder: Path) -> Path:
     """A copy of evolve whose sandbox runner differs (one comment line): a node that runs it has an
     evolve other than the driver's, as a machine left on another version would."""
@@ -143,13 +277,3 @@ def other_install(folder: Path) -> Path:
     runner = folder / "sandbox" / "runner.py"
     runner.write_text(runner.read_text() + "\n# another version of the runner\n")
     return folder
-
-
-def wait_until(condition, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")

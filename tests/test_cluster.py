@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -25,18 +25,13 @@ from evolve.problem import SANDBOX_PART, load_problem
 from evolve.sandbox.base import SandboxJob
 from evolve.sandbox.bwrap import BwrapSandbox
 from evolve.sandbox.factory import limits_from
-from tests.cluster_support import RUN_OVERRIDES, LocalCluster, other_install, wait_until, write_problem
+from tests.cluster_support import RUN_OVERRIDES, LocalCluster, cluster_fixture, other_install, write_problem
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    local = LocalCluster(workers=2)
-    try:
-        yield local
-    finally:
-        local.shutdown()
+cluster = cluster_fixture(driver=False)  # RaySandbox and `evolve run` connect on their own
 
 
 @pytest.fixture(scope="module")
@@ -161,11 +156,11 @@ def test_a_node_lost_mid_run_loses_nothing_and_a_node_that_joins_gets_work(
                               stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         victim = cluster.workers[0]
-        wait_until(lambda: cluster.running_candidate(victim), 90, "a candidate running on the first node")
+        wait_for(lambda: cluster.running_candidate(victim), 90, "no candidate ran on the first node")
         lost = cluster.node_id(victim)
         cluster.remove(victim)  # its candidate was running: its chunk must go to another node
         newcomer = cluster.add()
-        wait_until(lambda: cluster.running_candidate(newcomer), 90, "a candidate on the node that joined")
+        wait_for(lambda: cluster.running_candidate(newcomer), 90, "no candidate ran on the node that joined")
         engine.send_signal(signal.SIGINT)
         engine.wait(timeout=90)
     finally:
@@ -235,8 +230,8 @@ def test_a_task_lost_more_often_than_the_retries_allow_stops_the_run_with_a_clus
             job = SandboxJob("import time\ndef main(**_):\n    time.sleep(3)\n    return 1\n", "main",
                              (("c1", {}),), limits_from(cfg))
             running = asyncio.create_task(sandbox.run(job))
-            node = await asyncio.to_thread(wait_until, lambda: next(
-                (n for n in cluster.workers if cluster.running_candidate(n)), None), 60, "the candidate running")
+            node = await asyncio.to_thread(wait_for, lambda: next(
+                (n for n in cluster.workers if cluster.running_candidate(n)), None), 60, "the candidate did not start")
             await asyncio.to_thread(cluster.remove, node)
             with pytest.raises(ClusterError) as raised:
                 await running
@@ -264,16 +259,16 @@ def test_a_driver_killed_with_sigkill_leaves_nothing_running_and_resumes_with_no
                 return 0
             return rows(run_dir, "SELECT COUNT(*) FROM evaluations WHERE split = 'search'")[0][0]
 
-        wait_until(lambda: stored() >= 3 and any(cluster.running_candidate(n) for n in cluster.workers), 90,
-                   "evaluations stored and a candidate running on a node")
+        wait_for(lambda: stored() >= 3 and any(cluster.running_candidate(n) for n in cluster.workers), 90,
+                 "no evaluations stored with a candidate running on a node")
         engine.kill()  # SIGKILL: no clean-up code runs in the driver
         engine.wait(timeout=30)
     finally:
         if engine.poll() is None:
             engine.kill()
     # Ray ends the workers a dead driver owned, and with them the candidates they were running.
-    wait_until(lambda: not any(cluster.running_candidate(n) for n in cluster.workers), 60,
-               "the killed driver's candidates to stop")
+    wait_for(lambda: not any(cluster.running_candidate(n) for n in cluster.workers), 60,
+             "the killed driver's candidates still run")
     (before,) = rows(run_dir, "SELECT COUNT(*) FROM programs")[0]
     done = subprocess.run(evolve_command("resume", str(run_dir), f"budget.evaluations={before + 3}"),
                           capture_output=True, text=True, timeout=180)

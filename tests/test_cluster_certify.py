@@ -13,22 +13,20 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 import evolve
 from evolve.certification import Certifier
 from evolve.cluster.certify import ClusterCertifier
-from evolve.cluster.connect import connect, disconnect
 from evolve.config import compose_config
 from evolve.paths import ROOT
 from evolve.problem import Case, load_problem
 from evolve.sandbox.base import CaseRun
 from evolve.verifier_source import VerifierSource
 from evolve.sandbox.process import ProcessSandbox
-from tests.cluster_fixtures_verify import LocalCluster, alive, process_group, wait_until
-from tests.conftest import query
+from tests.cluster_support import LocalCluster, alive, cluster_fixture, process_group
+from tests.conftest import query, wait_for
 from tests.test_certification import FIXTURE, Script, overrides, program
 
 pytestmark = pytest.mark.slow
@@ -57,15 +55,7 @@ def certify(subject, settings, upper, lower, time_limit):
 '''
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    local = LocalCluster(workers=2)
-    connect(local.address, timeout=30)
-    try:
-        yield local
-    finally:
-        disconnect()
-        local.shutdown()
+cluster = cluster_fixture(driver=True)  # the tests submit Ray tasks of their own and hand `ray` to the certifier
 
 
 def on_cluster(local: Certifier, events: list | None = None) -> ClusterCertifier:
@@ -113,7 +103,7 @@ def test_a_call_past_its_time_limit_is_killed_on_its_node_with_everything_it_sta
     assert "ran past its time limit of 1 s (+1 s grace) and was killed" in result.detail["reason"]
     pids = json.loads((tmp_path / "pids.json").read_text())
     assert "ray::" in pids["parent"]  # the worker ran under a Ray task, not under this process
-    wait_until(lambda: no_process_left(pids), 30, "the certify worker and its child to be gone")
+    wait_for(lambda: no_process_left(pids), 30, "the certify worker or its child outlived the call")
 
 
 def test_a_call_the_driver_gives_up_on_leaves_no_process_on_any_node(cluster: LocalCluster, tmp_path: Path) -> None:
@@ -122,14 +112,14 @@ def test_a_call_the_driver_gives_up_on_leaves_no_process_on_any_node(cluster: Lo
 
     async def stopped_midway() -> None:
         call = asyncio.create_task(certifier.certify({}, None, None))
-        await asyncio.to_thread(wait_until, pids_file.exists, 60, "the solver call to start")
+        await asyncio.to_thread(wait_for, pids_file.exists, 60, "the solver call did not start")
         call.cancel()  # as Ctrl-C or a stopped run does
         with pytest.raises(asyncio.CancelledError):
             await call
 
     asyncio.run(stopped_midway())
     pids = json.loads(pids_file.read_text())
-    wait_until(lambda: no_process_left(pids), 30, "the cancelled call's processes to be gone")
+    wait_for(lambda: no_process_left(pids), 30, "the cancelled call's processes outlived it")
 
 
 def test_the_driver_bounds_its_wait_when_no_node_answers_and_withdraws_the_call(cluster: LocalCluster,
@@ -142,7 +132,7 @@ def test_the_driver_bounds_its_wait_when_no_node_answers_and_withdraws_the_call(
 
     marks = [tmp_path / f"busy{i}" for i in range(len(cluster.workers))]
     blockers = [ray.remote(num_cpus=1)(occupy).remote(str(mark)) for mark in marks]
-    wait_until(lambda: all(mark.exists() for mark in marks), 60, "every CPU of the cluster to be taken")
+    wait_for(lambda: all(mark.exists() for mark in marks), 60, "not every CPU of the cluster was taken")
     local = slow_certifier(tmp_path, 1.0)
     certifier = ClusterCertifier(local.verifier, local.settings, 1.0, 1.0, 1.0, ray=ray, slack=1.0)
     try:
@@ -183,37 +173,23 @@ def test_a_node_lost_during_a_call_sends_it_to_another_node_and_records_it(clust
 
     async def lose_the_node() -> None:
         call = asyncio.create_task(on_cluster(certifier, events).certify({}, None, None))
-        first = json.loads((await asyncio.to_thread(wait_until, lambda: pids_file.exists() and pids_file.read_text(),
-                                                    60, "the first attempt to start")))
+        first = json.loads((await asyncio.to_thread(wait_for, lambda: pids_file.exists() and pids_file.read_text(),
+                                                    60, "the first attempt did not start")))
         pids_file.unlink()
-        node = next(n for n in cluster.workers if _runs(n, first["worker"]))
-        cluster.cluster.remove_node(node, allow_graceful=False)
-        cluster.workers.remove(node)
-        second = json.loads(await asyncio.to_thread(wait_until, lambda: pids_file.exists() and pids_file.read_text(),
-                                                    90, "the retry on the other node"))
+        node = next(n for n in cluster.workers if cluster.runs(n, first["worker"]))
+        cluster.remove(node)
+        second = json.loads(await asyncio.to_thread(wait_for, lambda: pids_file.exists() and pids_file.read_text(),
+                                                    90, "no retry started on the other node"))
         assert second["worker"] != first["worker"]
         # The lost node's worker died with it; what its verifier started is the lost machine's (here: ours).
-        wait_until(lambda: not alive(first["worker"]), 30, "the lost node's worker to be gone")
+        wait_for(lambda: not alive(first["worker"]), 30, "the lost node's worker outlived it")
         os.kill(first["child"], signal.SIGKILL)
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
-        wait_until(lambda: no_process_left(second), 30, "the retried call's processes to be gone")
+        wait_for(lambda: no_process_left(second), 30, "the retried call's processes outlived it")
 
     asyncio.run(lose_the_node())
     assert [kind for kind, _ in events] == ["certify_retried"]
     assert events[0][1]["hook"] == "certify" and events[0][1]["attempt"] == 1
 
-
-def _runs(node, pid: int) -> bool:
-    """Whether `pid` descends from this node's raylet."""
-    raylet = node.all_processes["raylet"][0].process.pid
-    current = pid
-    while current > 1:
-        if current == raylet:
-            return True
-        try:
-            current = int(Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            return False
-    return False

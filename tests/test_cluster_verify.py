@@ -11,68 +11,30 @@ import asyncio
 import json
 import shutil
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from evolve.cluster.connect import ClusterError, connect, disconnect
+from evolve.cluster.connect import ClusterError
 from evolve.cluster.verify import NodeVerifiers, node_verifiers, verification_place
 from evolve.config import ConfigError, compose_config
 from evolve.evaluation import Evaluation, Evaluator
 from evolve.problem import load_problem
 from evolve.sandbox.factory import limits_from
 from evolve.sandbox.process import ProcessSandbox
-from tests.cluster_fixtures_verify import LocalCluster, wait_until
+from tests.cluster_support import SEED, VERIFIER, LocalCluster, cluster_fixture, write_problem
+from tests.conftest import wait_for
 
-SEED = '''# EVOLVE-BLOCK-START
-SCALE = 2.0
-# EVOLVE-BLOCK-END
-
-
-def main(x, **_):
-    return {"value": SCALE * x}
-'''
-
-VERIFIER = '''from evolve.problem import Verdict
+cluster = cluster_fixture(driver=True)  # node_with_own_disk asks Ray which nodes joined
 
 
-def verify(case, run, settings):
-    if run.status != "ok":
-        return Verdict(False, feedback=f"{run.status}: {run.message}")
-    value = run.output.get("value") if isinstance(run.output, dict) else None
-    if not isinstance(value, (int, float)):
-        return Verdict(False, feedback="no numeric value")
-    return Verdict(True, -abs(value - 3.0 * case.inputs["x"]), metrics={"seen": value}, feedback="ok")
-'''
-
-
-def write_problem(folder: Path, verifier: str = VERIFIER) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "seed.py").write_text(SEED)
-    (folder / "verifier.py").write_text(verifier)
-    search = [{"id": f"c{i}", "inputs": {"x": i + 1}} for i in range(4)]
-    (folder / "cases.json").write_text(json.dumps({"search": search, "heldout": []}))
-    (folder / "problem.yaml").write_text(
-        "name: scaled\ndescription: scale a number\nseed_program: seed.py\nprompt: ''\ncases: cases.json\n"
-        "verifier: verifier.py\nentry: main\nobjective: maximize\ncase_timeout: 5.0\nsettings: {}\n"
-        "verify_on: node\n")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    local = LocalCluster(workers=2)
-    connect(local.address, timeout=30)
-    try:
-        yield local
-    finally:
-        disconnect()
-        local.shutdown()
+def node_problem(folder: Path, verifier: str = VERIFIER) -> Path:
+    """The shared test problem (best score 0 at SCALE = 3), judged on the nodes (verify_on: node)."""
+    return write_problem(folder, delay=0.0, verifier=verifier, verify_on="node")
 
 
 @pytest.fixture(scope="module")
 def problem_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_problem(tmp_path_factory.mktemp("verify") / "scaled")
+    return node_problem(tmp_path_factory.mktemp("verify") / "scaled")
 
 
 def run_config(cluster: LocalCluster, folder: Path, *extra: str):
@@ -169,7 +131,7 @@ def test_a_node_with_another_copy_of_the_verifier_is_refused_and_named_and_the_o
 
 @pytest.mark.slow
 def test_a_cluster_where_no_node_matches_is_refused_in_one_line(cluster: LocalCluster, tmp_path: Path) -> None:
-    folder = write_problem(tmp_path / "elsewhere")
+    folder = node_problem(tmp_path / "elsewhere")
     cfg = run_config(cluster, folder)
     problem = load_problem(cfg)
     (folder / "cases.json").write_text(json.dumps({"search": [{"id": "c0", "inputs": {"x": 9}}], "heldout": []}))
@@ -180,8 +142,7 @@ def test_a_cluster_where_no_node_matches_is_refused_in_one_line(cluster: LocalCl
 
 @pytest.mark.slow
 def test_no_verification_on_nodes_unless_asked(cluster: LocalCluster, tmp_path: Path) -> None:
-    folder = write_problem(tmp_path / "plain")
-    (folder / "problem.yaml").write_text((folder / "problem.yaml").read_text().replace("verify_on: node\n", ""))
+    folder = write_problem(tmp_path / "plain", delay=0.0)  # no verify_on key
     cfg = run_config(cluster, folder)
     assert asyncio.run(node_verifiers(cfg, load_problem(cfg), ProcessSandbox().identity)) is None
 
@@ -202,15 +163,13 @@ def test_a_node_that_joins_is_checked_then_gets_verification_work(cluster: Local
         evaluator = Evaluator(problem, sandbox, limits_from(cfg), "h", 10)
         evaluator.verifier = pool
         try:
-            node = cluster.cluster.add_node(num_cpus=1)
-            cluster.workers.append(node)
+            node = cluster.add()
             judged = [await evaluator.evaluate(SEED, "search")]
             while node.node_id not in pool.accepted:
                 judged.append(await evaluator.evaluate(SEED, "search"))
                 await asyncio.sleep(0.2)
             judged += [await evaluator.evaluate(SEED, "search") for _ in range(len(pool.accepted))]  # every node once
-            raylet = node.all_processes["raylet"][0].process.pid
-            working = any(descends_from(pid, raylet) for pid in processes_running("evolve.verify_worker"))
+            working = any(cluster.runs(node, pid) for pid in processes_running("evolve.verify_worker"))
             return judged, node, working
         finally:
             evaluator.close()
@@ -234,7 +193,7 @@ def processes_running(module: str) -> list[int]:
 
 
 def test_a_wrong_verify_on_is_a_one_line_error(tmp_path: Path) -> None:
-    folder = write_problem(tmp_path / "p")
+    folder = node_problem(tmp_path / "p")
     with pytest.raises(ConfigError, match=r"^cluster.verify_on must be 'driver' or 'node'$"):
         compose_config([f"problem={folder}", "cluster.verify_on=nodes"])
     (folder / "problem.yaml").write_text((folder / "problem.yaml").read_text().replace("verify_on: node", "verify_on: gpu"))
@@ -253,7 +212,7 @@ SLOW_VERIFIER = VERIFIER.replace('''def verify(case, run, settings):
 
 @pytest.mark.slow
 def test_a_node_lost_while_judging_sends_the_job_to_another_node(cluster: LocalCluster, tmp_path: Path) -> None:
-    folder = write_problem(tmp_path / "slow", SLOW_VERIFIER)
+    folder = node_problem(tmp_path / "slow", SLOW_VERIFIER)
     pids = tmp_path / "pids"
     cfg = run_config(cluster, folder, f"+problem.settings.pids={pids}", "+problem.settings.sleep=1")
     problem = load_problem(cfg)
@@ -269,12 +228,11 @@ def test_a_node_lost_while_judging_sends_the_job_to_another_node(cluster: LocalC
         evaluator.verifier = pool
         try:
             judging = asyncio.create_task(evaluator.evaluate(SEED, "search"))
-            pid = int(await asyncio.to_thread(wait_until, lambda: pids.exists() and pids.read_text(), 60,
-                                              "the verifier to start"))
+            pid = int(await asyncio.to_thread(wait_for, lambda: pids.exists() and pids.read_text(), 60,
+                                              "the verifier did not start"))
             pids.unlink()
-            node = next(n for n in cluster.workers if descends_from(pid, n.all_processes["raylet"][0].process.pid))
-            cluster.cluster.remove_node(node, allow_graceful=False)
-            cluster.workers.remove(node)
+            node = next(n for n in cluster.workers if cluster.runs(n, pid))
+            cluster.remove(node)
             return await judging, node.node_id
         finally:
             evaluator.close()
@@ -284,14 +242,3 @@ def test_a_node_lost_while_judging_sends_the_job_to_another_node(cluster: LocalC
     kinds = [kind for kind, _ in events]
     assert kinds == ["verify_nodes", "verify_node_lost"] and events[1][1]["node_id"] == lost
 
-
-def descends_from(pid: int, ancestor: int) -> bool:
-    current = pid
-    while current > 1:
-        if current == ancestor:
-            return True
-        try:
-            current = int(Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            return False
-    return False
