@@ -10,6 +10,7 @@ parent raises EditRejected with the reason. Nothing is ever silently dropped.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import io
 import re
@@ -202,7 +203,8 @@ def _check_one_file(parent: str, child: str, python: bool) -> None:
                            "names the fixed code defines (the entry function among them) stay as they are")
 
 
-def _fixed_names_rebound(code: str) -> set[str]:
+@functools.lru_cache(maxsize=256)  # a parent is checked against each of its children: parse it once
+def _fixed_names_rebound(code: str) -> frozenset[str]:
     """Module-level names the fixed parts bind that a block binds again (def, class, assignment, import, global).
 
     A block that redefines the fixed entry function, or anything else the fixed
@@ -211,7 +213,7 @@ def _fixed_names_rebound(code: str) -> set[str]:
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
-        return set()  # the sandbox reports the syntax error
+        return frozenset()  # the sandbox reports the syntax error
     fixed, blocks = split_blocks(code)
     ranges, line = [], 1
     for head, body in zip(fixed, blocks):
@@ -223,7 +225,7 @@ def _fixed_names_rebound(code: str) -> set[str]:
     for node in tree.body:
         inside = any(start <= node.lineno <= end for start, end in ranges)
         (in_block if inside else in_fixed).update(_bound_names(node, module_level=True))
-    return in_fixed & in_block
+    return frozenset(in_fixed & in_block)
 
 
 def _bound_names(node: ast.AST, module_level: bool) -> set[str]:
