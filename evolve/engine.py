@@ -115,6 +115,7 @@ class Engine:
         self.verifier_errors_in_row = 0
         self.failure: Exception | None = None
         self.done = asyncio.Event()
+        self.ticket_back = asyncio.Event()  # a ticket was returned: waiting proposal tasks try again
         self.certifier = _certifier(cfg, problem)
         self.challengers: asyncio.PriorityQueue[Challenger] = asyncio.PriorityQueue()
         self.challenge_order = itertools.count()
@@ -178,7 +179,15 @@ class Engine:
     # ------------------------------------------------------------------ proposing
 
     async def _propose_loop(self, queue: asyncio.Queue[Candidate]) -> None:
-        while not self.done.is_set() and self._take_ticket():
+        while not self.done.is_set():
+            if not self._take_ticket():
+                # Every ticket is taken; one may come back (a duplicate, a failed proposal or
+                # evaluation), and then someone must propose again, or the run waits forever.
+                self._check_done()  # a budget with nothing in flight: the run is done
+                self.ticket_back.clear()
+                if not self.done.is_set():
+                    await self.ticket_back.wait()
+                continue
             queued = False
             try:
                 work = self._plan()
@@ -218,6 +227,7 @@ class Engine:
 
     def _return_ticket(self) -> None:
         self.in_flight = self.in_flight.ticket_returned()
+        self.ticket_back.set()
         self._check_done()
 
     def _check_done(self) -> None:
@@ -300,6 +310,7 @@ class Engine:
                 # The stored evaluation now counts against the budget in the ticket's place;
                 # the run is not done until this slot's follow-up work (held-out, re-check) is.
                 self.in_flight = self.in_flight.stored()
+                self.ticket_back.set()  # while stored it counted twice (evaluation and ticket): waiters try again
                 self.proposer.report_outcome(candidate.proposal, recorded.improvement)
                 if recorded.challenger:
                     self._queue_challenger(recorded.program_id, candidate.code, evaluation, _subject(evaluation))

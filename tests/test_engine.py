@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 import random
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from evolve.edits import Rewrite, SearchReplace
 from evolve.engine import SearchStalled
 from evolve.proposers.base import Proposal, ProposalRequest
 from evolve.proposers.offline import OfflineProposer
+from evolve.db.store import Store
 from tests.conftest import query
 
 
@@ -169,3 +172,50 @@ def test_runs_sharing_one_database_stay_apart(tmp_path: Path) -> None:
         counts = dict(connection.execute(
             "SELECT run_id, COUNT(*) FROM programs WHERE parent_id IS NOT NULL GROUP BY run_id").fetchall())
     assert counts == {1: 6, 2: 9} and first.evaluations == 6
+
+
+class HeldWrite(Store):
+    """The SQL store; the first candidate's write waits until the proposer lets it go."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, create=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.writing = asyncio.Event()  # set (on the loop) when the first candidate's write has begun
+        self.release = threading.Event()
+
+    def store_result(self, run_state, program, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if program["parent_id"] is not None and not self.release.is_set():
+            self.loop.call_soon_threadsafe(self.writing.set)  # type: ignore[union-attr]
+            self.release.wait(30)
+        return super().store_result(run_state, program, *args, **kwargs)
+
+
+class ProposesDuringTheWrite(ScriptedProposer):
+    """New programs only; the second proposal returns while the first candidate is being stored."""
+
+    def __init__(self, store: HeldWrite) -> None:
+        super().__init__()
+        self.store = store
+
+    async def propose(self, request: ProposalRequest) -> Proposal:
+        self.count += 1
+        self.store.loop = asyncio.get_running_loop()
+        if self.count == 2:
+            await self.store.writing.wait()
+            self.store.release.set()  # the write completes only after this task has asked for its next ticket
+        code = request.parent.code.replace("margin = 0.1", f"margin = 0.1 + {self.count}e-4")
+        return Proposal(Rewrite(code), "scripted")
+
+
+@pytest.mark.timeout(60)
+def test_proposing_goes_on_when_the_tickets_ran_out_during_a_write(quick: list[str], tmp_path: Path) -> None:
+    # While a candidate is stored it counts both as an evaluation and as a ticket: a proposal task
+    # asking then finds none left. It must wait for the write, not stop (the run would never end).
+    (tmp_path / "run").mkdir()
+    store = HeldWrite(f"sqlite:///{tmp_path / 'run' / 'evolve.db'}")
+    result = evolve.run(quick + ["budget.evaluations=3", "search.proposers=1", "search.evaluators=1",
+                                 "verification.recheck_champion=false"],
+                        proposer=ProposesDuringTheWrite(store), store=store)
+    assert result.status == "finished" and result.reason == "evaluation budget spent"
+    assert result.evaluations == 3
+    assert query(result.run_dir, "SELECT outcome, COUNT(*) FROM proposals GROUP BY outcome") == [("new", 3)]
