@@ -17,8 +17,9 @@ containers) and the real `openai` client against the stub endpoint, on SQLite: H
 prompt, edit, hash, Docker API round trips, database. The candidate runs in its container and
 the verifier in its worker process: neither is counted (both are other processes).
 
-Figures are steady state: from the 10th stored candidate to the last, wall clock and this
-process's CPU time (all its threads; `resource.getrusage`). `--profile` runs once more under
+Figures are steady state: from the 10th stored candidate to the last, wall clock, this
+process's CPU time (all its threads; `resource.getrusage`) and the CPU time of the thread that
+runs the event loop (what blocks the loop; the rest is the database and sandbox threads). `--profile` runs once more under
 yappi (CPU clock, every thread) and prints where the engine's CPU goes, per phase: each
 function's own time, with the C functions it calls, is given to the phase of its module.
 Profiling slows the run; its shares, not its totals, are the figure.
@@ -38,6 +39,7 @@ import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -70,6 +72,11 @@ class InstantSandbox:
         return None
 
 
+def loop_cpu_seconds() -> float:
+    """CPU time of the main thread, the one running the event loop."""
+    return time.clock_gettime(time.pthread_getcpuclockid(threading.main_thread().ident))  # type: ignore[arg-type]
+
+
 def cpu_seconds() -> float:
     """This process's CPU time, every thread (not its children: the verifier workers, the endpoint)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -81,12 +88,12 @@ class TimedStore(Store):
 
     def __init__(self, url: str, profile: bool = False) -> None:
         super().__init__(url, create=True)
-        self.stamps: list[tuple[float, float]] = []
+        self.stamps: list[tuple[float, float, float]] = []
         self.profile = profile  # start the profiler once past the warm-up (imports, first containers)
 
     def store_result(self, *args: Any, **kwargs: Any) -> int:
         program_id = super().store_result(*args, **kwargs)
-        self.stamps.append((time.perf_counter(), cpu_seconds()))
+        self.stamps.append((time.perf_counter(), cpu_seconds(), loop_cpu_seconds()))
         if self.profile and len(self.stamps) == WARMUP + 1:
             import yappi
 
@@ -150,9 +157,10 @@ def one_run(workdir: Path, name: str, candidates: int, sandbox: str, proposer: s
     stamps = store.stamps
     if len(stamps) <= WARMUP + 1:
         raise SystemExit(f"only {len(stamps)} candidates stored; raise --candidates")
-    (wall0, cpu0), (wall1, cpu1) = stamps[WARMUP], stamps[-1]
+    (wall0, cpu0, loop0), (wall1, cpu1, loop1) = stamps[WARMUP], stamps[-1]
     count = len(stamps) - 1 - WARMUP
-    return {"rate": count / (wall1 - wall0), "cpu_ms": (cpu1 - cpu0) / count * 1000, "stored": count}
+    return {"rate": count / (wall1 - wall0), "cpu_ms": (cpu1 - cpu0) / count * 1000,
+            "loop_ms": (loop1 - loop0) / count * 1000, "stored": count}
 
 
 def _made(folder: Path) -> Path:
@@ -235,7 +243,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; tiny problem "
           f"(tests/fake_llm.py), {args.runs} runs per setting; extra overrides: {args.set or 'none'}")
-    print(f"{'setting':<28} {'cand/s':>9} {'CPU ms/cand':>12}   (medians; then each run)")
+    print(f"{'setting':<28} {'cand/s':>9} {'CPU ms/cand':>12} {'loop ms/cand':>13}   (medians; then each run)")
     if args.mode == "ceiling":
         candidates = args.candidates or 600
         for store in args.store:
@@ -274,7 +282,9 @@ def _print(label: str, results: list[dict[str, float]]) -> None:
         return
     rates = [r["rate"] for r in results]
     cpus = [r["cpu_ms"] for r in results]
-    print(f"{label:<28} {statistics.median(rates):>9.1f} {statistics.median(cpus):>12.2f}   "
+    loops = [r["loop_ms"] for r in results]
+    print(f"{label:<28} {statistics.median(rates):>9.1f} {statistics.median(cpus):>12.2f} "
+          f"{statistics.median(loops):>13.2f}   "
           f"runs: {', '.join(f'{r:.0f}/s {c:.1f} ms' for r, c in zip(rates, cpus))}", flush=True)
 
 
