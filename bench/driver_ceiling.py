@@ -171,14 +171,16 @@ def _made(folder: Path) -> Path:
 # ---------------------------------------------------------------------- profile
 
 PHASES = [  # (phase, module path fragments), first match wins
-    ("HTTP client (openai, httpx)", ("/openai/", "/httpx", "/httpcore/", "/h11/", "/anyio/", "/sniffio/",
-                                     "/http/", "/ssl.py", "/email/", "/pydantic", "/distro/")),
+    # typing's runtime checks come from the openai client's request transform
+    ("HTTP client (openai, httpx)", ("/openai/", "/httpx", "/httpcore", "/h11", "/anyio/", "/sniffio/",
+                                     "/ssl.py", "/pydantic", "/distro/", "/typing.py", "/typing_extensions.py")),
     ("prompt", ("evolve/prompts.py", "/string.py")),
     ("reply parsing", ("evolve/proposers/replies.py",)),
     ("proposer (offline mutator, model choice)", ("evolve/proposers/",)),
     ("edit, hash, diff", ("evolve/edits.py", "/difflib.py", "/ast.py", "/tokenize.py", "evolve/bundle.py")),
-    ("Docker API round trips", ("/docker/", "/requests/", "/urllib3/", "evolve/sandbox/docker.py",
-                                "/socket.py", "/selectors.py:select", "/charset_normalizer/", "/idna/")),
+    # http.client and email parse the daemon's replies (requests); httpx does not use them
+    ("Docker API round trips", ("/docker/", "/requests/", "/urllib3/", "evolve/sandbox/docker.py", "/http/",
+                                "/email/", "/socket.py", "/charset_normalizer/", "/idna/", "/urllib/")),
     ("sandbox job encode/decode", ("evolve/sandbox/", "sandbox/runner.py", "/base64.py", "/secrets.py")),
     ("verifier round trip (engine side)", ("evolve/verifier_process.py", "evolve/evaluation.py",
                                            "/subprocess.py")),
