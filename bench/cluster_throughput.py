@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sqlite3
 import sys
 import tempfile
@@ -93,18 +94,28 @@ def rate(run_dir: Path) -> tuple[int, float]:
     return len(stamps), (len(stamps) - 1) / span if span > 0 else float("nan")
 
 
-def measure(nodes: int, kind: str, cost: float, per_node: int, work: Path) -> tuple[int, float]:
-    """nodes=0: no cluster, the same search on this machine's bubblewrap tier with one evaluator."""
+def driver_cpu() -> float:
+    """CPU seconds of this process (the driver: engine, store, Ray's client threads), not its children."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(nodes: int, kind: str, cost: float, per_node: int, work: Path) -> tuple[int, float, float]:
+    """(evaluations, per second, driver CPU ms per evaluation); nodes=0: no cluster, the same search on
+    this machine's bubblewrap tier with one evaluator."""
     cluster = LocalCluster(workers=nodes) if nodes else None
     try:
         problem = write_problem(work / f"{kind}-{nodes}" / "problem", kind, cost)
         run_dir = work / f"{kind}-{nodes}" / "run"
         where = [f"cluster.address={cluster.address}", "cluster.slots_per_node=1"] if cluster else []
+        cpu = driver_cpu()
         evolve.run([f"problem={problem}", f"run.dir={run_dir}", "sandbox=bwrap", "run.progress=false",
                     "llm.numeric_rate=1.0", "llm.line_rate=0.0", "llm.crossover_rate=0.0",
                     f"budget.evaluations={per_node * max(1, nodes)}", f"search.evaluators={max(1, nodes)}",
                     f"search.proposers={max(2, nodes)}", *where])
-        return rate(run_dir)
+        cpu = driver_cpu() - cpu  # the whole run, its start (Ray's connection, the node workers) included
+        count, per_second = rate(run_dir)
+        return count, per_second, 1000 * cpu / count
     finally:
         if cluster is not None:
             cluster.shutdown()
@@ -161,15 +172,17 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start; "
           f"one slot per node, {args.cost} s per candidate")
-    print(f"{'kind':<5} {'nodes':>5} {'evaluations':>11} {'cand/s':>7} {'ideal':>6} {'of ideal':>8}")
+    print(f"{'kind':<5} {'nodes':>5} {'evaluations':>11} {'cand/s':>7} {'ideal':>6} {'of ideal':>8} "
+          f"{'driver CPU ms/eval':>18}")
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as work:
         for kind in args.kinds:
             for nodes in args.nodes:
                 started = time.monotonic()
-                count, measured = measure(nodes, kind, args.cost, args.per_node, Path(work))
+                count, measured, cpu_ms = measure(nodes, kind, args.cost, args.per_node, Path(work))
                 ideal = max(1, nodes) / args.cost
                 print(f"{kind:<5} {nodes or 'local':>5} {count:>11} {measured:>7.2f} {ideal:>6.2f} "
-                      f"{measured / ideal:>8.0%}   ({time.monotonic() - started:.0f} s with the cluster's start)",
+                      f"{measured / ideal:>8.0%} {cpu_ms:>18.1f}   "
+                      f"({time.monotonic() - started:.0f} s with the cluster's start)",
                       flush=True)
         if args.fan_out:
             print(f"\none candidate of {args.fan_out} cases of {args.cost} s each, its cases spread over the nodes:")
