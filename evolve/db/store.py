@@ -11,13 +11,14 @@ reads are in evolve/db/reads.py. No module outside evolve/db/ writes SQL
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import Table, bindparam, event, insert, inspect, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlmodel import Session, SQLModel, select
 
 from evolve.db.migrations import OLDEST, migrate
@@ -371,7 +372,33 @@ def _make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return engine_for(url, pool_pre_ping=True)
+    engine = engine_for(url)
+    _ping_when_idle(engine)
+    return engine
+
+
+IDLE_BEFORE_PING = 1.0  # seconds a pooled server connection may rest before it is checked on checkout
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a server connection on checkout only after it rested: `pool_pre_ping` costs the writer a
+    round trip per result, though its connection was used a moment ago. A connection the server dropped
+    while it rested (restart, idle timeout) is replaced before use (SQLAlchemy's custom pre-ping recipe);
+    one that breaks in use fails that write, which is reported as the one-line StoreError."""
+
+    @event.listens_for(engine, "checkin")
+    def _rested_from(_connection, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        if time.monotonic() - record.info.get("checked_in", float("-inf")) < IDLE_BEFORE_PING:
+            return
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception:
+            raise DisconnectionError() from None  # the pool retries with a new connection
 
 
 def open_store(url: str) -> Store:
