@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from evolve.db import models
 from evolve.db.records import ArchiveSummary, ChildCounts, ModelUsage, PendingChallenge, ProposalCounts, ScoredProgram
@@ -178,3 +179,32 @@ def test_reads_work_on_a_reopened_database(database_url: str) -> None:
         assert store.evaluations(seed, 0)[0].score == 1.0
     finally:
         store.close()
+
+
+def test_a_result_is_stored_whole_or_not_at_all(run: Run) -> None:
+    """A result whose last row the database refuses leaves no program, proposal, archive entry or run state
+    behind (SQLite: one transaction; PostgreSQL: one statement), and the next result is stored whole."""
+    seed = run.program(scored(1.0), proposal=None)
+    before = (run.store.code_hashes(run.id), run.store.proposal_counts(run.id), run.store.load_run(run.id).evaluations)
+    program = program_row(run.id, seed, 0, "refused", "refused", "rewrite", "", "m", scored(2.0))
+    stranger = member_row(run.id + 1000, 0, 0, 2.0, "s")  # no such run: the foreign key refuses it
+    del stranger["program_id"]
+    with pytest.raises(DBAPIError):
+        run.store.store_result({"evaluations": 7}, program, evaluation_row(scored(2.0), 0, 0),
+                               proposal_row(run.id, 0, seed, "m", "new", "", ""), [], [stranger],
+                               ("best_program_id",), challenge_row(run.id, 0, 2.0))
+    assert (run.store.code_hashes(run.id), run.store.proposal_counts(run.id),
+            run.store.load_run(run.id).evaluations) == before
+
+    kept = program_row(run.id, seed, 0, "kept", "kept", "rewrite", "", "m", scored(2.0))
+    member = member_row(run.id, 0, 0, 2.0, "s")
+    del member["program_id"]
+    new = run.store.store_result({"evaluations": 7}, kept, evaluation_row(scored(2.0), 0, 0),
+                                 proposal_row(run.id, 0, seed, "m", "new", "", ""),
+                                 call_rows(run.id, [CallRecord("gpt", 3, 4, 0.5, 0.01)]), [member],
+                                 ("best_program_id",), challenge_row(run.id, 0, 2.0))
+    stored = run.store.load_run(run.id)
+    assert (stored.evaluations, stored.best_program_id, run.store.code_hashes(run.id)["kept"]) == (7, new, new)
+    assert run.store.evaluations(new, 0)[0].score == 2.0
+    assert run.store.pending_challenges(run.id, 0)[-1].program_id == new
+    assert {m.program_id for m in run.store.archive(run.id)} == {seed, new}

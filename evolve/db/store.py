@@ -40,6 +40,7 @@ from evolve.db.reads import RunReads
 from evolve.db.records import PendingChallenge
 from evolve.db.rows import Row
 from evolve.db import locks
+from evolve.db.one_statement import OneStatement
 from evolve.db.urls import engine_for, is_sqlite, shown
 from evolve.errors import EvolveError
 
@@ -95,6 +96,9 @@ class Store(RunReads):
         self.url = url
         self.engine = _make_engine(url)
         self._held: Connection | None = None  # the connection holding the run's lock on a server
+        # On a server a result is one statement (evolve/db/one_statement.py), atomic without BEGIN/COMMIT.
+        self._autocommit = None if is_sqlite(url) else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._one_statement = OneStatement()
         try:
             if create:
                 SQLModel.metadata.create_all(self.engine)
@@ -184,6 +188,12 @@ class Store(RunReads):
         `point_here` names run fields (best_program_id, seed_program_id) set to the new program's id;
         `challenge` is the pending certificate row of a program queued for certification.
         """
+        if self._autocommit is not None:
+            statement, parameters = self._one_statement.result(
+                run_state, stamped(program), stamped(evaluation), None if proposal is None else stamped(proposal),
+                [stamped(call) for call in calls], members, point_here, None if challenge is None else stamped(challenge))
+            with self._autocommit.connect() as connection:
+                return int(connection.execute(statement, parameters).scalar_one())
         with self.engine.begin() as connection:
             program_id = connection.execute(_INSERT[Program], stamped(program)).inserted_primary_key[0]
             connection.execute(_INSERT[Evaluation], stamped(evaluation, program_id=program_id))
@@ -200,6 +210,12 @@ class Store(RunReads):
 
     def store_proposal(self, run_state: Row, proposal: Row, calls: Iterable[Row] = ()) -> None:
         """A proposal that produced no new program (duplicate, rejected, failed)."""
+        if self._autocommit is not None:
+            statement, parameters = self._one_statement.proposal(run_state, stamped(proposal),
+                                                                 [stamped(call) for call in calls])
+            with self._autocommit.connect() as connection:
+                connection.execute(statement, parameters)
+            return
         with self.engine.begin() as connection:
             self._insert_proposal(connection, stamped(proposal), calls)
             connection.execute(_UPDATE_RUN, {"run": proposal["run_id"], **run_state})
