@@ -4,15 +4,17 @@ ask of a run, written through the same methods and row builders the recorder use
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from evolve.db import models
 from evolve.db.records import ArchiveSummary, ChildCounts, ModelUsage, PendingChallenge, ProposalCounts, ScoredProgram
 from evolve.db.rows import (call_rows, certificate_row, challenge_row, evaluation_row, member_row, program_row,
                             proposal_row, remeasurement_row)
-from evolve.db.store import Store, open_store
+from evolve.db.store import IDLE_BEFORE_PING, Store, open_store
 from evolve.evaluation import Evaluation
 from evolve.problem import Verdict
 from evolve.proposers.base import CallRecord
@@ -208,3 +210,27 @@ def test_a_result_is_stored_whole_or_not_at_all(run: Run) -> None:
     assert run.store.evaluations(new, 0)[0].score == 2.0
     assert run.store.pending_challenges(run.id, 0)[-1].program_id == new
     assert {m.program_id for m in run.store.archive(run.id)} == {seed, new}
+
+
+def _drop_connections_of(url: str) -> int:
+    """The server ends every other session on the database (as a restart or an idle timeout would)."""
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            return len(connection.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
+    finally:
+        admin.dispose()
+
+
+def test_a_server_connection_dropped_while_it_rested_is_replaced_before_a_write(postgres_url: str) -> None:
+    made = Run(postgres_url)
+    try:
+        seed = made.program(scored(1.0), proposal=None)
+        assert _drop_connections_of(postgres_url) >= 1
+        time.sleep(IDLE_BEFORE_PING + 0.2)  # rested: the pool checks the connection before lending it
+        child = made.program(scored(2.0), parent=seed)
+        assert made.store.code_hashes(made.id) == {"1.0-0-None": seed, f"2.0-0-{seed}": child}
+    finally:
+        made.store.close()

@@ -411,8 +411,7 @@ def _ping_when_idle(engine: Engine) -> None:
         if time.monotonic() - record.info.get("checked_in", float("-inf")) < IDLE_BEFORE_PING:
             return
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
+            engine.dialect.do_ping(connection)  # the dialect's own ping, which leaves no transaction open
         except Exception:
             raise DisconnectionError() from None  # the pool retries with a new connection
 
