@@ -13,13 +13,15 @@ Usage
     --sweep    (runner as root in a warm container) before and after the job,
                kill every process not owned by root and remove every SysV and
                POSIX IPC object, so nothing one candidate leaves reaches the next
-    The exit status is 3 when something could not be cleaned.
+    The exit status is 3 when something could not be cleaned; the result line
+    says the same in "clean" (the host then needs no exit status).
 
 Protocol
     stdin   one JSON job: {"nonce", "code", "entry", "cases": [{"id", "inputs"}],
             "case_timeout", "wall_timeout", "max_output_bytes", "max_log_bytes",
             "memory_bytes", "max_procs", "max_depth", "max_int_digits"}
     stdout  one line: "<nonce> <JSON result>"; nothing else is ever written there.
+            The result's "clean" is false when the sweep or a wipe left something.
     A job with a "program" (a compiled or multi-file candidate: {"files": [[path, text]],
     "build", "run", "stdin", "stdout", build limits, "prebuilt"}) is built once with
     `/bin/sh -c build` (or given the files an earlier build made), then `/bin/sh -c run`
@@ -968,6 +970,9 @@ def main() -> None:
     if options["wipe"]:
         os.chdir("/")
         clean = all([wipe(directory) for directory in options["wipe"]]) and clean
+    # Written after the last sweep and wipe, so it covers them: the Docker host reads it
+    # instead of asking the daemon for the exit status (a round trip per job).
+    result["clean"] = clean
     sys.stdout.write(nonce + " " + json.dumps(result) + "\n")
     sys.stdout.flush()
     if not clean:

@@ -114,6 +114,9 @@ class SandboxResult:
     seconds: float = 0.0
     failure: str = ""  # non-empty when the sandbox itself failed (no trustworthy runs)
     build: BuildResult | None = None  # compiled candidates only
+    # The runner's own word, in its nonce'd result line, on its clean-up after the job
+    # (True: swept and wiped; False: something stayed); None when the line did not say.
+    runner_clean: bool | None = None
 
 
 class Sandbox(Protocol):
@@ -182,7 +185,9 @@ def decode_result(job: SandboxJob, nonce: str, stdout: bytes, seconds: float) ->
         build = _build_result(data.get("build")) if job.program is not None else None
     except (ValueError, KeyError, TypeError, RecursionError) as error:
         return failed(job, f"the sandbox runner's result was malformed: {str(error)[:200]}", seconds)
-    return SandboxResult(runs, str(data.get("stdout", "")), str(data.get("stderr", "")), seconds, build=build)
+    clean = data.get("clean")
+    return SandboxResult(runs, str(data.get("stdout", "")), str(data.get("stderr", "")), seconds, build=build,
+                         runner_clean=clean if isinstance(clean, bool) else None)
 
 
 def _build_result(data: Any) -> BuildResult | None:

@@ -394,8 +394,10 @@ class DockerSandbox:
         result = decode_result(job, nonce, stdout, seconds)
         if result.failure:
             return result, False
-        exit_code = self.api.exec_inspect(exec_id).get("ExitCode")
-        healthy = exit_code == 0 and all(run.status in HEALTHY for run in result.runs)
+        clean = result.runner_clean
+        if clean is None:  # a runner that does not report its clean-up: its exit status says it (3: unclean)
+            clean = self.api.exec_inspect(exec_id).get("ExitCode") == 0
+        healthy = clean and all(run.status in HEALTHY for run in result.runs)
         return result, healthy
 
 
