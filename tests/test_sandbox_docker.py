@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from evolve.cli_sandbox import sandbox_app
-from evolve.paths import SANDBOX
-from evolve.sandbox.base import SandboxJob, SandboxLimits
+from evolve.paths import RUNNER, SANDBOX
+from evolve.sandbox.base import SandboxJob, SandboxLimits, decode_result, encode_job
 from evolve.sandbox.docker import (
     CANDIDATE_UIDS, LABEL, OWNER_LABEL, RUN_LABEL, RUNNER_CAPABILITIES, DockerSandbox, DockerSettings,
 )
@@ -250,3 +250,41 @@ async def test_a_container_that_died_while_idle_is_replaced() -> None:
     finally:
         await sandbox.close()
     assert run_containers(rid) == []
+
+
+@pytest.mark.parametrize("leave_unwipeable", [False, True])
+def test_the_runners_result_line_says_whether_it_cleaned_up(leave_unwipeable: bool, tmp_path: Path) -> None:
+    """The warm pool reuses a container on the runner's word in its nonce'd line, not on an exit status."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "left-by-an-earlier-job").write_text("x")
+    # A wipe target that is no directory cannot be emptied: the runner must say so.
+    target = tmp_path / "not-a-directory" if leave_unwipeable else scratch
+    if leave_unwipeable:
+        target.write_text("x")
+    one = job("def main(**_):\n    return 1\n")
+    nonce, payload = encode_job(one)
+    done = subprocess.run([sys.executable, "-I", str(RUNNER), "--workdir", str(tmp_path / "job"), "--wipe", str(target)],
+                          input=payload, capture_output=True, timeout=60, cwd=tmp_path)
+    result = decode_result(one, nonce, done.stdout, 0.0)
+    assert result.runs[0].status == "ok", result.runs[0].message
+    assert result.runner_clean is (not leave_unwipeable)
+    assert done.returncode == (3 if leave_unwipeable else 0)  # the exit status, for hosts that read it, agrees
+    if not leave_unwipeable:
+        assert list(scratch.iterdir()) == []
+
+
+async def test_a_pooled_job_carries_the_runners_clean_up_report() -> None:
+    rid = run_id()
+    sandbox = make_backend("docker-pool", rid)
+    try:
+        first = await sandbox.run(job(MARK_SCRATCH))
+        second = await sandbox.run(job(MARK_SCRATCH))
+        assert first.runner_clean is True and second.runner_clean is True
+        assert second.runs[0].output["host"] == first.runs[0].output["host"]  # so the container was reused
+        assert first.runs[0].output["written"]  # the first left files behind ...
+        assert not {"left-in-job", "left-in-scratch", "left-in-shm"} & set(second.runs[0].output["seen"])  # ... gone
+    finally:
+        await sandbox.close()
+    assert run_containers(rid) == []
+
