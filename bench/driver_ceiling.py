@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import multiprocessing
 import os
 import resource
 import statistics
@@ -50,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 import evolve  # noqa: E402
 from evolve.db.store import Store, sqlite_url  # noqa: E402
 from evolve.sandbox.base import CaseRun, SandboxJob, SandboxResult  # noqa: E402
-from tests.fake_llm import FakeLLM, author_script, tiny_problem, tweak_author  # noqa: E402
+from tests.fake_llm import author_in_process, tiny_problem  # noqa: E402
 
 WARMUP = 10  # stored candidates left out of the steady state (start-up, first containers)
 
@@ -103,26 +102,6 @@ class TimedStore(Store):
 
 
 @contextlib.contextmanager
-def endpoint_process() -> Iterator[str]:
-    """The scripted endpoint in a process of its own (its CPU is not the engine's), answering at once."""
-    context = multiprocessing.get_context("fork")
-    parent, child = context.Pipe()
-
-    def serve() -> None:
-        with FakeLLM(author_script(tweak_author(seed=1))) as fake:
-            child.send(fake.url)
-            child.recv()
-
-    process = context.Process(target=serve, daemon=True)
-    process.start()
-    try:
-        yield parent.recv()
-    finally:
-        parent.send("stop")
-        process.join(timeout=10)
-
-
-@contextlib.contextmanager
 def postgres() -> Iterator[Any]:
     from tests.postgres_support import PostgresServer
 
@@ -141,7 +120,7 @@ def one_run(workdir: Path, name: str, candidates: int, sandbox: str, proposer: s
     store = TimedStore(store_url or sqlite_url(_made(run_dir)), profile)
     with contextlib.ExitStack() as stack:
         if proposer == "openai":
-            url = stack.enter_context(endpoint_process())
+            url = stack.enter_context(author_in_process(seed=1))
             overrides += ["llm=openai", f"llm.base_url={url}", "llm.api_key_env=", "llm.models=[{name:fake}]",
                           "llm.timeout=30"]
         if sandbox == "docker":

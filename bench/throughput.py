@@ -21,8 +21,6 @@ not throughput, and would hold an evaluation slot for another T seconds.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import multiprocessing
 import os
 import sqlite3
 import sys
@@ -41,12 +39,13 @@ from evolve.config import compose_config  # noqa: E402
 from evolve.evaluation import Evaluator  # noqa: E402
 from evolve.problem import load_problem  # noqa: E402
 from evolve.sandbox.factory import limits_from, make_sandbox  # noqa: E402
-from tests.fake_llm import FakeLLM, author_script, tiny_problem, tweak_author  # noqa: E402
+from tests.fake_llm import author_in_process, tiny_problem  # noqa: E402
 
 
 def sandbox_cost(workdir: Path, repeats: int = 5) -> float:
     """Seconds one evaluation of a candidate that does nothing takes (median)."""
-    cfg = compose_config([*tiny_problem(workdir / "problem-zero", sleep=0.0, heldout=False), "sandbox=process"])
+    cfg = compose_config([*tiny_problem(workdir / "problem-zero", sleep=0.0, heldout=False), "sandbox=process",
+                          "sandbox.allow_root=true"])  # the bench's own trusted candidates
     problem = load_problem(cfg)
 
     async def timed() -> list[float]:
@@ -66,35 +65,16 @@ def sandbox_cost(workdir: Path, repeats: int = 5) -> float:
     return times[len(times) // 2]
 
 
-@contextlib.contextmanager
-def endpoint_process(latency: float, seed: int):
-    """The fake endpoint in its own process, as a real server would be (no GIL shared with the engine)."""
-    parent, child = multiprocessing.get_context("fork").Pipe()
-
-    def serve() -> None:
-        with FakeLLM(author_script(tweak_author(seed=seed), latency=latency)) as fake:
-            child.send(fake.url)
-            child.recv()  # until told to stop
-
-    process = multiprocessing.get_context("fork").Process(target=serve, daemon=True)
-    process.start()
-    try:
-        yield parent.recv()
-    finally:
-        parent.send("stop")
-        process.join(timeout=10)
-
-
 def measure(latency: float, seconds: float, proposers: int, evaluators: int, evaluations: int,
             workdir: Path) -> tuple[float, float]:
     """(steady-state evaluations per minute, overall evaluations per minute) for one setting."""
     run_dir = workdir / f"run-p{proposers}-e{evaluators}"
     problem = tiny_problem(workdir / f"problem-p{proposers}-e{evaluators}", sleep=seconds, heldout=False)
     os.environ.setdefault("EVOLVE_BENCH_KEY", "bench")
-    with endpoint_process(latency, seed=proposers * 100 + evaluators) as url:
+    with author_in_process(seed=proposers * 100 + evaluators, latency=latency) as url:
         started = time.monotonic()
         evolve.run([
-            f"run.dir={run_dir}", "sandbox=process", "run.progress=false", f"budget.evaluations={evaluations}",
+            f"run.dir={run_dir}", "sandbox=process", "sandbox.allow_root=true", "run.progress=false", f"budget.evaluations={evaluations}",
             *problem, f"search.proposers={proposers}", f"search.evaluators={evaluators}",
             f"search.queue_size={max(proposers, evaluators)}",
             "verification.recheck_champion=false",  # a champion's second evaluation would occupy a slot for T

@@ -20,7 +20,9 @@ compare the server's count with the calls the engine recorded.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import random
 import re
 import socket
@@ -28,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Union
+from typing import Callable, Iterator, Union
 
 
 @dataclass(frozen=True)
@@ -318,3 +320,24 @@ def tiny_problem(folder, sleep: float = 0.0, heldout: bool = True) -> list[str]:
     return ["problem.name=tiny", f"problem.seed_program={folder / 'seed.py'}", f"problem.prompt={folder / 'prompt.md'}",
             f"problem.cases={folder / 'cases.json'}", f"problem.verifier={folder / 'verifier.py'}",
             "problem.entry=main", "problem.objective=maximize", f"problem.case_timeout={max(5.0, 4 * sleep)}"]
+
+
+@contextlib.contextmanager
+def author_in_process(seed: int = 0, latency: float = 0.0) -> Iterator[str]:
+    """The `tweak_author` endpoint served from a process of its own, as a real server would be (its CPU
+    and GIL are not the engine's); yields its URL. For the benchmarks."""
+    context = multiprocessing.get_context("fork")
+    parent, child = context.Pipe()
+
+    def serve() -> None:
+        with FakeLLM(author_script(tweak_author(seed=seed), latency=latency)) as fake:
+            child.send(fake.url)
+            child.recv()  # until told to stop
+
+    process = context.Process(target=serve, daemon=True)
+    process.start()
+    try:
+        yield parent.recv()
+    finally:
+        parent.send("stop")
+        process.join(timeout=10)
