@@ -216,7 +216,8 @@ class RaySandbox:
         """Start a worker on a node that appeared and admit or refuse it."""
         actor = self._start_worker(info)
         try:
-            report = await asyncio.wait_for(_awaitable(actor.report.remote()), START_SECONDS)
+            async with asyncio.timeout(START_SECONDS):  # not wait_for, which can drop a cancellation (3.11)
+                report = await _awaitable(actor.report.remote())
         except asyncio.CancelledError:
             self._kill(actor)
             raise
@@ -323,8 +324,9 @@ class RaySandbox:
                                            f"({len(self.nodes)} lost, {len(self.refused)} refused); add nodes and "
                                            "continue with `evolve resume RUN_DIR`")
                 try:
-                    await asyncio.wait_for(self._changed.wait(), POLL_SECONDS)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(POLL_SECONDS):
+                        await self._changed.wait()
+                except TimeoutError:
                     pass
 
     def _start_polling(self) -> None:
@@ -388,7 +390,7 @@ class RaySandbox:
         if self._sink is not None:
             await self._sink("cluster_usage", nodes=self.usage())
         alive = [n for n in self.nodes.values() if n.alive]
-        closing = [asyncio.wait_for(_awaitable(n.actor.close.remote()), CLOSE_SECONDS) for n in alive]
+        closing = [_within(CLOSE_SECONDS, _awaitable(n.actor.close.remote())) for n in alive]
         await asyncio.gather(*closing, return_exceptions=True)  # a node gone meanwhile has nothing to clean
         for node in self.nodes.values():
             self._kill(node.actor)
@@ -451,3 +453,9 @@ async def _awaitable(ref: Any) -> Any:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return (text[0] if text else type(error).__name__)[:300]
+
+
+async def _within(seconds: float, awaitable: Any) -> Any:
+    """`awaitable`'s result, or TimeoutError after `seconds` (asyncio.timeout: a cancellation is never dropped)."""
+    async with asyncio.timeout(seconds):
+        return await awaitable

@@ -85,10 +85,10 @@ class ProcessSandbox:
                 start_new_session=True,
                 preexec_fn=lambda: _enter(cgroup, job.limits.memory_mb << 20),
             )
-            stdout = await asyncio.wait_for(
-                _communicate(process, stdin, job.limits.max_output_bytes * (len(job.cases) + 1)),
-                timeout=job.deadline(),
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation (Ctrl-C, stop)
+            # that arrives as the job finishes, and the cancelled task then waits for work forever.
+            async with asyncio.timeout(job.deadline()):
+                stdout = await _communicate(process, stdin, job.limits.max_output_bytes * (len(job.cases) + 1))
             return decode_result(job, nonce, stdout, time.monotonic() - started)
         except asyncio.TimeoutError:
             return failed(job, f"the sandbox exceeded its {job.deadline():g} s deadline", time.monotonic() - started)
