@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable
 
 from evolve.certification import Certifier
 from evolve.certify_worker import worker_env
-from evolve.cluster.connect import ClusterError
+from evolve.cluster.connect import ClusterError, first_line
 
 POLL = 0.2  # seconds between checks, on the node, that the task was not cancelled
 STOP_WAIT = 10.0  # seconds a cancelled task gets to kill its worker before its process is killed
@@ -111,9 +111,9 @@ class ClusterCertifier(Certifier):
             except Exception as error:  # noqa: BLE001 - a lost node is retried; anything else stops the run
                 if not _node_lost(self.ray, error):
                     raise ClusterError(f"verifier {self.name}: {hook}() could not run on its node "
-                                       f"({_first_line(error)}); every node needs this evolve installed, with the "
+                                       f"({first_line(error)}); every node needs this evolve installed, with the "
                                        "verifier's dependencies") from None
-                lost.append(_first_line(error))
+                lost.append(first_line(error))
                 if len(lost) > self.retries:
                     raise ClusterError(f"verifier {self.name}: {hook}() was lost with its node {len(lost)} times "
                                        f"(cluster.retries={self.retries}); last: {lost[-1]}. The run stops with "
@@ -143,11 +143,6 @@ def _node_lost(ray: Any, error: BaseException) -> bool:
                  ("NodeDiedError", "WorkerCrashedError", "ObjectLostError", "OwnerDiedError",
                   "LocalRayletDiedError", "TaskUnschedulableError", "RaySystemError") if hasattr(exceptions, name))
     return isinstance(error, lost)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:300]
 
 
 async def cluster_certifier(cfg: Any, certifier: Certifier | None, record: Record | None = None) -> Certifier | None:

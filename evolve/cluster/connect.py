@@ -46,6 +46,12 @@ def connect(address: str, timeout: float = 30.0) -> ModuleType:
     return ray
 
 
+def first_line(error: BaseException) -> str:
+    """An error in one line (its first, at most 300 characters; its type when it says nothing), for logs and events."""
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:300]
+
+
 def disconnect() -> None:
     """Leave the cluster (the cluster itself keeps running)."""
     try:

@@ -28,7 +28,7 @@ from typing import Any, Awaitable, Callable
 
 from omegaconf import DictConfig
 
-from evolve.cluster.connect import ClusterError, connect, disconnect
+from evolve.cluster.connect import ClusterError, connect, disconnect, first_line
 from evolve.cluster.node import NodeReport, NodeWorker, node_settings
 from evolve.sandbox.base import SandboxJob, SandboxResult
 from evolve.sandbox.process import runner_hash
@@ -157,7 +157,7 @@ class RaySandbox:
             return self.ray.get(actor.report.remote(), timeout=START_SECONDS), actor
         except Exception as error:  # noqa: BLE001 - a node that cannot start a worker is refused, named
             return NodeReport(info["NodeID"], str(info.get("NodeManagerAddress", "?")), "", "",
-                              f"its worker did not start: {_first_line(error)}"), actor
+                              f"its worker did not start: {first_line(error)}"), actor
 
     def _admit(self, report: NodeReport, actor: Any) -> bool:
         """Accept a node whose identity is the shared one; refuse (and name) any other."""
@@ -190,7 +190,7 @@ class RaySandbox:
                 try:
                     alive = await asyncio.to_thread(self._alive_nodes)
                 except Exception as error:  # noqa: BLE001 - the head may be restarting; ask again later
-                    log.warning("cluster: cannot list the nodes (%s)", _first_line(error))
+                    log.warning("cluster: cannot list the nodes (%s)", first_line(error))
                     continue
                 ids = {info["NodeID"] for info in alive}
                 for node in list(self.nodes.values()):
@@ -226,7 +226,7 @@ class RaySandbox:
                 self._kill(actor)
                 return
             report = NodeReport(info["NodeID"], str(info.get("NodeManagerAddress", "?")), "", "",
-                                f"its worker did not start: {_first_line(error)}")
+                                f"its worker did not start: {first_line(error)}")
         if self._closed:
             self._kill(actor)
         else:
@@ -282,7 +282,7 @@ class RaySandbox:
                 self._cancel(reference)
                 raise
             except (RayActorError, NodeDiedError, WorkerCrashedError, ObjectLostError) as error:
-                self._lose(node, _first_line(error))
+                self._lose(node, first_line(error))
                 chunk.attempts += 1
                 chunk.lost_on.append(node.name)
                 if chunk.attempts > self.retries:
@@ -294,7 +294,7 @@ class RaySandbox:
                            attempt=chunk.attempts)
                 continue
             except Exception as error:  # noqa: BLE001 - the node's worker failed, not the candidate
-                raise ClusterError(f"the worker on node {node.name} failed: {_first_line(error)}") from None
+                raise ClusterError(f"the worker on node {node.name} failed: {first_line(error)}") from None
             finally:
                 node.busy -= 1
                 self._notify()
@@ -448,11 +448,6 @@ def gather_results(job: SandboxJob, parts: list[SandboxResult], seconds: float) 
 
 async def _awaitable(ref: Any) -> Any:
     return await ref
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:300]
 
 
 async def _within(seconds: float, awaitable: Any) -> Any:

@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from evolve.cluster.connect import ClusterError
+from evolve.cluster.connect import ClusterError, first_line
 
 log = logging.getLogger("evolve.cluster")
 Record = Callable[..., Awaitable[None]]  # recorder.event(kind, **data)
@@ -142,7 +142,7 @@ class NodeVerifiers:
                     raise
                 lost += 1
                 self.accepted.pop(node_id, None)
-                reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+                reason = first_line(error)
                 log.warning("node %s was lost while verifying; the job goes to another node", node_id[:12])
                 if self.record is not None:
                     await self.record("verify_node_lost", node_id=node_id, attempt=lost, reason=reason)
@@ -163,8 +163,7 @@ class NodeVerifiers:
         try:
             await self._admit()
         except Exception as error:  # noqa: BLE001 - logged; the next scan tries again
-            log.warning("could not check the nodes that joined: %s", str(error).splitlines()[0][:300] if str(error) else
-                        type(error).__name__)
+            log.warning("could not check the nodes that joined: %s", first_line(error))
 
     async def _admit(self) -> None:
         """Start a NodeVerifier on every live node not seen yet (with CPUs: the head may run none)."""
