@@ -36,6 +36,7 @@ from evolve.proposers.base import Proposer
 from evolve.proposers.factory import make_proposer
 from evolve.recorder import BestCallback, Recorder
 from evolve.runlock import RunDirUnwritable, RunLocked, run_lock
+from evolve.sandbox.base import EventSource
 from evolve.sandbox.factory import limits_from, make_sandbox
 from evolve.settings import Settings, settings_from, to_config
 
@@ -289,9 +290,8 @@ async def _drive(cfg: Settings, run_dir: Path, problem, store: seams.Store, run:
         engine.certifier = await cluster_certifier(cfg, engine.certifier, recorder.event)  # Z3 calls as tasks
     interrupted = _on_signals(engine)
     await recorder.event("session_start", evaluations=recorder.evaluations)
-    listen = getattr(sandbox, "listen", None)  # a cluster reports its nodes joining, refused or lost
-    if listen is not None:
-        await listen(recorder.event)
+    if isinstance(sandbox, EventSource):  # a cluster reports its nodes joining, refused or lost
+        await sandbox.listen(recorder.event)
     status, reason, writable = "failed", "", True
     try:
         reason = await engine.run()

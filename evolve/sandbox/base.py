@@ -15,7 +15,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Literal, Protocol
+from typing import Any, Awaitable, Callable, Literal, Protocol, runtime_checkable
 
 from evolve import bundle
 from evolve.paths import RUNNER
@@ -130,6 +130,20 @@ class Sandbox(Protocol):
     async def run(self, job: SandboxJob) -> SandboxResult: ...
 
     async def close(self) -> None: ...
+
+
+EventSink = Callable[..., Awaitable[None]]  # where events go: the run's recorder.event(kind, **data)
+
+
+@runtime_checkable
+class EventSource(Protocol):
+    """A sandbox with news beyond each job's result, for the run's events (the cluster tier: nodes that
+    joined, were refused or were lost; tasks retried). The session checks for it with isinstance;
+    the local tiers have nothing to tell and do not implement it."""
+
+    async def listen(self, sink: EventSink) -> None:
+        """Send this sandbox's events to `sink` from now on, the ones from before first."""
+        ...
 
 
 def encode_job(job: SandboxJob) -> tuple[str, bytes]:
