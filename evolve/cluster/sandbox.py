@@ -13,7 +13,8 @@ driver, unchanged. Behind `run`:
 - a node that dies or leaves is an infrastructure fault: its chunks go to another node (at most
   `cluster.retries` times, `node_lost` / `task_retried` events), never an invalid score; when the
   retries run out the run stops with a ClusterError;
-- a node that joins mid-run (seen by polling the cluster) gets a worker and work.
+- a node that joins mid-run gets a worker and work: the run's NodeRegistry (evolve/cluster/nodes.py)
+  watches the cluster and tells this sandbox, and the node verifiers, who joined and who left.
 """
 
 from __future__ import annotations
@@ -24,22 +25,21 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from omegaconf import DictConfig
 
 from evolve.cluster.connect import ClusterError, connect, disconnect, first_line
 from evolve.cluster.node import NodeReport, NodeWorker, node_settings
-from evolve.sandbox.base import SandboxJob, SandboxResult
+from evolve.cluster.nodes import POLL_SECONDS, Member, NodeRegistry, Watch
+from evolve.sandbox.base import EventSink, SandboxJob, SandboxResult
 from evolve.sandbox.process import runner_hash
 from evolve.settings import Settings, as_settings
 
 log = logging.getLogger("evolve.cluster")
-POLL_SECONDS = 2.0  # how often the cluster is asked which nodes are alive (joins and departures)
 START_SECONDS = 120.0  # a node's worker must report within this (a Docker pool starting included)
 ALONE_SECONDS = 120.0  # with every node lost, a run waits this long for one to join before it stops
 CLOSE_SECONDS = 30.0  # a node's worker gets this long to remove its containers before it is killed
-EventSink = Callable[..., Awaitable[None]]  # recorder.event(kind, **data)
 
 
 @dataclass(eq=False)
@@ -71,6 +71,8 @@ class RaySandbox:
     """Runs jobs on the accepted nodes of the Ray cluster at `settings.cluster.address`.
 
     `prefer`: the node identity this run used before (on resume), chosen over a majority.
+    `registry`: the run's watcher of the cluster's nodes, which this sandbox owns (it stops it when it
+    closes); the session lends it to the node verifiers, so one poll of the cluster serves both.
     """
 
     name = "ray"
@@ -80,6 +82,7 @@ class RaySandbox:
         cluster = self.settings.cluster
         self.address = str(cluster.address)
         self.ray = connect(self.address, float(cluster.connect_timeout))
+        self.registry = NodeRegistry(self.ray)
         self.label = label
         self.slots_per_node = int(cluster.slots_per_node)
         self.cases_per_task = int(cluster.cases_per_task)
@@ -92,7 +95,8 @@ class RaySandbox:
         self._sink: EventSink | None = None
         self._writing: set[asyncio.Task] = set()  # events on their way to the sink
         self._changed: asyncio.Condition | None = None
-        self._poller: asyncio.Task | None = None
+        self._watch: Watch | None = None  # the registry's news of nodes, from the first job on
+        self._joining: dict[str, asyncio.Task] = {}  # node id -> its worker starting
         self._closed = False
         self._started: list[Any] = []  # every worker started, for cleanup
         self._slot_counts: dict[str, int] = {}
@@ -121,43 +125,39 @@ class RaySandbox:
 
     # ------------------------------------------------------------------ nodes
 
-    def _alive_nodes(self) -> list[dict[str, Any]]:
-        return [n for n in self.ray.nodes() if n.get("Alive")]
-
-    def _slots(self, info: dict[str, Any]) -> int:
+    def _slots(self, member: Member) -> int:
         """cluster.slots_per_node, else the node's CPUs; none on a node without CPUs (a head started with
         --num-cpus=0 is meant to run nothing)."""
-        cpus = int(info.get("Resources", {}).get("CPU", 0))
+        cpus = int(member.cpus)
         return 0 if cpus <= 0 else (self.slots_per_node or cpus)
 
-    def _start_worker(self, info: dict[str, Any]) -> Any:
+    def _start_worker(self, member: Member) -> Any:
         """A NodeWorker pinned to the node (num_cpus=0: the worker itself takes no slot)."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        slots = self._slot_counts[info["NodeID"]] = self._slots(info)
+        slots = self._slot_counts[member.node_id] = self._slots(member)
         remote = self.ray.remote(NodeWorker).options(
             num_cpus=0, max_restarts=0, max_concurrency=max(4, 2 * slots + 2),
-            scheduling_strategy=NodeAffinitySchedulingStrategy(info["NodeID"], soft=False))
-        actor = remote.remote(node_settings(self.settings, slots), self.label, info["NodeID"])
+            scheduling_strategy=NodeAffinitySchedulingStrategy(member.node_id, soft=False))
+        actor = remote.remote(node_settings(self.settings, slots), self.label, member.node_id)
         self._started.append(actor)
         return actor
 
     def _start_all(self) -> dict[str, tuple[NodeReport, Any]]:
         """Start a worker on every alive node with slots and collect their reports (blocking: start-up)."""
-        started: dict[str, tuple[dict[str, Any], Any]] = {}
-        for info in self._alive_nodes():
-            if self._slots(info) <= 0:
-                self.skipped.add(info["NodeID"])
+        started: dict[str, tuple[Member, Any]] = {}
+        for member in self.registry.alive().values():
+            if self._slots(member) <= 0:
+                self.skipped.add(member.node_id)
                 continue
-            started[info["NodeID"]] = (info, self._start_worker(info))
-        return {node_id: self._collect(info, actor) for node_id, (info, actor) in started.items()}
+            started[member.node_id] = (member, self._start_worker(member))
+        return {node_id: self._collect(member, actor) for node_id, (member, actor) in started.items()}
 
-    def _collect(self, info: dict[str, Any], actor: Any) -> tuple[NodeReport, Any]:
+    def _collect(self, member: Member, actor: Any) -> tuple[NodeReport, Any]:
         try:
             return self.ray.get(actor.report.remote(), timeout=START_SECONDS), actor
         except Exception as error:  # noqa: BLE001 - a node that cannot start a worker is refused, named
-            return NodeReport(info["NodeID"], str(info.get("NodeManagerAddress", "?")), "", "",
-                              f"its worker did not start: {first_line(error)}"), actor
+            return _not_started(member, error), actor
 
     def _admit(self, report: NodeReport, actor: Any) -> bool:
         """Accept a node whose identity is the shared one; refuse (and name) any other."""
@@ -181,40 +181,29 @@ class RaySandbox:
             self._notify()
         return True
 
-    async def _poll(self) -> None:
-        """Notice nodes that joined (they get a worker) and nodes that left (no more work)."""
-        joining: dict[str, asyncio.Task] = {}
-        try:
-            while not self._closed:
-                await asyncio.sleep(POLL_SECONDS)
-                try:
-                    alive = await asyncio.to_thread(self._alive_nodes)
-                except Exception as error:  # noqa: BLE001 - the head may be restarting; ask again later
-                    log.warning("cluster: cannot list the nodes (%s)", first_line(error))
-                    continue
-                ids = {info["NodeID"] for info in alive}
-                for node in list(self.nodes.values()):
-                    if node.alive and node.node_id not in ids:
-                        self._lose(node, "the node left the cluster")
-                for info in alive:
-                    node_id = info["NodeID"]
-                    known = self.nodes.get(node_id)
-                    # A node lost while Ray still counts it alive (its worker died, a network blip) rejoins.
-                    if (known is not None and known.alive) or node_id in self.refused or node_id in self.skipped \
-                            or node_id in joining:
-                        continue
-                    if self._slots(info) <= 0:
-                        self.skipped.add(node_id)
-                        continue
-                    joining[node_id] = asyncio.create_task(self._join(info))
-                    joining[node_id].add_done_callback(lambda _, node_id=node_id: joining.pop(node_id, None))
-        finally:
-            for task in list(joining.values()):
-                task.cancel()
+    def _joined(self, member: Member) -> None:
+        """The registry's news of a node this sandbox has no worker on: it gets one (in the background).
+        A node lost while Ray still lists it alive (its worker died, a network blip) comes back this way."""
+        node_id = member.node_id
+        known = self.nodes.get(node_id)
+        if (known is not None and known.alive) or node_id in self.refused or node_id in self.skipped \
+                or node_id in self._joining:
+            return
+        if self._slots(member) <= 0:
+            self.skipped.add(node_id)
+            return
+        self._joining[node_id] = asyncio.create_task(self._join(member))
+        self._joining[node_id].add_done_callback(lambda _, node_id=node_id: self._joining.pop(node_id, None))
 
-    async def _join(self, info: dict[str, Any]) -> None:
+    def _left(self, node_id: str) -> None:
+        """The registry's news of a node gone from the cluster: no more work for it."""
+        node = self.nodes.get(node_id)
+        if node is not None:
+            self._lose(node, "the node left the cluster")
+
+    async def _join(self, member: Member) -> None:
         """Start a worker on a node that appeared and admit or refuse it."""
-        actor = self._start_worker(info)
+        actor = self._start_worker(member)
         try:
             async with asyncio.timeout(START_SECONDS):  # not wait_for, which can drop a cancellation (3.11)
                 report = await _awaitable(actor.report.remote())
@@ -222,11 +211,11 @@ class RaySandbox:
             self._kill(actor)
             raise
         except Exception as error:  # noqa: BLE001 - a worker that cannot start: the node is refused, named
-            if info["NodeID"] in self.nodes:  # a lost node going away after all: asked again while Ray lists it
+            if member.node_id in self.nodes:  # a lost node going away after all: asked again while Ray lists it
                 self._kill(actor)
+                self._forget(member.node_id)
                 return
-            report = NodeReport(info["NodeID"], str(info.get("NodeManagerAddress", "?")), "", "",
-                                f"its worker did not start: {first_line(error)}")
+            report = _not_started(member, error)
         if self._closed:
             self._kill(actor)
         else:
@@ -239,12 +228,17 @@ class RaySandbox:
         log.warning("cluster: node %s lost (%s); its tasks go to other nodes", node.name, reason)
         self._emit("node_lost", node=node.node_id, host=node.host, reason=reason, in_flight=node.busy)
         self._kill(node.actor)
+        self._forget(node.node_id)  # Ray may still list it: then it rejoins with a fresh worker
         self._notify()
+
+    def _forget(self, node_id: str) -> None:
+        if self._watch is not None:
+            self._watch.forget(node_id)
 
     # ------------------------------------------------------------------ jobs
 
     async def run(self, job: SandboxJob) -> SandboxResult:
-        self._start_polling()
+        self._start_watching()
         started = time.monotonic()
         tasks = [asyncio.ensure_future(self._run_chunk(chunk)) for chunk in self._split(job)]
         try:
@@ -329,10 +323,13 @@ class RaySandbox:
                 except TimeoutError:
                     pass
 
-    def _start_polling(self) -> None:
-        if self._poller is None and not self._closed:
+    def _start_watching(self) -> None:
+        """At the first job (in the event loop): a condition to wait for free slots on, and the registry's
+        news of every node joined or left since start-up."""
+        if self._watch is None and not self._closed:
             self._changed = asyncio.Condition()
-            self._poller = asyncio.create_task(self._poll())
+            known = {node_id for node_id, node in self.nodes.items() if node.alive} | set(self.refused) | self.skipped
+            self._watch = self.registry.watch(self._joined, self._left, known)
 
     def _notify(self) -> None:
         if self._changed is None:
@@ -383,9 +380,11 @@ class RaySandbox:
         if self._closed:
             return
         self._closed = True
-        if self._poller is not None:
-            self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
+        self.registry.close()
+        joining = list(self._joining.values())
+        for task in joining:  # a worker still starting is killed (see _join)
+            task.cancel()
+        await asyncio.gather(*joining, return_exceptions=True)
         await asyncio.gather(*self._writing, return_exceptions=True)
         if self._sink is not None:
             await self._sink("cluster_usage", nodes=self.usage())
@@ -444,6 +443,11 @@ def gather_results(job: SandboxJob, parts: list[SandboxResult], seconds: float) 
     stderr = "".join(part.stderr for part in parts)[:limit]
     failure = next((part.failure for part in parts if part.failure), "")
     return SandboxResult(runs, stdout, stderr, seconds, failure)
+
+
+def _not_started(member: Member, error: BaseException) -> NodeReport:
+    """The report of a node whose worker did not start: the node is refused with this reason."""
+    return NodeReport(member.node_id, member.host, "", "", f"its worker did not start: {first_line(error)}")
 
 
 async def _awaitable(ref: Any) -> Any:
