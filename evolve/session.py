@@ -322,11 +322,15 @@ async def _verify_on_nodes(cfg: Settings, problem, evaluator: Evaluator, sandbox
     """Swap the evaluator's judge for the nodes' verifiers when this run verifies on nodes.
 
     Swapped, not passed in: evaluation.py's code is part of every run's evaluator identity.
+    The verifiers hear of nodes joining from the cluster sandbox's registry: one watcher of the
+    cluster per run (a sandbox given by the caller has none; the verifiers then watch on their own).
     """
+    from evolve.cluster.sandbox import RaySandbox
     from evolve.cluster.verify import node_verifiers
 
+    registry = sandbox.registry if isinstance(sandbox, RaySandbox) else None
     try:
-        judge = await node_verifiers(cfg, problem, sandbox_identity, recorder.event)
+        judge = await node_verifiers(cfg, problem, sandbox_identity, recorder.event, registry)
     except BaseException:
         await sandbox.close()
         store.close()

@@ -159,7 +159,6 @@ def test_a_node_that_joins_is_checked_then_gets_verification_work(cluster: Local
 
     async def with_a_new_node() -> tuple[list[Evaluation], object, bool]:
         pool = await node_verifiers(cfg, problem, sandbox.identity, record)
-        pool.rescan = 0.0  # look for new nodes at every judgement
         evaluator = Evaluator(problem, sandbox, limits_from(cfg), "h", 10)
         evaluator.verifier = pool
         try:

@@ -21,17 +21,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import time
 from typing import Any, Awaitable, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
 from evolve.cluster.connect import ClusterError, first_line
+from evolve.cluster.nodes import Member, NodeRegistry, Watch
 
 log = logging.getLogger("evolve.cluster")
 Record = Callable[..., Awaitable[None]]  # recorder.event(kind, **data)
 PLACES = ("driver", "node")
-RESCAN_SECONDS = 10.0  # how often judging looks for nodes that joined since
 
 
 def verification_place(cfg: Any, problem_verify_on: str | None) -> str:
@@ -93,10 +92,14 @@ def _load_here(section: dict[str, Any]):
 
 
 class NodeVerifiers:
-    """The driver's pool of NodeVerifier actors, one per node that runs work; judge-shaped."""
+    """The driver's pool of NodeVerifier actors, one per node that runs work; judge-shaped.
+
+    `registry`: the run's watcher of the cluster's nodes (the cluster sandbox's, lent by the session);
+    None: the pool watches the cluster with a registry of its own, which it stops when it closes.
+    """
 
     def __init__(self, ray: Any, problem_section: dict[str, Any], driver_parts: dict[str, str], timeout: float,
-                 retries: int = 2, record: Record | None = None, rescan: float = RESCAN_SECONDS) -> None:
+                 retries: int = 2, record: Record | None = None, registry: NodeRegistry | None = None) -> None:
         self.ray = ray
         self.section = problem_section
         self.parts = driver_parts
@@ -105,29 +108,36 @@ class NodeVerifiers:
         self.record = record
         self.accepted: dict[str, Any] = {}  # node id -> actor
         self.refused: dict[str, str] = {}  # node id -> the one-line reason
-        self.seen: set[str] = set()
         self.turn = itertools.count()
-        self.scanned = 0.0
-        self.rescan = rescan
         self.started = False
-        self.admitting: asyncio.Task | None = None
+        self.registry = registry if registry is not None else NodeRegistry(ray)
+        self._own_registry = registry is None
+        self._watch: Watch | None = None
+        self._checking: set[asyncio.Task] = set()  # nodes that joined, being checked
         self.actor = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(NodeVerifier)
 
     async def start(self) -> None:
-        """Check every node now; ClusterError if none may verify."""
-        await self._admit()
+        """Check every node now; ClusterError if none may verify. Then nodes that join are checked as the
+        registry reports them."""
+        alive = await asyncio.to_thread(self.registry.alive)
+        actors = {member.node_id: self._start_verifier(member.node_id) for member in alive.values() if member.cpus > 0}
+        for node_id, actor in actors.items():
+            await self._check(node_id, actor)
         self.started = True
         if not self.accepted:
             reasons = "; ".join(self.refused.values()) or "the cluster has no node with CPUs"
             raise ClusterError(f"no node may verify this problem ({reasons}); fix the nodes' copies of the problem "
                                "and evolve, or verify on the driver (verify_on: driver)")
+        # No `left`: a node that leaves keeps its place until a judgement sent there fails; that is where its
+        # loss is recorded (verify_node_lost) and counted against cluster.retries. Nor does a verifier lost
+        # on a node Ray still lists come back (no `forget`, unlike the sandbox's workers): each node is
+        # checked once.
+        self._watch = self.registry.watch(self._joined, known=alive)
         if self.record is not None:
             await self.record("verify_nodes", nodes=sorted(self.accepted), refused=len(self.refused))
 
     async def judge(self, job: dict[str, Any]) -> dict[str, Any]:
         """The reply of one accepted node's verifier (see VerifierProcesses.judge)."""
-        if time.monotonic() - self.scanned > self.rescan and (self.admitting is None or self.admitting.done()):
-            self.admitting = asyncio.create_task(self._admit_quietly())  # nodes that joined: checked, then used
         lost = 0
         while True:
             if not self.accepted:
@@ -152,48 +162,58 @@ class NodeVerifiers:
                                        "resume it when the cluster is healthy") from None
 
     def close(self) -> None:
-        if self.admitting is not None:
-            self.admitting.cancel()
+        if self._watch is not None:
+            self.registry.unwatch(self._watch)
+        if self._own_registry:
+            self.registry.close()
+        for task in self._checking:
+            task.cancel()
         for actor in self.accepted.values():
             self.ray.kill(actor)  # its verification processes die with it (they watch their parent)
         self.accepted.clear()
 
-    async def _admit_quietly(self) -> None:
-        """_admit in the background: a failure to check new nodes leaves the accepted ones judging."""
-        try:
-            await self._admit()
-        except Exception as error:  # noqa: BLE001 - logged; the next scan tries again
-            log.warning("could not check the nodes that joined: %s", first_line(error))
+    def _joined(self, member: Member) -> None:
+        """The registry's news of a node that joined: checked in the background, then given work."""
+        if member.cpus <= 0:  # the head may run none
+            return
+        task = asyncio.create_task(self._check_quietly(member.node_id, self._start_verifier(member.node_id)))
+        self._checking.add(task)
+        task.add_done_callback(self._checking.discard)
 
-    async def _admit(self) -> None:
-        """Start a NodeVerifier on every live node not seen yet (with CPUs: the head may run none)."""
+    def _start_verifier(self, node_id: str) -> Any:
+        """A NodeVerifier pinned to the node; it loads the problem from the node's disk as it starts."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        self.scanned = time.monotonic()
-        new = [node["NodeID"] for node in self.ray.nodes() if node["Alive"] and node["NodeID"] not in self.seen
-               and node.get("Resources", {}).get("CPU", 0) > 0]
-        self.seen.update(new)
-        actors = {node_id: self.actor.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False))
-                  .remote(self.section, self.parts, self.timeout) for node_id in new}
-        for node_id, actor in actors.items():
-            try:
-                status = await actor.status.remote()
-            except Exception as error:  # noqa: BLE001 - a node that died while being checked is simply not used
-                if not _lost(self.ray, error):
-                    raise
-                continue
-            if status["refused"]:
-                reason = f"node {status['node']} ({node_id[:12]}) may not verify: {status['refused']}"
-                self.refused[node_id] = reason
-                self.ray.kill(actor)
-                log.warning("%s", reason)
-                if self.record is not None:
-                    await self.record("verify_node_refused", node=status["node"], node_id=node_id,
-                                      reason=status["refused"])
-            else:
-                self.accepted[node_id] = actor
-                if self.started and self.record is not None:
-                    await self.record("verify_node_joined", node=status["node"], node_id=node_id)
+        return (self.actor.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False))
+                .remote(self.section, self.parts, self.timeout))
+
+    async def _check_quietly(self, node_id: str, actor: Any) -> None:
+        """_check in the background: a failure to check a new node leaves the accepted ones judging."""
+        try:
+            await self._check(node_id, actor)
+        except Exception as error:  # noqa: BLE001 - logged; the node gets no work
+            log.warning("could not check the node %s that joined: %s", node_id[:12], first_line(error))
+
+    async def _check(self, node_id: str, actor: Any) -> None:
+        """Accept the node's verifier if the problem on its disk is the driver's; else refuse and name the node."""
+        try:
+            status = await actor.status.remote()
+        except Exception as error:  # noqa: BLE001 - a node that died while being checked is simply not used
+            if not _lost(self.ray, error):
+                raise
+            return
+        if status["refused"]:
+            reason = f"node {status['node']} ({node_id[:12]}) may not verify: {status['refused']}"
+            self.refused[node_id] = reason
+            self.ray.kill(actor)
+            log.warning("%s", reason)
+            if self.record is not None:
+                await self.record("verify_node_refused", node=status["node"], node_id=node_id,
+                                  reason=status["refused"])
+        else:
+            self.accepted[node_id] = actor
+            if self.started and self.record is not None:
+                await self.record("verify_node_joined", node=status["node"], node_id=node_id)
 
 
 def _lost(ray: Any, error: BaseException) -> bool:
@@ -205,9 +225,10 @@ def _lost(ray: Any, error: BaseException) -> bool:
     return isinstance(error, lost)
 
 
-async def node_verifiers(cfg: Any, problem: Any, sandbox_identity: str,
-                         record: Record | None = None) -> NodeVerifiers | None:
-    """The pool that judges this run's outputs on its nodes, checked and started; None: the driver judges."""
+async def node_verifiers(cfg: Any, problem: Any, sandbox_identity: str, record: Record | None = None,
+                         registry: NodeRegistry | None = None) -> NodeVerifiers | None:
+    """The pool that judges this run's outputs on its nodes, checked and started; None: the driver judges.
+    `registry`: the run's watcher of the cluster's nodes, if it has one (see NodeVerifiers)."""
     if verification_place(cfg, getattr(problem, "verify_on", None)) != "node":
         return None
     from evolve.cluster.connect import connect
@@ -219,6 +240,6 @@ async def node_verifiers(cfg: Any, problem: Any, sandbox_identity: str,
         cfg = to_config(cfg)
     pool = NodeVerifiers(ray, OmegaConf.to_container(cfg.problem, resolve=True),  # type: ignore[arg-type]
                          problem.identity_parts(sandbox_identity), cfg.verification.verifier_timeout,
-                         cfg.cluster.retries, record)
+                         cfg.cluster.retries, record, registry)
     await pool.start()
     return pool
