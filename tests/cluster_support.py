@@ -261,6 +261,19 @@ def process_group(pgid: int) -> list[int]:
     return members
 
 
+def processes_running(module: str) -> list[int]:
+    """The processes whose command line names `module` (e.g. evolve.verify_worker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if module.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

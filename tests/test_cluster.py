@@ -13,11 +13,12 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
-from evolve.cluster.connect import ClusterError
+from evolve.cluster.connect import ClusterError, connect, disconnect
+from evolve.cluster.nodes import Member, NodeRegistry
 from evolve.cluster.sandbox import RaySandbox
 from evolve.config import compose_config
 from evolve.evaluation import Evaluator
@@ -25,7 +26,8 @@ from evolve.problem import SANDBOX_PART, load_problem
 from evolve.sandbox.base import SandboxJob
 from evolve.sandbox.bwrap import BwrapSandbox
 from evolve.sandbox.factory import limits_from
-from tests.cluster_support import RUN_OVERRIDES, LocalCluster, cluster_fixture, other_install, write_problem
+from tests.cluster_support import (RUN_OVERRIDES, LocalCluster, cluster_fixture, other_install, processes_running,
+                                   write_problem)
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -179,6 +181,89 @@ def test_a_node_lost_mid_run_loses_nothing_and_a_node_that_joins_gets_work(
     assert_each_candidate_stored_once_and_valid(run_dir)
     (status,) = rows(run_dir, "SELECT status FROM runs")[0]
     assert status == "interrupted"
+
+
+@pytest.mark.slow
+def test_a_node_that_joins_a_run_judging_on_the_nodes_gets_candidates_and_a_verifier(
+        tmp_path: Path, cluster: LocalCluster) -> None:
+    # One registry watches the cluster for both the sandbox and the node verifiers (evolve/cluster/nodes.py).
+    judged_on_nodes = write_problem(tmp_path / "judged", cases=4, delay=0.5, verify_on="node")
+    run_dir = tmp_path / "run"
+    log = (tmp_path / "run.log").open("w")
+    engine = subprocess.Popen(evolve_command("run", f"problem={judged_on_nodes}", f"run.dir={run_dir}", *RUN_OVERRIDES,
+                                             "budget.evaluations=1000", "search.evaluators=2",
+                                             f"cluster.address={cluster.address}", "cluster.cases_per_task=1"),
+                              stdout=log, stderr=subprocess.STDOUT, text=True)
+    newcomer = None
+    try:
+        wait_for(lambda: any(cluster.running_candidate(node) for node in cluster.workers), 90, "no candidate ran")
+        newcomer = cluster.add()
+        wait_for(lambda: cluster.running_candidate(newcomer), 90, "no candidate ran on the node that joined")
+        wait_for(lambda: any(cluster.runs(newcomer, pid) for pid in processes_running("evolve.verify_worker")), 90,
+                 "no verifier ran on the node that joined")
+        engine.send_signal(signal.SIGINT)
+        engine.wait(timeout=90)
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+        log.close()
+        if newcomer is not None:
+            cluster.remove(newcomer)  # the module's cluster keeps its two worker nodes
+    output = (tmp_path / "run.log").read_text()
+    assert engine.returncode == 130, output
+    assert newcomer is not None
+    joined = newcomer.node_id
+    assert joined in {event["node"] for event in events(run_dir, "node_joined")}
+    assert joined in {event["node_id"] for event in events(run_dir, "verify_node_joined")}
+    assert not events(run_dir, "verify_node_refused") and not events(run_dir, "node_refused")
+    (usage,) = events(run_dir, "cluster_usage")
+    assert {node["node"]: node["jobs"] for node in usage["nodes"]}[joined] > 0
+    assert_each_candidate_stored_once_and_valid(run_dir)
+
+
+@pytest.mark.slow
+def test_the_registry_tells_each_watcher_who_joined_and_left_and_a_forgotten_node_again(cluster: LocalCluster) -> None:
+    ray = connect(cluster.address, timeout=30)
+
+    async def eventually(condition: Callable[[], bool], what: str) -> None:
+        try:
+            async with asyncio.timeout(90):
+                while not condition():
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            raise AssertionError(f"{what} within 90 s") from None
+
+    async def scenario() -> tuple[dict[str, Member], str, list[tuple[str, str]], list[tuple[str, str]]]:
+        registry = NodeRegistry(ray, period=0.2)
+        start = await asyncio.to_thread(registry.alive)
+        heard: dict[str, list[tuple[str, str]]] = {"a": [], "b": []}
+        watches = {name: registry.watch(lambda member, news=news: news.append(("joined", member.node_id)),
+                                        lambda node_id, news=news: news.append(("left", node_id)), start)
+                   for name, news in heard.items()}
+        newcomer = cluster.add()  # in this thread: Ray starts a node with signal handlers
+        node_id = newcomer.node_id
+        try:
+            await eventually(lambda: all(("joined", node_id) in news for news in heard.values()),
+                             "the watchers did not hear of the node that joined")
+            watches["a"].forget(node_id)  # `a` gave up on it while Ray still lists it: it hears of it again
+            await eventually(lambda: heard["a"].count(("joined", node_id)) == 2, "the forgotten node was not offered")
+        finally:
+            cluster.remove(newcomer)
+        await eventually(lambda: all(("left", node_id) in news for news in heard.values()),
+                         "the watchers did not hear of the node that left")
+        registry.close()
+        return start, node_id, heard["a"], heard["b"]
+
+    try:
+        start, node_id, a, b = asyncio.run(scenario())
+    finally:
+        disconnect()
+    workers = {node.node_id for node in cluster.workers}
+    assert {node_id for node_id, member in start.items() if member.cpus > 0} == workers
+    assert [member.cpus for node_id, member in start.items() if node_id not in workers] == [0.0]  # the head
+    assert all(member.host not in ("", "?") for member in start.values())
+    assert a == [("joined", node_id), ("joined", node_id), ("left", node_id)]
+    assert b == [("joined", node_id), ("left", node_id)]
 
 
 @pytest.mark.slow

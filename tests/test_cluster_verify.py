@@ -21,7 +21,7 @@ from evolve.evaluation import Evaluation, Evaluator
 from evolve.problem import load_problem
 from evolve.sandbox.factory import limits_from
 from evolve.sandbox.process import ProcessSandbox
-from tests.cluster_support import SEED, VERIFIER, LocalCluster, cluster_fixture, write_problem
+from tests.cluster_support import SEED, VERIFIER, LocalCluster, cluster_fixture, processes_running, write_problem
 from tests.conftest import wait_for
 
 cluster = cluster_fixture(driver=True)  # node_with_own_disk asks Ray which nodes joined
@@ -177,18 +177,6 @@ def test_a_node_that_joins_is_checked_then_gets_verification_work(cluster: Local
     assert {e.score for e in judged} == {-2.5}
     assert ("verify_node_joined", {"node": events[-1][1]["node"], "node_id": node.node_id}) == events[-1]
     assert working  # a verification process runs under the new node
-
-
-def processes_running(module: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if module.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def test_a_wrong_verify_on_is_a_one_line_error(tmp_path: Path) -> None:
