@@ -235,7 +235,15 @@ def test_the_registry_tells_each_watcher_who_joined_and_left_and_a_forgotten_nod
 
     async def scenario() -> tuple[dict[str, Member], str, list[tuple[str, str]], list[tuple[str, str]]]:
         registry = NodeRegistry(ray, period=0.2)
-        start = await asyncio.to_thread(registry.alive)
+        workers = {node.node_id for node in cluster.workers}
+
+        def settled() -> dict[str, Member] | None:
+            """The workers and the head, once a node an earlier test removed is no longer listed (Ray notices
+            in about 1.5 s here)."""
+            alive = registry.alive()
+            return alive if workers <= alive.keys() and len(alive) == len(workers) + 1 else None
+
+        start = await asyncio.to_thread(wait_for, settled, 60, "the cluster did not settle")
         heard: dict[str, list[tuple[str, str]]] = {"a": [], "b": []}
         watches = {name: registry.watch(lambda member, news=news: news.append(("joined", member.node_id)),
                                         lambda node_id, news=news: news.append(("left", node_id)), start)
