@@ -78,7 +78,9 @@ def sandbox_label(run_dir: Path) -> str:
 
 def build_sandbox(cfg: Settings, run_dir: Path, used: str | None = None) -> seams.Sandbox:
     """This machine's sandbox tier, or the Ray cluster's nodes when `cluster.address` names one
-    (`used`: the sandbox identity the run had, so a resumed run keeps its nodes' tier)."""
+    (`used`: the sandbox identity the run had, so a resumed run keeps its nodes' tier). The cluster
+    sandbox owns the run's watcher of the cluster's nodes (`RaySandbox.registry`), which
+    `_verify_on_nodes` lends to the node verifiers."""
     if not cfg.cluster.address:
         return make_sandbox(cfg, sandbox_label(run_dir))
     from evolve.cluster.sandbox import RaySandbox
