@@ -4,7 +4,7 @@ This file is copied into every sandbox (process, bubblewrap, Docker). It uses
 only the standard library so it runs on any Python >= 3.9.
 
 Usage
-    runner.py [--workdir DIR] [--wipe DIR ...] [--uid UID] [--sweep]
+    runner.py [--workdir DIR] [--wipe DIR ...] [--uid UID] [--sweep] [--serve]
     --workdir  run the job in DIR, created empty (default: the current directory)
     --wipe     empty DIR before and after the job (a warm container's scratch)
     --uid      (runner started as root) the candidate runs as this uid and gid,
@@ -13,6 +13,9 @@ Usage
     --sweep    (runner as root in a warm container) before and after the job,
                kill every process not owned by root and remove every SysV and
                POSIX IPC object, so nothing one candidate leaves reaches the next
+    --serve    serve job after job on one stdin/stdout (the Docker warm pool's one
+               `docker exec` per container): see "Serve mode"; each frame names
+               its job's uid, so --uid is not used
     The exit status is 3 when something could not be cleaned; the result line
     says the same in "clean" (the host then needs no exit status).
 
@@ -29,14 +32,38 @@ Protocol
     stdout; the result then also holds {"build": {"status", "message", "cpu_seconds",
     "artifacts"}}. See run_program_job.
 
+Serve mode (--serve)
+    stdin   frame after frame; a frame is a header line "<uid> <n>\n" (uid: the
+            candidate's, or "-" to keep the runner's own) and then exactly n bytes:
+            the JSON job above. The host sends a frame only after the previous
+            job's result line came back, and ends the stream when it has no more.
+    stdout  per job: "\n" once the frame's header is read (the job is taken: from
+            then on a missing result is the job's failure, before it the runner
+            was gone while idle and the candidate never ran), then the one result
+            line as above. Nothing is written between jobs.
+    exit    0 when stdin ends before a frame; else the status of the job runner
+            that ended the loop (3: unclean; any other: it failed), after its
+            result line if it wrote one. The host reuses a container only on a
+            result line saying "clean": true.
+    The serve loop itself never reads a byte of a job. For each frame it forks a
+    job runner, which does what the one-shot mode does (run_one: sweep and wipe,
+    read the header, fork the candidate as that uid, only then read the job, run
+    it, sweep and wipe, write the line) and exits; the loop waits for it and
+    forks the next. So every job's runner, and the candidate it forks, is a copy
+    of a process whose memory never held any job: no nonce and no case input
+    (say held-out inputs) of an earlier job can be in it. The header is read a
+    byte at a time and the job by its length, so nothing of the job is read
+    before the candidate's process exists.
+
 Trust boundary
     The candidate never runs in this process. Its process is forked BEFORE the
     job is read (or, after a crash, is a fresh interpreter), so its memory holds
-    neither the nonce nor any case's inputs. It learns the entry and its limits,
+    neither the nonce nor any case's inputs, of this job or (serve mode) of any
+    earlier one. It learns the entry and its limits,
     imports the candidate, then receives one case's inputs at a time over a
     private pipe; later cases' inputs do not exist for it until they start.
-    The child holds no descriptor for the runner's stdout (only the request
-    pipe, its two log files and the reply pipe), and the runner is
+    The child holds no descriptor for the runner's stdin or stdout (only the
+    request pipe, its two log files and the reply pipe), and the runner is
     non-dumpable, so a candidate of the same uid cannot open
     /proc/<runner>/fd/1 or read the runner's memory. Outputs are data only: the
     host-side verifier validates and scores them; nothing here produces a score.
@@ -930,11 +957,13 @@ def wipe(directory: str) -> bool:
 
 
 def _options(argv: list[str]) -> dict:
-    options: dict = {"workdir": None, "wipe": [], "uid": None, "sweep": False}
+    options: dict = {"workdir": None, "wipe": [], "uid": None, "sweep": False, "serve": False}
     items = iter(argv)
     for flag in items:
         if flag == "--sweep":
             options["sweep"] = True
+        elif flag == "--serve":
+            options["serve"] = True
         elif flag == "--workdir":
             options["workdir"] = next(items)
         elif flag == "--wipe":
@@ -944,21 +973,38 @@ def _options(argv: list[str]) -> dict:
     return options
 
 
-def main() -> None:
+class NoJob(Exception):
+    """Standard input ended where a job's frame should begin: the host has no more work."""
+
+
+EXIT_UNCLEAN = 3  # the sweep or a wipe left something
+EXIT_NO_JOB = 4  # (serve) stdin ended before a frame: the serve loop ends
+HEADER_LIMIT = 64  # bytes of a frame's header line, at most
+
+
+def run_one(options: dict, take_uid, take_job, taken=None) -> bool:
+    """One job, start to end: clean up, fork the candidate, read the job, run it, clean up, answer.
+
+    `take_uid()` gives the candidate's uid (it carries no secret: it is known before the
+    candidate's process exists); `take_job()` the job's JSON bytes, read only after that
+    process is forked; `taken()`, if given, is called once the uid is taken. Writes the one
+    nonce'd result line to fd 1; whether everything was cleaned up.
+    """
     _prctl(PR_SET_DUMPABLE, 0)
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    options = _options(sys.argv[1:])
-    uid, workdir = options["uid"], options["workdir"]
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # not inherited through fork: each job's runner sets it
+    workdir = options["workdir"]
     clean = sweep() if options["sweep"] else True
     clean = all([wipe(directory) for directory in options["wipe"]]) and clean
+    uid = take_uid()
+    if taken is not None:
+        taken()
     if workdir:
         os.makedirs(workdir, mode=0o700, exist_ok=True)
         if uid is not None:
             os.chown(workdir, uid, uid)
         os.chdir(workdir)
     child = Child(uid, fresh_interpreter=False)  # before the job exists in this process
-    job = json.loads(sys.stdin.read())
+    job = json.loads(take_job())
     nonce = job.pop("nonce")
     if job.get("program") is not None:  # a built program: no interpreter child needed
         child.kill()
@@ -973,10 +1019,91 @@ def main() -> None:
     # Written after the last sweep and wipe, so it covers them: the Docker host reads it
     # instead of asking the daemon for the exit status (a round trip per job).
     result["clean"] = clean
-    sys.stdout.write(nonce + " " + json.dumps(result) + "\n")
-    sys.stdout.flush()
-    if not clean:
-        sys.exit(3)
+    _write_all(1, (nonce + " " + json.dumps(result) + "\n").encode())
+    return clean
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    """`size` bytes from `fd`, never more (the next frame is not this job's); EOFError if it ends first."""
+    data = bytearray()
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            raise EOFError(f"stdin ended {size - len(data)} bytes short of the job")
+        data += chunk
+    return bytes(data)
+
+
+def _read_header(fd: int) -> tuple[int | None, int]:
+    """A frame's header line "<uid> <job bytes>\n" (uid "-": keep this runner's), read a byte at a time
+    so that nothing of the job after it is read before the candidate's process is forked."""
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            if not line:
+                raise NoJob()
+            raise EOFError("stdin ended inside a frame's header")
+        line += byte
+        if len(line) > HEADER_LIMIT:
+            raise ValueError("a frame's header line is too long")
+    uid, size = line.split()
+    return (None if uid == b"-" else int(uid)), int(size)
+
+
+def serve_one(options: dict) -> None:
+    """A per-job runner (forked by `serve`): one frame from fd 0, one result line on fd 1, then exit."""
+    frame: dict = {}
+
+    def take_uid() -> int | None:
+        frame["uid"], frame["size"] = _read_header(0)
+        return frame["uid"]
+
+    def taken() -> None:
+        _write_all(1, b"\n")  # the job is taken: from here a missing result is the job's, not the idle runner's
+
+    try:
+        clean = run_one(options, take_uid, lambda: _read_exactly(0, frame["size"]), taken)
+    except NoJob:
+        os._exit(EXIT_NO_JOB)
+    os._exit(0 if clean else EXIT_UNCLEAN)
+
+
+def serve(options: dict) -> None:
+    """The pristine serve loop: fork a per-job runner, wait for it, again; never read a job itself.
+
+    Each job's candidate is forked from a process whose memory has never held any job (this
+    one's, copied), so no nonce and no case input of an earlier job can be in it.
+    """
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                serve_one(options)
+            finally:
+                os._exit(70)  # an error escaped: the job's runner is done, and so is this loop
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        code = os.waitstatus_to_exitcode(status)
+        if code == EXIT_NO_JOB:
+            sys.exit(0)
+        if code != 0:  # unclean, or died abnormally: the host discards this container
+            sys.exit(code if code > 0 else 128 - code)
+
+
+def main() -> None:
+    _prctl(PR_SET_DUMPABLE, 0)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    options = _options(sys.argv[1:])
+    if options["serve"]:
+        serve(options)
+        return
+    if not run_one(options, lambda: options["uid"], sys.stdin.buffer.read):
+        sys.exit(EXIT_UNCLEAN)
 
 
 if __name__ == "__main__":

@@ -3,25 +3,37 @@
 Each container has no network, a read-only root, no-new-privileges, pids /
 memory / CPU limits, no log (the log driver is off, so nothing a candidate
 writes reaches the host's disk) and a small tmpfs at /scratch. The runner is
-mounted read-only; a job is one `docker exec` of it, with the job on stdin and
-one result line on stdout.
+mounted read-only and started once per container (`docker exec` of
+`runner.py --serve`, as root); every job is a frame written to that exec's
+stdin and one result line read back from its stdout, so a job costs no daemon
+call at all.
 
 Who is who inside: the container's own processes and the runner are root with
 only the few capabilities clean-up needs (kill, remove IPC objects, wipe and
 chown files, change uid). Each job's candidate runs as a uid of its own, never
-used by the previous job in that container, with no capabilities and an empty
-bounding set. It therefore cannot ptrace, signal or write to anything but its
-own processes, and the runner, before and after every job, kills every process
-not owned by root and removes every IPC object and scratch file: nothing one
-candidate leaves behind reaches the next.
+used by the previous job in that container (the host picks it and sends it in
+the job's frame), with no capabilities and an empty bounding set. It therefore
+cannot ptrace, signal or write to anything but its own processes, and the
+runner, before and after every job, kills every process not owned by root and
+removes every IPC object and scratch file: nothing one candidate leaves behind
+reaches the next.
+
+One runner, many jobs, no shared memory: the serve runner's root loop never
+reads a job. For each frame it forks a job runner that reads the frame's uid,
+forks the candidate's process as that uid, and only then reads the job; it
+answers and exits. So no candidate is ever forked from a process that held an
+earlier job's nonce or case inputs (held-out inputs included). See the
+"Serve mode" section of sandbox/runner.py.
 
 Warm pool: up to `pool_size` long-lived containers are reused, each for at most
-`recycle_after` jobs. An idle container already has the next job's runner
-started (`docker exec`, interpreter up, scratch wiped) and waiting on stdin, so
-a job costs neither. The runner wipes the scratch before and after every job;
-a container whose job timed out, crashed, overflowed, tampered with the result
-channel or left its scratch dirty is removed and replaced. With
-`fresh_container` every job gets a new container.
+`recycle_after` jobs. A container's serve runner is started ahead of its first
+job (interpreter up, scratch wiped) and waits on stdin between jobs; while it
+waits it writes nothing, so a readable stream means it is gone, and the job is
+retried once in another container (the candidate never ran). A container whose
+job timed out, crashed, overflowed, tampered with the result channel or left
+its scratch dirty, or whose runner said more or less than its one line, is
+removed and replaced. With `fresh_container` every job gets a new container
+(and its runner serves that one job).
 
 Nothing outlives the engine: PID 1 of each container waits on a stdin that
 only the engine's attach connection holds, so when the engine exits, even by
@@ -88,11 +100,20 @@ class DockerSettings:
 
 
 @dataclass
+class _Runner:
+    """The container's serve runner: one `docker exec`, its hijacked stdin/stdout connection."""
+
+    exec_id: str
+    stream: Any  # what docker-py returned (holds the HTTP connection)
+    raw: socket.socket  # the connection itself: frames go in, multiplexed stdout comes out
+
+
+@dataclass
 class _Container:
     id: str
     attach: Any  # the socket holding PID 1's stdin open; closing it ends the container
     jobs: int = 0
-    pending: tuple[str, Any] | None = None  # a runner already started, waiting for the next job
+    runner: _Runner | None = None  # the serve runner, started ahead of the first job, serving all
     last_uid: int = 0  # the uid of the previous job's candidate: the next one gets another
 
 
@@ -161,7 +182,10 @@ class DockerSandbox:
                 raise
             container.jobs += 1
             if healthy and not self.settings.fresh_container and container.jobs < self.settings.recycle_after:
-                self._spawn(self._prepare_and_give_back(container))
+                if container.runner is not None:  # it serves the next job as it is: no daemon call
+                    await self._give_back(container)
+                else:
+                    self._spawn(self._prepare_and_give_back(container))
             else:
                 await self._discard(container)
             return replace(result, seconds=time.monotonic() - started)
@@ -305,10 +329,9 @@ class DockerSandbox:
     def _remove(self, container: _Container) -> None:
         import docker.errors
 
-        if container.pending is not None:
-            stream = container.pending[1]
-            _close_quietly(getattr(stream, "_sock", stream))
-            _close_quietly(stream)
+        if container.runner is not None:
+            _close_runner(container.runner)
+            container.runner = None
         if container.attach is not None:
             _close_quietly(container.attach)
         try:
@@ -327,66 +350,75 @@ class DockerSandbox:
         for item in self.api.containers(all=True, filters={"label": [f"{RUN_LABEL}={self.run_id}"]}):
             self._remove(_Container(item["Id"], None))
 
-    def _open_exec(self, container: _Container) -> tuple[str, Any]:
-        """Start the runner in `container`; it cleans up, then waits for a job on stdin."""
+    def _open_runner(self, container: _Container) -> _Runner:
+        """Start the container's serve runner: it cleans up, then waits for a job's frame on stdin."""
         import docker.errors
 
-        uid = container.last_uid
-        while uid == container.last_uid:
-            uid = CANDIDATE_UIDS[0] + secrets.randbelow(CANDIDATE_UIDS[1] - CANDIDATE_UIDS[0])
-        container.last_uid = uid
         try:
             exec_id = self.api.exec_create(
                 container.id,
-                ["python3", "-I", RUNNER_PATH, "--workdir", f"{SCRATCH}/job", "--uid", str(uid), "--sweep",
+                ["python3", "-I", RUNNER_PATH, "--serve", "--workdir", f"{SCRATCH}/job", "--sweep",
                  "--wipe", SCRATCH, "--wipe", "/dev/shm"],
                 stdin=True, stdout=True, stderr=False, user="0:0", workdir=SCRATCH,
                 environment=_environment(),
             )["Id"]
-            return exec_id, self.api.exec_start(exec_id, socket=True)
+            stream = self.api.exec_start(exec_id, socket=True)
         except docker.errors.APIError as error:
             raise _NotStarted(str(error)) from None
+        return _Runner(exec_id, stream, getattr(stream, "_sock", stream))
 
     def _prepare(self, container: _Container) -> None:
-        """Start the next job's runner ahead of time, so a job pays neither `docker exec` nor interpreter start."""
+        """Start the serve runner ahead of the first job, so no job pays `docker exec` or interpreter start."""
+        if container.runner is not None:
+            return
         try:
-            container.pending = self._open_exec(container)
+            container.runner = self._open_runner(container)
         except _NotStarted:
-            container.pending = None
+            container.runner = None  # the job that takes this container tries again, then retries elsewhere
 
-    def _take_exec(self, container: _Container) -> tuple[str, Any]:
-        pending, container.pending = container.pending, None
-        if pending is not None:
-            exec_id, stream = pending
-            if _waiting(stream):  # nothing to read, no end of stream: alive, no daemon round trip needed
-                return pending
-            try:
-                if self.api.exec_inspect(exec_id).get("Running"):
-                    return pending
-            except Exception:  # noqa: BLE001 - a vanished exec is simply not used
-                pass
-            _close_quietly(getattr(stream, "_sock", stream))
-            _close_quietly(stream)
-        return self._open_exec(container)
+    def _take_runner(self, container: _Container) -> _Runner:
+        """The container's serve runner, alive and idle; _NotStarted when it is gone."""
+        runner = container.runner
+        if runner is None:
+            runner = container.runner = self._open_runner(container)
+        elif not _waiting(runner.raw):  # it ended (or spoke unasked) while idle: not this job's doing
+            raise _NotStarted("the container's runner ended while it waited for a job")
+        return runner
+
+    def _next_uid(self, container: _Container) -> int:
+        """A candidate uid unlike the previous job's in this container."""
+        uid = container.last_uid
+        while uid == container.last_uid:
+            uid = CANDIDATE_UIDS[0] + secrets.randbelow(CANDIDATE_UIDS[1] - CANDIDATE_UIDS[0])
+        container.last_uid = uid
+        return uid
 
     def _exec(self, container: _Container, job: SandboxJob) -> tuple[SandboxResult, bool]:
-        """Run one job in `container`: (result, whether the container may be reused)."""
+        """Run one job on the container's serve runner: (result, whether the container may be reused).
+
+        No daemon call: the job's frame goes down the runner's stdin, its result line comes back.
+        """
         # The pids cgroup bounds processes; RLIMIT_NPROC would count every
         # container's processes of the same uid together.
         job = replace(job, limits=replace(job.limits, max_procs=0))
         nonce, payload = encode_job(job)
         started = time.monotonic()
         deadline = started + job.deadline()
-        exec_id, stream = self._take_exec(container)
-        raw = getattr(stream, "_sock", stream)
+        runner = self._take_runner(container)
         cap = job.limits.max_output_bytes * (len(job.cases) + 1) + (1 << 20)
+        frame = f"{self._next_uid(container)} {len(payload)}\n".encode() + payload
         try:
-            _send(raw, payload)
-            stdout, problem = _receive(raw, deadline, cap)
-        finally:
-            _close_quietly(raw)
-            _close_quietly(stream)
+            runner.raw.settimeout(max(0.001, deadline - time.monotonic()))
+            runner.raw.sendall(frame)
+        except (socket.timeout, TimeoutError):
+            stdout, problem = b"", "deadline"
+        except OSError as error:  # the runner died before it could read the job: the candidate never ran
+            raise _NotStarted(f"the container's runner did not take the job: {error}") from None
+        else:
+            stdout, problem = _receive(runner.raw, deadline, cap)
         seconds = time.monotonic() - started
+        if problem == "not taken":
+            raise _NotStarted("the container's runner ended before it took the job")
         if problem == "deadline":
             return failed(job, f"the sandbox exceeded its {job.deadline():g} s deadline", seconds), False
         if problem == "oversize":
@@ -394,10 +426,9 @@ class DockerSandbox:
         result = decode_result(job, nonce, stdout, seconds)
         if result.failure:
             return result, False
-        clean = result.runner_clean
-        if clean is None:  # a runner that does not report its clean-up: its exit status says it (3: unclean)
-            clean = self.api.exec_inspect(exec_id).get("ExitCode") == 0
-        healthy = clean and all(run.status in HEALTHY for run in result.runs)
+        # Reused only on the runner's own word, in its nonce'd line, that it swept and wiped
+        # (and on a stream that said nothing else: see _receive).
+        healthy = problem == "" and result.runner_clean is True and all(run.status in HEALTHY for run in result.runs)
         return result, healthy
 
 
@@ -430,61 +461,76 @@ def _environment() -> list[str]:
     ]
 
 
-def _waiting(stream: Any) -> bool:
-    """Is a runner started ahead of time still waiting for its job? It writes nothing before the job,
-    and the daemon ends the stream when the runner or its container dies: a readable stream means
-    something happened (the caller then asks the daemon)."""
-    raw = getattr(stream, "_sock", stream)
+def _waiting(raw: socket.socket) -> bool:
+    """Is an idle serve runner still waiting for a job? It writes nothing between jobs, and the daemon
+    ends the stream when the runner or its container dies: a readable stream means it is gone."""
     try:
         return not select.select([raw], [], [], 0)[0]
     except (OSError, ValueError):  # closed
         return False
 
 
-def _send(raw: socket.socket, payload: bytes) -> None:
-    try:
-        raw.sendall(payload)
-        raw.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass  # the runner died before reading its job; the missing result says so
+class _Demultiplexer:
+    """Docker's stream framing (8-byte headers: stream, size), read as it arrives in any pieces."""
+
+    def __init__(self) -> None:
+        self.pending = bytearray()
+        self.stdout = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.pending += chunk
+        offset = 0
+        while len(self.pending) - offset >= 8:
+            stream, size = struct.unpack_from(">BxxxL", self.pending, offset)
+            if len(self.pending) - offset - 8 < size:
+                break
+            if stream == 1:
+                self.stdout += self.pending[offset + 8 : offset + 8 + size]
+            offset += 8 + size
+        del self.pending[:offset]
 
 
 def _receive(raw: socket.socket, deadline: float, cap: int) -> tuple[bytes, str]:
-    """The exec's stdout, demultiplexed: (bytes, "" | "deadline" | "oversize")."""
-    data = bytearray()
-    while True:
+    """One job's answer on the runner's stream: (stdout, "" | "deadline" | "oversize" | "not taken" | "ended" | "extra").
+
+    The runner writes "\n" when it takes the job's frame, then the one result line. "not taken":
+    the stream ended before that first byte (the runner was gone before the job); "ended": after
+    it, without a whole line; "extra": more than the line (the line is decoded, the container is
+    not reused).
+    """
+    reader = _Demultiplexer()
+    received = 0
+    while not (len(reader.stdout) > 1 and reader.stdout.find(b"\n", 1) != -1):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return bytes(data), "deadline"
+            return bytes(reader.stdout), "deadline"
         raw.settimeout(remaining)
         try:
             chunk = raw.recv(1 << 16)
         except (socket.timeout, TimeoutError):
-            return bytes(data), "deadline"
+            return bytes(reader.stdout), "deadline"
         except OSError:
-            break
+            chunk = b""
         if not chunk:
-            break
-        data += chunk
-        if len(data) > cap:
+            return bytes(reader.stdout), "ended" if reader.stdout else "not taken"
+        received += len(chunk)
+        if received > cap:
             return b"", "oversize"
-    return _demultiplex(bytes(data)), ""
-
-
-def _demultiplex(data: bytes) -> bytes:
-    """Docker's stream framing: 8-byte headers (stream, size) before each chunk."""
-    out, offset = bytearray(), 0
-    while offset + 8 <= len(data):
-        stream, size = struct.unpack(">BxxxL", data[offset : offset + 8])
-        if stream == 1:
-            out += data[offset + 8 : offset + 8 + size]
-        offset += 8 + size
-    return bytes(out)
+        reader.feed(chunk)
+    end = reader.stdout.index(b"\n", 1) + 1
+    extra = end < len(reader.stdout) or bool(reader.pending)
+    return bytes(reader.stdout[:end]), "extra" if extra else ""
 
 
 def _slug(text: str) -> str:
     """A container-name-safe form of the run id."""
     return "".join(c if c.isalnum() or c in "_.-" else "-" for c in text)[:40] or "run"
+
+
+def _close_runner(runner: _Runner) -> None:
+    """Close the runner's connection: its stdin ends, so the serve loop ends too."""
+    _close_quietly(runner.raw)
+    _close_quietly(runner.stream)
 
 
 def _close_quietly(thing: Any) -> None:
