@@ -91,6 +91,7 @@ import signal
 import sys
 import time
 
+PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
@@ -979,6 +980,7 @@ class NoJob(Exception):
 
 EXIT_UNCLEAN = 3  # the sweep or a wipe left something
 EXIT_NO_JOB = 4  # (serve) stdin ended before a frame: the serve loop ends
+EXIT_ORPHANED = 5  # (serve) a job runner whose serve loop is gone
 HEADER_LIMIT = 64  # bytes of a frame's header line, at most
 
 
@@ -1051,8 +1053,13 @@ def _read_header(fd: int) -> tuple[int | None, int]:
     return (None if uid == b"-" else int(uid)), int(size)
 
 
-def serve_one(options: dict) -> None:
+def serve_one(options: dict, parent: int) -> None:
     """A per-job runner (forked by `serve`): one frame from fd 0, one result line on fd 1, then exit."""
+    # It dies with the serve loop: else, idle on stdin, it would keep the exec's stream open
+    # after the loop is gone, and the host would not see that the loop ended.
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the loop died before that took effect
+        os._exit(EXIT_ORPHANED)
     frame: dict = {}
 
     def take_uid() -> int | None:
@@ -1076,18 +1083,14 @@ def serve(options: dict) -> None:
     one's, copied), so no nonce and no case input of an earlier job can be in it.
     """
     while True:
+        me = os.getpid()
         pid = os.fork()
         if pid == 0:
             try:
-                serve_one(options)
+                serve_one(options, me)
             finally:
                 os._exit(70)  # an error escaped: the job's runner is done, and so is this loop
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
+        _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         if code == EXIT_NO_JOB:
             sys.exit(0)
