@@ -210,3 +210,17 @@ def test_the_serve_loop_answers_frames_in_order_and_ends_with_its_input(tmp_path
     finally:
         serve.kill()
         serve.wait()
+
+
+async def test_a_result_larger_than_one_read_arrives_whole() -> None:
+    """The result line comes in many of the daemon's frames, split across reads: it is put back together."""
+    run_id = rid()
+    sandbox = make_backend("docker-pool", run_id, pool_size=1)
+    try:
+        for size in (300_000, 5):
+            result = await sandbox.run(one("def main(n):\n    return 'x' * n + 'end'\n", n=size))
+            assert result.runs[0].status == "ok", result.runs[0].message
+            assert result.runs[0].output == "x" * size + "end"
+    finally:
+        await sandbox.close()
+    assert run_containers(run_id) == []
