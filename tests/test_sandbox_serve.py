@@ -3,6 +3,7 @@ reaches the next through it (memory, uid, result channel), against the real daem
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
@@ -223,4 +224,21 @@ async def test_a_result_larger_than_one_read_arrives_whole() -> None:
             assert result.runs[0].output == "x" * size + "end"
     finally:
         await sandbox.close()
+    assert run_containers(run_id) == []
+
+
+async def test_closing_the_sandbox_ends_a_job_still_running() -> None:
+    """Its container is removed under it: the job ends at once as a sandbox failure, not at its deadline
+    (here minutes away, past this test's timeout)."""
+    run_id = rid()
+    sandbox = make_backend("docker-pool", run_id, pool_size=1)
+    slow = SandboxJob("import time\n\ndef main():\n    time.sleep(3600)\n", "main", (("c1", {}),),
+                      SandboxLimits(case_timeout=60.0, memory_mb=256, max_procs=32))
+    job = asyncio.ensure_future(sandbox.run(slow))
+    while not run_containers(run_id) and not job.done():
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)
+    await sandbox.close()
+    result = await job
+    assert result.failure and result.runs[0].status == "sandbox"
     assert run_containers(run_id) == []

@@ -151,7 +151,9 @@ class DockerSandbox:
         self.image_id = found
         remove_orphans(self.client)
         self._pool: _Pool | None = None
-        self._containers: set[str] = set()  # every container this sandbox started and not yet removed
+        # Every container this sandbox started and not yet removed (by id): closing one closes its runner's
+        # connection, which also wakes a job still waiting on it.
+        self._containers: dict[str, _Container] = {}
         self._closed = False
 
     # ------------------------------------------------------------------ public
@@ -314,17 +316,18 @@ class DockerSandbox:
         config["StdinOnce"] = True  # stdin closes when the engine's attach goes away
         name = f"evolve-{_slug(self.run_id)}-{uuid.uuid4().hex[:8]}"
         container_id = self.api.create_container_from_config(config, name=name)["Id"]
-        self._containers.add(container_id)
+        self._containers[container_id] = _Container(container_id, None)
         try:
             attach = self.api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
             self.api.start(container_id)
         except BaseException:
             self._remove(_Container(container_id, None))
             raise
+        container = self._containers[container_id] = _Container(container_id, attach)
         if self._closed:
-            self._remove(_Container(container_id, attach))
+            self._remove(container)
             raise SandboxClosed("the docker sandbox is closed")
-        return _Container(container_id, attach)
+        return container
 
     def _remove(self, container: _Container) -> None:
         import docker.errors
@@ -341,11 +344,11 @@ class DockerSandbox:
         except docker.errors.APIError as error:
             if "already in progress" not in str(error):
                 log.warning("could not remove sandbox container %s: %s", container.id[:12], error)
-        self._containers.discard(container.id)
+        self._containers.pop(container.id, None)
 
     def _remove_all(self) -> None:
-        for container_id in list(self._containers):
-            self._remove(_Container(container_id, None))
+        for container in list(self._containers.values()):
+            self._remove(container)
         # Anything labelled with this run that escaped the bookkeeping.
         for item in self.api.containers(all=True, filters={"label": [f"{RUN_LABEL}={self.run_id}"]}):
             self._remove(_Container(item["Id"], None))
@@ -528,7 +531,16 @@ def _slug(text: str) -> str:
 
 
 def _close_runner(runner: _Runner) -> None:
-    """Close the runner's connection: its stdin ends, so the serve loop ends too."""
+    """Close the runner's connection: its stdin ends, so the serve loop ends too.
+
+    Shut down first: that wakes a thread still waiting for a result on it (a cancelled job's),
+    which a close alone would not, and the daemon does not end the stream of an exec whose
+    stdin is open when it removes the container.
+    """
+    try:
+        runner.raw.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
     _close_quietly(runner.raw)
     _close_quietly(runner.stream)
 
