@@ -6,7 +6,7 @@ Tiers
     bare          one `python -I -c` subprocess that defines and calls the candidate: the floor
     process       the process backend (runner + candidate interpreter, rlimits, pids cgroup)
     bwrap         the bubblewrap backend
-    docker-pool   the Docker backend's warm pool (one `docker exec` per evaluation)
+    docker-pool   the Docker backend's warm pool (each container's one serve runner: no `docker exec` per evaluation)
     docker-fresh  the Docker backend with a new container per evaluation
 
 Each evaluation is timed from the caller's side, one at a time, after two
