@@ -184,10 +184,7 @@ class DockerSandbox:
                 raise
             container.jobs += 1
             if healthy and not self.settings.fresh_container and container.jobs < self.settings.recycle_after:
-                if container.runner is not None:  # it serves the next job as it is: no daemon call
-                    await self._give_back(container)
-                else:
-                    self._spawn(self._prepare_and_give_back(container))
+                await self._give_back(container)  # its runner serves the next job as it is: no daemon call
             else:
                 await self._discard(container)
             return replace(result, seconds=time.monotonic() - started)
@@ -239,10 +236,6 @@ class DockerSandbox:
         async with pool.changed:
             pool.idle.append(container)
             pool.changed.notify()
-
-    async def _prepare_and_give_back(self, container: _Container) -> None:
-        await asyncio.to_thread(self._prepare, container)
-        await self._give_back(container)
 
     async def _discard(self, container: _Container) -> None:
         """Remove the container in the background and, in a pool, warm a replacement."""
