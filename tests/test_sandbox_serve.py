@@ -235,9 +235,9 @@ async def test_closing_the_sandbox_ends_a_job_still_running() -> None:
     slow = SandboxJob("import time\n\ndef main():\n    time.sleep(3600)\n", "main", (("c1", {}),),
                       SandboxLimits(case_timeout=60.0, memory_mb=256, max_procs=32))
     job = asyncio.ensure_future(sandbox.run(slow))
-    while not run_containers(run_id) and not job.done():
+    while not (run_containers(run_id) and exec_ids(run_id)) and not job.done():
         await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # the job is on its way or running
     await sandbox.close()
     result = await job
     assert result.failure and result.runs[0].status == "sandbox"

@@ -75,6 +75,7 @@ RUNNER_OVERHEAD_MB = 192  # the runner and interpreter start-up, besides the can
 # What the root runner needs to clean up after a candidate and to become its uid; the candidate has none.
 RUNNER_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETUID", "SETGID", "SETPCAP", "IPC_OWNER"]
 CANDIDATE_UIDS = (20000, 60000)  # each job's candidate gets a uid from this range, unlike the job before
+RECEIVE_SLICE = 1.0  # seconds: the longest single wait for a runner's output
 
 
 class SandboxClosed(EvolveError, RuntimeError):
@@ -115,6 +116,7 @@ class _Container:
     jobs: int = 0
     runner: _Runner | None = None  # the serve runner, started ahead of the first job, serving all
     last_uid: int = 0  # the uid of the previous job's candidate: the next one gets another
+    removed: bool = False  # set before removal closes the runner: a runner opened after that closes itself
 
 
 @dataclass
@@ -325,19 +327,36 @@ class DockerSandbox:
     def _remove(self, container: _Container) -> None:
         import docker.errors
 
+        container.removed = True
         if container.runner is not None:
             _close_runner(container.runner)
             container.runner = None
-        if container.attach is not None:
-            _close_quietly(container.attach)
         try:
             self.api.remove_container(container.id, force=True)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as error:
-            if "already in progress" not in str(error):
+            if "already in progress" in str(error):
+                self._wait_gone(container.id)  # another thread's removal: return when it is done
+            else:
                 log.warning("could not remove sandbox container %s: %s", container.id[:12], error)
+        # Only now: closing it first would end PID 1, and the container's own removal would race ours.
+        if container.attach is not None:
+            _close_quietly(container.attach)
         self._containers.pop(container.id, None)
+
+    def _wait_gone(self, container_id: str, seconds: float = 10.0) -> None:
+        import docker.errors
+
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                self.api.inspect_container(container_id)
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError:
+                pass
+            time.sleep(0.05)
 
     def _remove_all(self) -> None:
         for container in list(self._containers.values()):
@@ -368,15 +387,23 @@ class DockerSandbox:
         if container.runner is not None:
             return
         try:
-            container.runner = self._open_runner(container)
+            self._attach_runner(container)
         except _NotStarted:
-            container.runner = None  # the job that takes this container tries again, then retries elsewhere
+            pass  # the job that takes this container tries again, then retries elsewhere
+
+    def _attach_runner(self, container: _Container) -> _Runner:
+        runner = container.runner = self._open_runner(container)
+        if container.removed:  # removed (the sandbox closed) while it started: no job must wait on it
+            container.runner = None
+            _close_runner(runner)
+            raise _NotStarted("the container was removed")
+        return runner
 
     def _take_runner(self, container: _Container) -> _Runner:
         """The container's serve runner, alive and idle; _NotStarted when it is gone."""
         runner = container.runner
         if runner is None:
-            runner = container.runner = self._open_runner(container)
+            runner = self._attach_runner(container)
         elif not _waiting(runner.raw):  # it ended (or spoke unasked) while idle: not this job's doing
             raise _NotStarted("the container's runner ended while it waited for a job")
         return runner
@@ -500,11 +527,13 @@ def _receive(raw: socket.socket, deadline: float, cap: int) -> tuple[bytes, str]
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return bytes(reader.stdout), "deadline"
-        raw.settimeout(remaining)
+        # In slices: a removal may shut the connection down and close it while this waits; a wait
+        # already begun on the closed descriptor would sleep out its whole timeout, the next one fails.
+        raw.settimeout(min(remaining, RECEIVE_SLICE))
         try:
             chunk = raw.recv(1 << 16)
         except (socket.timeout, TimeoutError):
-            return bytes(reader.stdout), "deadline"
+            continue
         except OSError:
             chunk = b""
         if not chunk:
