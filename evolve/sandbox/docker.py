@@ -523,7 +523,8 @@ def _receive(raw: socket.socket, deadline: float, cap: int) -> tuple[bytes, str]
     """
     reader = _Demultiplexer()
     received = 0
-    while not (len(reader.stdout) > 1 and reader.stdout.find(b"\n", 1) != -1):
+    end = -1  # where the result line ends, once it does
+    while end == -1:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return bytes(reader.stdout), "deadline"
@@ -541,8 +542,10 @@ def _receive(raw: socket.socket, deadline: float, cap: int) -> tuple[bytes, str]
         received += len(chunk)
         if received > cap:
             return b"", "oversize"
+        searched = max(1, len(reader.stdout))  # after the taken mark; each byte scanned once
         reader.feed(chunk)
-    end = reader.stdout.index(b"\n", 1) + 1
+        end = reader.stdout.find(b"\n", searched)
+    end += 1
     extra = end < len(reader.stdout) or bool(reader.pending)
     return bytes(reader.stdout[:end]), "extra" if extra else ""
 
