@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import textwrap
@@ -178,7 +177,13 @@ async def test_a_serve_runner_killed_between_jobs_is_replaced_and_the_job_retrie
         first = await sandbox.run(one(WHO, x=1))
         assert first.runs[0].status == "ok", first.runs[0].message
         (exec_id,) = exec_ids(run_id)
-        os.kill(api.exec_inspect(exec_id)["Pid"], signal.SIGKILL)  # the serve loop (host pid), as root
+        (container,) = run_containers(run_id)
+        # The serve loop's pid inside the container (the daemon gives the host's), killed from a second exec.
+        status = Path(f"/proc/{api.exec_inspect(exec_id)['Pid']}/status").read_text()
+        inside = next(line.split()[-1] for line in status.splitlines() if line.startswith("NSpid:"))
+        killer = api.exec_create(container["Id"], ["sh", "-c", f"kill -9 {inside}"], user="0:0")["Id"]
+        api.exec_start(killer)
+        assert api.exec_inspect(killer)["ExitCode"] == 0
         deadline = time.monotonic() + 10
         while api.exec_inspect(exec_id)["Running"] and time.monotonic() < deadline:
             time.sleep(0.05)
