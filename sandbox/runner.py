@@ -53,7 +53,9 @@ Serve mode (--serve)
     of a process whose memory never held any job: no nonce and no case input
     (say held-out inputs) of an earlier job can be in it. The header is read a
     byte at a time and the job by its length, so nothing of the job is read
-    before the candidate's process exists.
+    before the candidate's process exists. A job runner dies with the loop
+    (PR_SET_PDEATHSIG), so a killed loop ends the stream instead of leaving an
+    idle job runner holding it open.
 
 Trust boundary
     The candidate never runs in this process. Its process is forked BEFORE the
