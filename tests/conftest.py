@@ -46,8 +46,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def query(run_dir: Path, sql: str) -> list[tuple]:
-    """Read a run's database directly, as a user's own tooling would."""
-    with sqlite3.connect(run_dir / "evolve.db") as connection:
+    """Read a run's database directly, as a user's own tooling would (read-only: polling a run that
+    is starting must not create its database file)."""
+    with sqlite3.connect(f"file:{run_dir / 'evolve.db'}?mode=ro", uri=True) as connection:
         return connection.execute(sql).fetchall()
 
 

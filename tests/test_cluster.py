@@ -28,7 +28,7 @@ from evolve.sandbox.bwrap import BwrapSandbox
 from evolve.sandbox.factory import limits_from
 from tests.cluster_support import (RUN_OVERRIDES, LocalCluster, cluster_fixture, other_install, processes_running,
                                    write_problem)
-from tests.conftest import wait_for
+from tests.conftest import query, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -45,28 +45,23 @@ def evolve_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "evolve", *args]
 
 
-def rows(run_dir: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(run_dir / "evolve.db") as connection:
-        return connection.execute(sql).fetchall()
-
-
 def events(run_dir: Path, kind: str) -> list[dict[str, Any]]:
-    return [json.loads(data) for (data,) in rows(run_dir, f"SELECT data FROM events WHERE kind = '{kind}'")]
+    return [json.loads(data) for (data,) in query(run_dir, f"SELECT data FROM events WHERE kind = '{kind}'")]
 
 
 def assert_each_candidate_stored_once_and_valid(run_dir: Path) -> None:
-    assert rows(run_dir, "SELECT code_hash FROM programs GROUP BY code_hash HAVING COUNT(*) > 1") == []
-    assert rows(run_dir, "SELECT program_id FROM proposals WHERE program_id IS NOT NULL "
+    assert query(run_dir, "SELECT code_hash FROM programs GROUP BY code_hash HAVING COUNT(*) > 1") == []
+    assert query(run_dir, "SELECT program_id FROM proposals WHERE program_id IS NOT NULL "
                          "GROUP BY program_id HAVING COUNT(*) > 1") == []
     # One search evaluation per program; a champion's re-check (verification.recheck_champion) is the one more.
     champions = {event["program_id"] for event in events(run_dir, "champion")}
-    counts = dict(rows(run_dir, "SELECT program_id, COUNT(*) FROM evaluations WHERE split = 'search' "
+    counts = dict(query(run_dir, "SELECT program_id, COUNT(*) FROM evaluations WHERE split = 'search' "
                                 "GROUP BY program_id"))
-    (programs,) = rows(run_dir, "SELECT COUNT(*) FROM programs")[0]
+    (programs,) = query(run_dir, "SELECT COUNT(*) FROM programs")[0]
     assert len(counts) == programs
     assert all(count == 1 or (count == 2 and program in champions) for program, count in counts.items()), counts
     # Every mutation of this problem is a valid program: an invalid one could only be a lost node's doing.
-    assert rows(run_dir, "SELECT id, feedback FROM evaluations WHERE NOT valid") == []
+    assert query(run_dir, "SELECT id, feedback FROM evaluations WHERE NOT valid") == []
 
 
 def test_an_unreachable_cluster_is_a_one_line_error_and_nothing_is_written(tmp_path: Path, problem_dir: Path) -> None:
@@ -117,7 +112,7 @@ def test_a_search_runs_its_candidates_on_both_worker_nodes(tmp_path: Path, clust
     (usage,) = events(run_dir, "cluster_usage")
     assert {node["node"] for node in usage["nodes"] if node["jobs"] > 0} == workers
     # The run's sandbox identity is the nodes' shared tier, so a resume on another tier is recorded.
-    (parts,) = rows(run_dir, "SELECT evaluator_parts FROM runs")[0]
+    (parts,) = query(run_dir, "SELECT evaluator_parts FROM runs")[0]
     assert json.loads(parts)[SANDBOX_PART].startswith("ray:bwrap-")
     assert_each_candidate_stored_once_and_valid(run_dir)
 
@@ -179,7 +174,7 @@ def test_a_node_lost_mid_run_loses_nothing_and_a_node_that_joins_gets_work(
     (usage,) = events(run_dir, "cluster_usage")
     assert {node["node"]: node["jobs"] for node in usage["nodes"]}[cluster.node_id(newcomer)] > 0
     assert_each_candidate_stored_once_and_valid(run_dir)
-    (status,) = rows(run_dir, "SELECT status FROM runs")[0]
+    (status,) = query(run_dir, "SELECT status FROM runs")[0]
     assert status == "interrupted"
 
 
@@ -348,9 +343,10 @@ def test_a_driver_killed_with_sigkill_leaves_nothing_running_and_resumes_with_no
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         def stored() -> int:
-            if not (run_dir / "evolve.db").exists():
+            try:  # the file exists a moment before its tables do
+                return query(run_dir, "SELECT COUNT(*) FROM evaluations WHERE split = 'search'")[0][0]
+            except sqlite3.OperationalError:
                 return 0
-            return rows(run_dir, "SELECT COUNT(*) FROM evaluations WHERE split = 'search'")[0][0]
 
         wait_for(lambda: stored() >= 3 and any(cluster.running_candidate(n) for n in cluster.workers), 90,
                  "no evaluations stored with a candidate running on a node")
@@ -362,12 +358,12 @@ def test_a_driver_killed_with_sigkill_leaves_nothing_running_and_resumes_with_no
     # Ray ends the workers a dead driver owned, and with them the candidates they were running.
     wait_for(lambda: not any(cluster.running_candidate(n) for n in cluster.workers), 60,
              "the killed driver's candidates still run")
-    (before,) = rows(run_dir, "SELECT COUNT(*) FROM programs")[0]
+    (before,) = query(run_dir, "SELECT COUNT(*) FROM programs")[0]
     done = subprocess.run(evolve_command("resume", str(run_dir), f"budget.evaluations={before + 3}"),
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert_each_candidate_stored_once_and_valid(run_dir)
-    (programs,) = rows(run_dir, "SELECT COUNT(*) FROM programs")[0]
+    (programs,) = query(run_dir, "SELECT COUNT(*) FROM programs")[0]
     assert programs > before
     assert events(run_dir, "sandbox_changed") == []  # the same nodes' tier: one identity across sessions
 
@@ -414,7 +410,7 @@ def test_docker_nodes_run_a_search_in_their_warm_pools_and_leave_no_container(
                                          f"cluster.address={cluster.address}"),
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
-    (parts,) = rows(run_dir, "SELECT evaluator_parts FROM runs")[0]
+    (parts,) = query(run_dir, "SELECT evaluator_parts FROM runs")[0]
     assert json.loads(parts)[SANDBOX_PART].startswith("ray:docker:")
     (usage,) = events(run_dir, "cluster_usage")
     assert all(node["jobs"] > 0 for node in usage["nodes"]) and len(usage["nodes"]) == 2
