@@ -104,7 +104,6 @@ class DockerSettings:
 class _Runner:
     """The container's serve runner: one `docker exec`, its hijacked stdin/stdout connection."""
 
-    exec_id: str
     stream: Any  # what docker-py returned (holds the HTTP connection)
     raw: socket.socket  # the connection itself: frames go in, multiplexed stdout comes out
 
@@ -380,7 +379,7 @@ class DockerSandbox:
             stream = self.api.exec_start(exec_id, socket=True)
         except docker.errors.APIError as error:
             raise _NotStarted(str(error)) from None
-        return _Runner(exec_id, stream, getattr(stream, "_sock", stream))
+        return _Runner(stream, getattr(stream, "_sock", stream))
 
     def _prepare(self, container: _Container) -> None:
         """Start the serve runner ahead of the first job, so no job pays `docker exec` or interpreter start."""
