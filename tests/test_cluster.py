@@ -7,13 +7,14 @@ nodes run candidates in their own bubblewrap sandbox. Nodes come and go while a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -43,6 +44,30 @@ def problem_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def evolve_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "evolve", *args]
+
+
+@contextlib.contextmanager
+def search_in_background(cluster: LocalCluster, problem: Path, run_dir: Path, log: Path,
+                         *overrides: str) -> Iterator[subprocess.Popen]:
+    """`evolve run` on the cluster in a process of its own, its output in `log`; killed on the way out if the
+    test left it running."""
+    with log.open("w") as out:
+        engine = subprocess.Popen(evolve_command("run", f"problem={problem}", f"run.dir={run_dir}", *RUN_OVERRIDES,
+                                                 "budget.evaluations=1000", "search.evaluators=2",
+                                                 f"cluster.address={cluster.address}", *overrides),
+                                  stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            yield engine
+        finally:
+            if engine.poll() is None:
+                engine.kill()
+                engine.wait(timeout=30)
+
+
+def interrupt(engine: subprocess.Popen) -> None:
+    """Ctrl-C, as a user stops a run, and wait for it to end."""
+    engine.send_signal(signal.SIGINT)
+    engine.wait(timeout=90)
 
 
 def events(run_dir: Path, kind: str) -> list[dict[str, Any]]:
@@ -146,24 +171,14 @@ def test_a_node_lost_mid_run_loses_nothing_and_a_node_that_joins_gets_work(
         tmp_path: Path, cluster: LocalCluster, problem_dir: Path) -> None:
     slow_problem = write_problem(tmp_path / "slow", cases=4, delay=2.0)  # chunks long in flight
     run_dir = tmp_path / "run"
-    log = (tmp_path / "run.log").open("w")
-    engine = subprocess.Popen(evolve_command("run", f"problem={slow_problem}", f"run.dir={run_dir}", *RUN_OVERRIDES,
-                                             "budget.evaluations=1000", "search.evaluators=2",
-                                             f"cluster.address={cluster.address}", "cluster.retries=2"),
-                              stdout=log, stderr=subprocess.STDOUT, text=True)
-    try:
+    with search_in_background(cluster, slow_problem, run_dir, tmp_path / "run.log", "cluster.retries=2") as engine:
         victim = cluster.workers[0]
         wait_for(lambda: cluster.running_candidate(victim), 90, "no candidate ran on the first node")
         lost = cluster.node_id(victim)
         cluster.remove(victim)  # its candidate was running: its chunk must go to another node
         newcomer = cluster.add()
         wait_for(lambda: cluster.running_candidate(newcomer), 90, "no candidate ran on the node that joined")
-        engine.send_signal(signal.SIGINT)
-        engine.wait(timeout=90)
-    finally:
-        if engine.poll() is None:
-            engine.kill()
-        log.close()
+        interrupt(engine)
     output = (tmp_path / "run.log").read_text()
     assert engine.returncode == 130, output  # interrupted by us, not failed
     (node_lost,) = events(run_dir, "node_lost")
@@ -184,24 +199,17 @@ def test_a_node_that_joins_a_run_judging_on_the_nodes_gets_candidates_and_a_veri
     # One registry watches the cluster for both the sandbox and the node verifiers (evolve/cluster/nodes.py).
     judged_on_nodes = write_problem(tmp_path / "judged", cases=4, delay=0.5, verify_on="node")
     run_dir = tmp_path / "run"
-    log = (tmp_path / "run.log").open("w")
-    engine = subprocess.Popen(evolve_command("run", f"problem={judged_on_nodes}", f"run.dir={run_dir}", *RUN_OVERRIDES,
-                                             "budget.evaluations=1000", "search.evaluators=2",
-                                             f"cluster.address={cluster.address}", "cluster.cases_per_task=1"),
-                              stdout=log, stderr=subprocess.STDOUT, text=True)
     newcomer = None
     try:
-        wait_for(lambda: any(cluster.running_candidate(node) for node in cluster.workers), 90, "no candidate ran")
-        newcomer = cluster.add()
-        wait_for(lambda: cluster.running_candidate(newcomer), 90, "no candidate ran on the node that joined")
-        wait_for(lambda: any(cluster.runs(newcomer, pid) for pid in processes_running("evolve.verify_worker")), 90,
-                 "no verifier ran on the node that joined")
-        engine.send_signal(signal.SIGINT)
-        engine.wait(timeout=90)
+        with search_in_background(cluster, judged_on_nodes, run_dir, tmp_path / "run.log",
+                                  "cluster.cases_per_task=1") as engine:
+            wait_for(lambda: any(cluster.running_candidate(node) for node in cluster.workers), 90, "no candidate ran")
+            newcomer = cluster.add()
+            wait_for(lambda: cluster.running_candidate(newcomer), 90, "no candidate ran on the node that joined")
+            wait_for(lambda: any(cluster.runs(newcomer, pid) for pid in processes_running("evolve.verify_worker")),
+                     90, "no verifier ran on the node that joined")
+            interrupt(engine)
     finally:
-        if engine.poll() is None:
-            engine.kill()
-        log.close()
         if newcomer is not None:
             cluster.remove(newcomer)  # the module's cluster keeps its two worker nodes
     output = (tmp_path / "run.log").read_text()
@@ -337,11 +345,7 @@ def test_a_driver_killed_with_sigkill_leaves_nothing_running_and_resumes_with_no
         tmp_path: Path, cluster: LocalCluster) -> None:
     slow_problem = write_problem(tmp_path / "slow", cases=4, delay=1.0)
     run_dir = tmp_path / "run"
-    engine = subprocess.Popen(evolve_command("run", f"problem={slow_problem}", f"run.dir={run_dir}", *RUN_OVERRIDES,
-                                             "budget.evaluations=1000", "search.evaluators=2",
-                                             f"cluster.address={cluster.address}"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with search_in_background(cluster, slow_problem, run_dir, tmp_path / "run.log") as engine:
         def stored() -> int:
             try:  # the file exists a moment before its tables do
                 return query(run_dir, "SELECT COUNT(*) FROM evaluations WHERE split = 'search'")[0][0]
@@ -352,9 +356,6 @@ def test_a_driver_killed_with_sigkill_leaves_nothing_running_and_resumes_with_no
                  "no evaluations stored with a candidate running on a node")
         engine.kill()  # SIGKILL: no clean-up code runs in the driver
         engine.wait(timeout=30)
-    finally:
-        if engine.poll() is None:
-            engine.kill()
     # Ray ends the workers a dead driver owned, and with them the candidates they were running.
     wait_for(lambda: not any(cluster.running_candidate(n) for n in cluster.workers), 60,
              "the killed driver's candidates still run")
